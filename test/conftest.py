@@ -1,0 +1,54 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Shared pytest set-up: offline by construction, seeded, and the paths every tier needs."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No test may reach a model hub; code paths that would try must fail loudly instead.
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='session')
+def golden_dir() -> Path:
+    """The shared golden vectors (``../shared/golden`` beside the checkout, or $SPA3R_GOLDEN_DIR).
+
+    They are part of the workplace, not optional test data: a missing folder fails the test.
+    """
+    path = Path(os.environ.get('SPA3R_GOLDEN_DIR', REPO_ROOT.parent / 'shared' / 'golden'))
+    if not (path / 'README.md').is_file():
+        pytest.fail(f'golden vectors not found at {path} (set SPA3R_GOLDEN_DIR)')
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    """Seed numpy and (when installed) torch so tests are deterministic."""
+    import random
+
+    import numpy as np
+
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(0)
