@@ -12,12 +12,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Field metadata for the configuration dataclasses: the one place a default and its rules are written.
+"""Field metadata for the configuration dataclasses: where a default and its rules are written.
 
 Every configuration field is declared with :func:`param`, which stores a description, optional
-bounds or choices, a unit and a read-only flag in the dataclass field's metadata. From that metadata
-the ROS layer derives parameter descriptors (the generate_parameter_library idea, done at run time),
-the CLIs derive help texts, and :func:`check_fields` validates values in ``__post_init__``.
+bounds or choices, a unit and a read-only flag in the dataclass field's metadata. From that
+metadata the ROS layer derives parameter descriptors (the generate_parameter_library idea, done
+at run time), the CLIs derive help texts, and :func:`check_fields` validates values in
+``__post_init__``.
 
 Example::
 
@@ -31,7 +32,7 @@ Example::
 
 from collections.abc import Sequence
 import dataclasses
-from dataclasses import MISSING, dataclass
+from dataclasses import dataclass, MISSING
 import math
 from typing import Any
 
@@ -102,7 +103,7 @@ def param(
 
 
 def spec_of(field: dataclasses.Field) -> ParamSpec | None:
-    """Return the :class:`ParamSpec` of a dataclass field, or None for a field made without param."""
+    """Return the :class:`ParamSpec` of a dataclass field (None if it was not made by param)."""
     return field.metadata.get(_META_KEY)
 
 

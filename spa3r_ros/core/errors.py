@@ -24,11 +24,11 @@ class Spa3rError(Exception):
 
 
 class ConfigError(Spa3rError, ValueError):
-    """A configuration value is invalid; the message names the field, the value and what is allowed."""
+    """A configuration value is invalid; the message names field, value and what is allowed."""
 
 
 class CheckpointError(Spa3rError):
-    """A checkpoint is missing, unreadable, or does not match the model (keys and shapes are named)."""
+    """A checkpoint is missing, unreadable, or does not match the model (keys are named)."""
 
 
 class ImageDecodeError(Spa3rError, ValueError):
