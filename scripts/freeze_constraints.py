@@ -1,0 +1,32 @@
+# Copyright 2026 The spa3r_ros Authors. Licensed under the Apache License, Version 2.0.
+"""Write requirements/constraints.txt from the working .venv (run with .venv/bin/python).
+
+The ROS wheels carry egg-info "phantom" distributions (rclpy, std_msgs, ...) that do not exist on
+PyPI; they are left out, as are pip/setuptools/wheel.
+"""
+
+import importlib.metadata
+from pathlib import Path
+
+HEADER = """\
+# Exact versions of everything scripts/setup_env.sh installs, frozen from a working environment.
+# Regenerate with: .venv/bin/python scripts/freeze_constraints.py
+"""
+
+
+def main() -> None:
+    rows = set()
+    for dist in importlib.metadata.distributions():
+        if str(getattr(dist, '_path', '')).endswith('.egg-info'):
+            continue
+        name = dist.metadata['Name']
+        if name.lower() in {'pip', 'setuptools', 'wheel'}:
+            continue
+        rows.add(f'{name}=={dist.version}')
+    out = Path(__file__).resolve().parents[1] / 'requirements' / 'constraints.txt'
+    out.write_text(HEADER + '\n'.join(sorted(rows, key=str.lower)) + '\n')
+    print(f'wrote {len(rows)} pins to {out}')
+
+
+if __name__ == '__main__':
+    main()
