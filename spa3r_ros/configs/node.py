@@ -1,0 +1,205 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Configuration of the spa3r_node: the one place its defaults and rules are written.
+
+Every field becomes a ROS parameter named by its dotted path (``buffer.max_frames``), with the
+description, range and read-only flag given here; ``config/spa3r.yaml`` and the README's parameter
+table are generated from these classes (``python -m spa3r_ros.cli.dump_params``) and a test checks
+that they are in sync.
+"""
+
+from dataclasses import dataclass
+
+from spa3r_ros.configs.fields import check_fields, param
+from spa3r_ros.core.errors import ConfigError
+
+# Model presets the node knows. '' means "no model": every valid goal is answered with MODEL_ERROR
+# and a message saying so (the documented behaviour of a node without a model).
+MODEL_PRESETS = ('',)
+
+
+@dataclass(frozen=True)
+class InputsConfig:
+    """Camera inputs.
+
+    Args:
+        image_topics: sensor_msgs/Image topics to subscribe to (relative names are namespaced).
+        compressed_image_topics: sensor_msgs/CompressedImage topics (JPEG or PNG).
+        qos_depth: history depth of the camera subscriptions (sensor-data QoS: best effort).
+    """
+
+    image_topics: tuple[str, ...] = param(
+        ('image_raw',), description='sensor_msgs/Image topics to subscribe to', read_only=True
+    )
+    compressed_image_topics: tuple[str, ...] = param(
+        (), description='sensor_msgs/CompressedImage topics (JPEG or PNG)', read_only=True
+    )
+    qos_depth: int = param(
+        5, description='History depth of the camera subscriptions', bounds=(1, 100), read_only=True
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        topics = list(self.image_topics) + list(self.compressed_image_topics)
+        if any(not t.strip() for t in topics):
+            raise ConfigError(f'InputsConfig: empty topic name in {topics}')
+        if len(set(topics)) != len(topics):
+            raise ConfigError(f'InputsConfig: a topic is listed twice in {topics}')
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    """The frame buffer between the camera callbacks and the scene engine.
+
+    Args:
+        max_frames: frames kept in memory; when full the oldest frame is dropped and counted.
+    """
+
+    max_frames: int = param(
+        64,
+        description='Frames kept in memory before the oldest is dropped',
+        bounds=(1, 4096),
+        read_only=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """Limits and defaults of the SpatialQuery action server (changeable at run time).
+
+    Args:
+        max_queued_goals: goals that may wait while one is executing; further goals are rejected.
+        max_question_chars: longest accepted question text.
+        default_timeout_sec: timeout of goals that give none (``timeout_sec`` 0).
+        max_timeout_sec: the longest timeout a goal may ask for.
+        default_max_new_tokens: generation budget of goals that give none.
+        max_new_tokens_limit: the largest budget a goal may ask for.
+    """
+
+    max_queued_goals: int = param(
+        8, description='Goals that may wait while one executes; more are rejected', bounds=(0, 256)
+    )
+    max_question_chars: int = param(
+        2000, description='Longest accepted question text', bounds=(1, 100000), unit='characters'
+    )
+    default_timeout_sec: float = param(
+        30.0, description='Timeout of goals that set none', bounds=(0.1, 3600.0), unit='s'
+    )
+    max_timeout_sec: float = param(
+        600.0, description='Longest timeout a goal may ask for', bounds=(0.1, 86400.0), unit='s'
+    )
+    default_max_new_tokens: int = param(
+        64, description='Generation budget of goals that set none', bounds=(1, 8192)
+    )
+    max_new_tokens_limit: int = param(
+        1024, description='Largest generation budget a goal may ask for', bounds=(1, 8192)
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.default_timeout_sec > self.max_timeout_sec:
+            raise ConfigError(
+                f'QueryConfig.default_timeout_sec = {self.default_timeout_sec} exceeds '
+                f'max_timeout_sec = {self.max_timeout_sec}'
+            )
+        if self.default_max_new_tokens > self.max_new_tokens_limit:
+            raise ConfigError(
+                f'QueryConfig.default_max_new_tokens = {self.default_max_new_tokens} exceeds '
+                f'max_new_tokens_limit = {self.max_new_tokens_limit}'
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model answers, and where it runs.
+
+    Args:
+        preset: a preset of ``models/registry.yaml``; empty means no model (goals get MODEL_ERROR).
+        checkpoint_path: local checkpoint folder overriding the preset's; empty means the preset's.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available).
+    """
+
+    preset: str = param(
+        '',
+        description="Model preset from models/registry.yaml ('' = no model)",
+        choices=MODEL_PRESETS,
+        read_only=True,
+    )
+    checkpoint_path: str = param(
+        '',
+        description="Local checkpoint folder overriding the preset's ('' = preset's)",
+        read_only=True,
+    )
+    device: str = param('auto', description="'cpu', 'cuda', 'cuda:N' or 'auto'", read_only=True)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        ok = self.device in ('auto', 'cpu', 'cuda') or (
+            self.device.startswith('cuda:') and self.device[5:].isdigit()
+        )
+        if not ok:
+            raise ConfigError(
+                f"ModelConfig.device = {self.device!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"
+            )
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    """Health reporting.
+
+    Args:
+        rate_hz: rate of ``scene_status`` and ``/diagnostics`` messages.
+    """
+
+    rate_hz: float = param(
+        1.0,
+        description='Rate of scene_status and /diagnostics',
+        bounds=(0.1, 50.0),
+        unit='Hz',
+        read_only=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything spa3r_node reads from its parameters.
+
+    Args:
+        autostart: configure and activate the node on start-up (also without a launch file).
+        inputs: camera inputs.
+        buffer: frame buffer.
+        query: action-server limits and defaults.
+        model: the model and its device.
+        status: health reporting.
+    """
+
+    autostart: bool = param(
+        False, description='Configure and activate on start-up', read_only=True
+    )
+    inputs: InputsConfig = param(default_factory=InputsConfig, description='Camera inputs')
+    buffer: BufferConfig = param(default_factory=BufferConfig, description='Frame buffer')
+    query: QueryConfig = param(default_factory=QueryConfig, description='Action server limits')
+    model: ModelConfig = param(default_factory=ModelConfig, description='Model and device')
+    status: StatusConfig = param(default_factory=StatusConfig, description='Health reporting')
+
+    def __post_init__(self) -> None:
+        check_fields(self)

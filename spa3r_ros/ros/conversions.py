@@ -1,0 +1,119 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Message <-> core type conversions (the only place that knows both sides)."""
+
+import math
+
+from builtin_interfaces.msg import Time
+from sensor_msgs.msg import CompressedImage, Image
+
+from spa3r_ros.action import SpatialQuery
+from spa3r_ros.core.image_decode import decode_compressed, decode_raw, DecodedImage
+from spa3r_ros.core.types import (
+    QueryFeedback,
+    SceneStatusReport,
+    SpatialAnswer,
+    SpatialQueryRequest,
+    Task,
+)
+from spa3r_ros.msg import SceneStatus
+
+
+def time_to_sec(stamp: Time) -> float:
+    """builtin_interfaces/Time -> float seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def sec_to_time(seconds: float) -> Time:
+    """Float seconds (>= 0) -> builtin_interfaces/Time."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return Time()
+    sec = int(seconds)
+    nanosec = min(int(round((seconds - sec) * 1e9)), 999_999_999)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def image_from_msg(msg: Image) -> DecodedImage:
+    """Decode a sensor_msgs/Image; raises ImageDecodeError for bad encodings or sizes."""
+    return decode_raw(
+        msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian)
+    )
+
+
+def image_from_compressed_msg(msg: CompressedImage) -> DecodedImage:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG); raises ImageDecodeError."""
+    return decode_compressed(msg.format, msg.data)
+
+
+def request_from_goal(goal: SpatialQuery.Goal) -> SpatialQueryRequest:
+    """Goal message -> request. An unknown task value is kept, so validation can name it."""
+    task_value = int(goal.task)
+    task = Task(task_value) if task_value in Task._value2member_map_ else task_value
+    return SpatialQueryRequest(
+        task=task,  # type: ignore[arg-type]
+        question=goal.question,
+        objects=tuple(goal.objects),
+        options=tuple(goal.options),
+        min_stamp=time_to_sec(goal.min_stamp),
+        timeout_sec=float(goal.timeout_sec),
+        max_new_tokens=int(goal.max_new_tokens),
+    )
+
+
+def result_from_answer(answer: SpatialAnswer) -> SpatialQuery.Result:
+    """Answer -> result message."""
+    return SpatialQuery.Result(
+        code=int(answer.code),
+        message=answer.message,
+        answer=answer.answer,
+        value=float(answer.value),
+        unit=answer.unit,
+        choice_index=int(answer.choice_index),
+        choice=answer.choice,
+        scene_version=int(answer.scene_version),
+        scene_stamp=sec_to_time(answer.scene_stamp),
+        num_frames=int(answer.num_frames),
+        latency_sec=float(answer.latency_sec),
+    )
+
+
+def feedback_msg(feedback: QueryFeedback) -> SpatialQuery.Feedback:
+    """Feedback -> feedback message."""
+    return SpatialQuery.Feedback(
+        stage=feedback.stage.value,
+        progress=float(feedback.progress),
+        partial_answer=feedback.partial_answer,
+    )
+
+
+def status_msg(report: SceneStatusReport, now: Time) -> SceneStatus:
+    """Status report -> SceneStatus message stamped ``now``."""
+    msg = SceneStatus()
+    msg.header.stamp = now
+    msg.frames_received = report.frames_received
+    msg.frames_dropped = report.frames_dropped
+    msg.frames_buffered = report.frames_buffered
+    msg.keyframes = report.keyframes
+    msg.scene_version = report.scene_version
+    msg.scene_stamp = sec_to_time(report.scene_stamp)
+    msg.scene_age_sec = float(report.scene_age_sec)
+    msg.last_update_latency_sec = float(report.last_update_latency_sec)
+    msg.last_query_latency_sec = float(report.last_query_latency_sec)
+    msg.device = report.device
+    msg.memory_bytes = report.memory_bytes
+    msg.model_id = report.model_id
+    msg.ready = report.ready
+    return msg
