@@ -406,6 +406,7 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         if node is not None:
+            node.get_logger().info('shutting down')
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -66,8 +66,9 @@ class ManagedProcess:
         )
 
     def output(self) -> str:
-        """Everything the process printed so far."""
-        self._log.flush()
+        """Everything the process printed so far (also after :meth:`stop`)."""
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors='replace')
 
     def wait_for_output(self, text: str, timeout: float) -> bool:
@@ -83,10 +84,7 @@ class ManagedProcess:
 
     def wait(self, timeout: float) -> int:
         """Wait for the process to exit by itself; returns its exit code."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self._log.flush()
+        return self.proc.wait(timeout=timeout)
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGINT, then SIGTERM, then SIGKILL; returns the exit code."""

@@ -21,6 +21,7 @@ scripts/setup_env.sh, so a missing import is a failure, not a skip.
 
 import os
 from pathlib import Path
+import socket
 import sys
 
 import domain_coordinator
@@ -50,7 +51,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / 'fixtures'
 @pytest.fixture(scope='session', autouse=True)
 def _private_network_namespace() -> None:
     """Refuse to run DDS tests where discovery could reach a real network interface."""
-    interfaces = sorted(os.listdir('/sys/class/net'))
+    # if_nameindex asks the kernel about this process's network namespace (/sys/class/net
+    # shows the namespace sysfs was mounted in, which can differ).
+    interfaces = sorted(name for _, name in socket.if_nameindex())
     if interfaces != ['lo'] and os.environ.get('SPA3R_ALLOW_HOST_NETWORK') != '1':
         pytest.fail(
             f'ROS tests must run in a private network namespace with only loopback, found '

@@ -1,0 +1,43 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""``spa3r``: one command for the project's tools (``spa3r <command> --help`` for each)."""
+
+import importlib
+import sys
+
+# command -> module with a main(argv) -> int
+COMMANDS = {
+    'golden': ('spa3r_ros.tools.golden', 'check a model against a golden-vector folder'),
+    'dump-params': (
+        'spa3r_ros.cli.dump_params',
+        'regenerate config/spa3r.yaml + README table',
+    ),
+    'demo': ('spa3r_ros.tools.demo', 'end-to-end run: node, bag replay, questions'),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ('-h', '--help') or argv[0] not in COMMANDS:
+        lines = [f'  {name:<12} {help_}' for name, (_, help_) in COMMANDS.items()]
+        print('usage: spa3r <command> [args]\n\ncommands:\n' + '\n'.join(lines))
+        return 0 if argv and argv[0] in ('-h', '--help') else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

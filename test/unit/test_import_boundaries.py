@@ -1,0 +1,52 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""The core library imports without rclpy (and configs/core without torch)."""
+
+import subprocess
+import sys
+
+import pytest
+
+ROS_FREE = [
+    'spa3r_ros',
+    'spa3r_ros.configs.node',
+    'spa3r_ros.configs.flatten',
+    'spa3r_ros.core.types',
+    'spa3r_ros.core.image_decode',
+    'spa3r_ros.core.frame_buffer',
+    'spa3r_ros.core.query_runner',
+    'spa3r_ros.cli.dump_params',
+    'spa3r_ros.cli.main',
+]
+
+
+@pytest.mark.parametrize('module', ROS_FREE)
+def test_imports_with_rclpy_and_torch_blocked(module):
+    code = (
+        'import sys\n'
+        "for name in ('rclpy', 'torch', 'transformers'):\n"
+        '    sys.modules[name] = None\n'
+        f'import {module}\n'
+    )
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_blocking_works():
+    """The harness really blocks: importing the ROS layer must fail with rclpy blocked."""
+    code = "import sys; sys.modules['rclpy'] = None; import spa3r_ros.ros.node"
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode != 0
