@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from rosbags.interfaces import MessageDefinitionFormat
-from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer, WriterError
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from rosbags.typesys.store import Typestore
 
@@ -137,9 +137,10 @@ class BagReader:
         try:
             reader = Reader(self._path)
             reader.open()
-        # rosbags reports most damage as ReaderError, but a damaged storage file can surface as
-        # the parser's own exceptions; all of them mean "not a readable bag" to the caller.
-        except (ReaderError, OSError, ValueError, KeyError, IndexError, EOFError) as err:
+        # rosbags reports most damage as ReaderError, but a damaged storage file surfaces as the
+        # parsers' own exceptions too (OverflowError, struct.error, ...); all of them mean "not a
+        # readable bag" to the caller, so all are translated (the original stays as __cause__).
+        except Exception as err:
             raise DatasetError(f'cannot read bag {str(self._path)!r}: {err}') from err
         self._reader = reader
         self._register_missing_types()
@@ -184,7 +185,7 @@ class BagReader:
                 continue
             try:
                 self._typestore.register(get_types_from_msg(conn.msgdef.data, conn.msgtype))
-            except Exception as err:  # noqa: BLE001 - a bad definition only affects that topic
+            except Exception as err:  # a bad definition only affects that topic
                 logger.warning(
                     'bag %s: cannot register type %s: %s', self._path, conn.msgtype, err
                 )
@@ -278,13 +279,13 @@ class BagReader:
                 yield BagMessage(conn.topic, conn.msgtype, int(stamp_ns), msg, bytes(rawdata))
         except DatasetError:
             raise
-        except (ReaderError, OSError, ValueError, KeyError, IndexError, EOFError) as err:
+        except Exception as err:  # damaged chunks: see open()
             raise DatasetError(f'bag {str(self._path)!r}: reading failed: {err}') from err
 
     def _deserialize(self, rawdata: bytes, msgtype: str, topic: str, stamp_ns: int) -> Any:
         try:
             return self._typestore.deserialize_cdr(rawdata, msgtype)
-        except Exception as err:  # noqa: BLE001 - unknown type or damaged CDR, same answer
+        except Exception as err:  # unknown type or damaged CDR, same answer
             raise DatasetError(
                 f'bag {str(self._path)!r}: cannot deserialise {msgtype} on {topic} at '
                 f'{stamp_ns} ns: {err}'
