@@ -233,3 +233,27 @@ def test_image_from_bag_message_rejects_other_types(bag: Path) -> None:
         odom = next(iter(reader.messages([ODOM])))
     with pytest.raises(ImageDecodeError, match='nav_msgs/msg/Odometry'):
         image_from_bag_message(odom.msg, odom.msgtype)
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_custom_types_are_learned_from_the_bag(tmp_path: Path, storage: str) -> None:
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import get_types_from_msg, get_typestore, Stores
+
+    msgtype = 'my_pkg/msg/Detection'
+    ts = get_typestore(Stores.ROS2_KILTED)
+    ts.register(
+        get_types_from_msg('string label\nfloat32 score\ngeometry_msgs/Point center', msgtype)
+    )
+    detection = ts.types[msgtype](
+        label='chair', score=0.5, center=ts.types['geometry_msgs/msg/Point'](x=1.0, y=2.0, z=3.0)
+    )
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    with Writer(tmp_path / 'custom', version=9, storage_plugin=plugin) as writer:
+        conn = writer.add_connection('/detections', msgtype, typestore=ts)
+        writer.write(conn, 42, ts.serialize_cdr(detection, msgtype))
+    # The reader's default Kilted store does not know my_pkg; the bag's stored definition does.
+    with BagReader(tmp_path / 'custom') as reader:
+        (message,) = reader.messages(['/detections'])
+    assert message.msgtype == msgtype and message.stamp_ns == 42
+    assert message.msg.label == 'chair' and message.msg.center.z == 3.0
