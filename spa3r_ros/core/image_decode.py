@@ -346,7 +346,7 @@ def encode_raw(
             * ``16UC1``: ``[H, W]`` float metres (NaN and values <= 0 -> 0, rounded to whole
               millimetres) or uint16 millimetres.
             * ``32FC1``: ``[H, W]`` float metres (written as float32).
-            * ``yuv422``/``uyvy``/``yuv422_yuy2``/``yuyv``: ``[H, W]`` uint8 RGB with even W;
+            * ``yuv422``/``uyvy``/``yuv422_yuy2``/``yuyv``: ``[H, W, 3]`` uint8 RGB, even W;
               chroma is averaged over pixel pairs, so this one is lossy.
         encoding: target encoding (see :func:`supported_raw_encodings`).
         is_bigendian: write 16/32-bit elements big-endian.
