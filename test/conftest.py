@@ -40,15 +40,14 @@ def golden_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:
-    """Seed numpy and (when installed) torch so tests are deterministic."""
+    """Seed numpy and, when a test has imported it, torch, so tests are deterministic."""
     import random
+    import sys
 
     import numpy as np
 
     random.seed(0)
     np.random.seed(0)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.manual_seed(0)
+    torch = sys.modules.get('torch')  # importing torch costs seconds: only seed it when in use
+    if torch is not None:
+        torch.manual_seed(0)
