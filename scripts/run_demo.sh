@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Copyright 2026 The spa3r_ros Authors. Licensed under the Apache License, Version 2.0.
+#
+# The README's main-job command: set up (idempotent), then run the end-to-end demo in a private
+# network namespace (loopback only), like every ROS process on these machines.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup_env.sh"
+if [ "$(id -u)" -eq 0 ]; then ns=(unshare --net); else ns=(unshare --net --map-root-user); fi
+cd "$ROOT"
+exec "${ns[@]}" env -u RMW_IMPLEMENTATION -u _ROS_WHEELS_BOOTSTRAP_COMPLETE \
+  ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST PYTHONPATH="$ROOT" \
+  sh -c 'ip link set lo up && exec .venv/bin/python -m spa3r_ros.tools.demo "$@"' demo "$@"

@@ -1,0 +1,142 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""The main job, end to end: a recorded bag -> spa3r_node -> a planner's questions -> answers.
+
+    python -m spa3r_ros.tools.demo            (scripts/run_demo.sh does set-up first)
+
+It writes a small synthetic bag (a camera moving past coloured boxes), starts spa3r_node as its
+own process, replays the bag into it, asks a few questions through the SpatialQuery action as a
+planner would, and prints what happened. It says which model answered: with no model preset yet,
+the node answers MODEL_ERROR by design; an untrained model's answers would mean nothing anyway.
+"""
+
+import argparse
+from pathlib import Path
+import sys
+import tempfile
+import time
+
+import domain_coordinator
+import rclpy
+from rclpy.context import Context
+
+from spa3r_ros.configs.node import MODEL_PRESETS
+from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
+from spa3r_ros.data.rosbag_io import write_demo_bag
+from spa3r_ros.ros.bag_player import play_bag
+from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
+from spa3r_ros.ros.query_client import SpatialQueryClient
+
+QUESTIONS = [
+    SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('box',)),
+    SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('red box', 'blue box')),
+    SpatialQueryRequest(
+        task=Task.REL_DISTANCE, objects=('camera',), options=('red box', 'green box', 'blue box')
+    ),
+    SpatialQueryRequest(question='What is in front of the robot?'),
+    SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('sofa',)),  # malformed on purpose
+]
+
+
+def best_preset() -> str:
+    """The best model preset that exists now ('' = none)."""
+    usable = [p for p in MODEL_PRESETS if p]
+    return usable[0] if usable else ''
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--frames', type=int, default=30, help='frames in the generated bag')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--keep', type=Path, help='keep the bag and logs in this folder')
+    args = parser.parse_args(argv)
+
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix='spa3r_demo_'))
+    workdir.mkdir(parents=True, exist_ok=True)
+    preset = best_preset()
+    print('== spa3r_ros demo ==')
+    if preset:
+        print(f'model preset: {preset}')
+    else:
+        print(
+            'model preset: none. No model preset exists yet, so the node answers every valid '
+            'question with MODEL_ERROR (its documented behaviour without a model).'
+        )
+    print("Note: an untrained model's answers mean nothing; only a trained preset gives answers.")
+
+    bag = write_demo_bag(
+        workdir / 'demo_bag', storage=args.storage, num_frames=args.frames,
+        compressed_topic='/camera/image_raw/compressed',
+    )  # fmt: skip
+    print(f'bag: {bag} ({args.frames} frames, {args.storage})')
+
+    with domain_coordinator.domain_id() as domain:
+        env = ros_child_env(domain)
+        node_args = [
+            '-m', 'spa3r_ros.ros.node', '--ros-args',
+            '-p', 'autostart:=true', '-p', f'model.preset:={preset!r}',
+            '-p', 'inputs.image_topics:=[/camera/image_raw]',
+            '-p', 'status.rate_hz:=2.0',
+        ]  # fmt: skip
+        with ManagedProcess(node_args, workdir / 'node.log', env) as node:
+            if not node.wait_for_output('active: listening on', 30):
+                print(node.output())
+                print('the node did not become active')
+                return 1
+            print(f'node: active on ROS domain {domain} (log: {workdir / "node.log"})')
+            context = Context()
+            rclpy.init(context=context, domain_id=domain)
+            try:
+                player = rclpy.create_node('spa3r_demo_player', context=context)
+                start = time.monotonic()
+                sent = play_bag(player, str(bag), topics=['/camera/image_raw'], rate=2.0)
+                print(f'replayed {sent} frames at 2x in {time.monotonic() - start:.1f} s')
+                player.destroy_node()
+                client = SpatialQueryClient(context)
+                try:
+                    if not client.wait_for_server(30):
+                        print('no action server')
+                        return 1
+                    failures = 0
+                    for request in QUESTIONS:
+                        outcome = client.ask(request, timeout=120)
+                        result = outcome.result
+                        code = ResultCode(result.code).name
+                        label = request.question or f'{request.task.name} {list(request.objects)}'
+                        print(f'- {label}\n    -> {code}: {result.answer or result.message}')
+                        if result.code == ResultCode.OK:
+                            print(
+                                f'       value={result.value} {result.unit} '
+                                f'choice={result.choice!r} scene v{result.scene_version}'
+                            )
+                        expected_error = result.code in (
+                            ResultCode.MODEL_ERROR, ResultCode.INVALID_GOAL
+                        ) and not preset  # fmt: skip
+                        failures += not (result.code == ResultCode.OK or expected_error)
+                finally:
+                    client.close()
+            finally:
+                context.try_shutdown()
+            rc = node.stop()
+        log = node.output()
+    received = [line for line in log.splitlines() if 'goal finished' in line]
+    print(f'node exited with {rc}; it logged {len(received)} finished goals')
+    print(f'files kept in {workdir}')
+    return 0 if rc == 0 and failures == 0 else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
