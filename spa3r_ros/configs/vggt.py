@@ -471,3 +471,36 @@ def vggt_config_from_golden(
         )
     except KeyError as err:
         raise ConfigError(f'golden config.json lacks the key {err}') from None
+
+
+def vggt_tiny_config(*, global_qk_norm: str = 'layernorm') -> VGGTConfig:
+    """The tiny VGGT of the golden vectors (``golden/vggt_tiny``), for CPU tests.
+
+    DINOv2 64 wide, 2 blocks, 4 heads, 5x5 pos-embed grid (img_size 70); aggregator 64 wide,
+    5 steps, 4 heads; camera head 128 wide, trunk depth 2; DPT heads 32 features reading steps
+    (0, 2, 3, 4).
+
+    Args:
+        global_qk_norm: ``'layernorm'`` (VGGT) or ``'rms'`` (Spa3R).
+
+    Returns:
+        The config.
+    """
+    dpt = {
+        'dim_in': 128,
+        'features': 32,
+        'out_channels': (16, 32, 64, 64),
+        'intermediate_layer_idx': (0, 2, 3, 4),
+    }
+    return VGGTConfig(
+        aggregator=AggregatorConfig(
+            embed_dim=64,
+            depth=5,
+            num_heads=4,
+            global_qk_norm=global_qk_norm,
+            patch_embed=DinoV2Config(img_size=70, embed_dim=64, depth=2, num_heads=4),
+        ),
+        camera_head=CameraHeadConfig(dim_in=128, trunk_depth=2, num_heads=4),
+        point_head=replace(_point_head(), **dpt),
+        depth_head=replace(_depth_head(), **dpt),
+    )

@@ -16,7 +16,7 @@
 
 Usage::
 
-    python -m spa3r_ros.tools.golden DIR [DIR ...]
+    python -m spa3r_ros.tools.golden [--threads N] DIR [DIR ...]
 
 For each folder the first case kind whose ``detect`` accepts it runs; each compared tensor prints
 one line with PASS/FAIL, the largest absolute and relative error and the tolerances used (the
@@ -108,8 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         description='Check implementations against golden vectors.',
     )
     parser.add_argument('folders', nargs='+', type=Path, help='golden folders to run')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=2,
+        help='torch CPU threads (default 2, as the reference ran)',
+    )
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)  # the reference ran with 2 threads
+    if args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
+    torch.set_num_threads(args.threads)
     status = 0
     for folder in args.folders:
         kind = detect_kind(folder) if folder.is_dir() else None

@@ -27,6 +27,7 @@ from spa3r_ros.configs.vggt import (
     DinoV2Config,
     vggt_1b_config,
     vggt_config_from_golden,
+    vggt_tiny_config,
     VGGTConfig,
 )
 from spa3r_ros.core.errors import ConfigError
@@ -88,6 +89,7 @@ def test_vggt_configs_round_trip(golden_dir):
     tiny = vggt_config_from_golden(json.loads((golden_dir / 'vggt_tiny/config.json').read_text()))
     assert tiny.aggregator.depth == 5 and tiny.aggregator.patch_embed.img_size == 70
     assert tiny.point_head.intermediate_layer_idx == (0, 2, 3, 4)
+    assert vggt_tiny_config() == tiny
     for cfg in (tiny, vggt_1b_config(), vggt_1b_config(global_qk_norm='rms')):
         assert config_from_dict(VGGTConfig, json.loads(json.dumps(config_to_dict(cfg)))) == cfg
     # The spa3r_tiny file carries the same model under its 'vggt' section.
