@@ -124,6 +124,8 @@ def test_module_entry_point(golden_dir):
             sys.executable,
             '-m',
             'spa3r_ros.tools.golden',
+            '--threads',
+            '1',
             str(golden_dir / 'vggt_tiny'),
             str(golden_dir / 'manifests'),
         ],
