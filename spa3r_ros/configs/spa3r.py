@@ -30,10 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from spa3r_ros.configs.fields import check_fields, param
+from spa3r_ros.configs.vggt import vggt_1b_config, vggt_config_from_golden, VGGTConfig
 from spa3r_ros.core.errors import ConfigError
 
 #: Width of DINOv3 ViT-L/16 features, the semantic target of the released model.
 DINOV3_VITL16_DIM = 1024
+
+
+def _spa3r_vggt() -> VGGTConfig:
+    # Spa3R's MaskedAggregator rebuilds the global blocks with RMSNorm q/k norms (spec 2.2).
+    return vggt_1b_config(global_qk_norm='rms')
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class Spa3RConfig:
         mask_ratio: fraction of views masked (target-only) during training.
         asymmetric_masking: True runs the aggregator once with an attention mask (context views see
             only context views); False runs it twice, on the context views and on all views.
+        vggt: the frozen VGGT (aggregator with RMSNorm q/k in its global blocks, camera, depth and
+            point heads), or None to build only Spa3R's own modules (decoder-side work, manifests
+            of the trainable part). ``aggregator_dim`` must be twice its aggregator width.
     """
 
     embed_dim: int = param(
@@ -123,8 +132,32 @@ class Spa3RConfig:
         False, description='One masked aggregator run (True) or two runs (False)'
     )
 
+    vggt: VGGTConfig | None = param(
+        default_factory=_spa3r_vggt,
+        description='Frozen VGGT giving features and pseudo-labels (None: own modules only)',
+        read_only=True,
+    )
+
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.vggt is not None:
+            width = 2 * self.vggt.aggregator.embed_dim
+            if self.aggregator_dim != width:
+                raise ConfigError(
+                    f'Spa3RConfig.aggregator_dim = {self.aggregator_dim} must be 2 x '
+                    f'vggt.aggregator.embed_dim = {width}'
+                )
+            if self.vggt.aggregator.global_qk_norm != 'rms':
+                raise ConfigError(
+                    'Spa3RConfig.vggt.aggregator.global_qk_norm = '
+                    f"{self.vggt.aggregator.global_qk_norm!r}: Spa3R's aggregator uses 'rms'"
+                )
+            patch = self.vggt.aggregator.patch_embed.patch_size
+            if self.patch_size != patch:
+                raise ConfigError(
+                    f'Spa3RConfig.patch_size = {self.patch_size} must equal the VGGT patch '
+                    f'size {patch}'
+                )
         if self.embed_dim % self.num_heads:
             raise ConfigError(
                 f'Spa3RConfig.embed_dim = {self.embed_dim} is not divisible by '
@@ -149,7 +182,7 @@ class Spa3RConfig:
 
 
 def spa3r_official_config() -> Spa3RConfig:
-    """The released Spa3R: 768 wide, 256 queries, 6 + 6 layers, 12 heads, on VGGT-1B.
+    """The released Spa3R: 768 wide, 256 queries, 6 + 6 layers, 12 heads, on VGGT-1B (RMS q/k).
 
     Values come from ``spa3r/configs/spa3r.yaml`` (embed_dim, mask_ratio, num_queries, layers and
     ``asymmetric_masking: False``) and the class defaults (heads, registers, qk_norm).
@@ -187,6 +220,7 @@ def spa3r_config_from_golden(config: Path | str | dict[str, Any]) -> Spa3RConfig
             aggregator_dim=int(config['aggr_dim']),
             sem_dim=int(config['sem_head_out_dim']),
             patch_size=int(config['patch_size']),
+            vggt=vggt_config_from_golden(config['vggt'], global_qk_norm='rms'),
         )
     except KeyError as err:
         raise ConfigError(f'golden Spa3R config has no entry {err}') from err
