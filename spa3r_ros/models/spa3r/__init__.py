@@ -14,8 +14,8 @@
 
 """Spa3R: a scene latent from frozen VGGT features, trained by predictive spatial field modelling.
 
-Modules: `attention` (qk-RMSNorm attention with optional 2-D RoPE), `prope` (PRoPE attention of
-the decoder), `block` and `transformer` (Spa3R's pre-norm transformer with registers),
-`camera_rays` (per-patch ray directions), `mlp` (the MLP used by blocks and heads), `masking`
-(view masks), `losses` (PSFM losses) and `model` (:class:`Spa3R`).
+Modules: `prope` (PRoPE attention of the decoder), `block` and `transformer` (Spa3R's pre-norm
+transformer with registers; the encoder reuses the shared attention, MLP and 2-D RoPE layers),
+`camera_rays` (per-patch ray directions), `masking` (view masks), `losses` (PSFM losses),
+`constants` (dictionary keys), `checkpoint` (loading and saving) and `model` (:class:`Spa3R`).
 """

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn, Tensor
 
-from spa3r_ros.models.spa3r.mlp import Mlp
+from spa3r_ros.models.layers.mlp import Mlp
 
 
 class Block(nn.Module):
@@ -30,7 +30,8 @@ class Block(nn.Module):
 
     Args:
         dim: token width C.
-        attn: the attention module (``Attention`` or ``PRoPEAttention``), called as
+        attn: the attention module (:class:`~spa3r_ros.models.layers.attention.Attention` with
+            RMS q/k norm for the encoder, ``PRoPEAttention`` for the decoder), called as
             ``attn(LN1(x), **attn_kwargs)``.
         mlp_ratio: hidden width of the MLP as a multiple of ``dim``.
         norm_eps: epsilon of both LayerNorms (1e-6 in Spa3R's transformers).

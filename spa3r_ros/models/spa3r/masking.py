@@ -18,7 +18,8 @@ View 0 is always context. Among views 1 .. V-1, ``int(V * (1 - mask_ratio)) - 1`
 also context and the rest are masked, so every scene has the same number of context views (the
 symmetric mode stacks them). In the asymmetric mode a single aggregator run uses an attention
 mask: a query token of view a may attend a key token of view b iff view a is masked or view b is
-not, i.e. context views see only context views and masked views see everything.
+not, i.e. context views see only context views and masked views see everything (that mask is
+built by :func:`spa3r_ros.models.vggt.aggregator.view_attention_mask`).
 
 References:
     hustvl/Spa3R ``spa3r/models/spa3r.py::_random_masking`` and ``spa3r/models/masked_vggt.py``.
@@ -107,22 +108,6 @@ def check_view_mask(view_mask: Tensor, batch: int, num_views: int) -> None:
         raise ValueError(
             f'every scene needs the same number of context views, got {context.tolist()}'
         )
-
-
-def view_attention_mask(view_mask: Tensor, tokens_per_view: int) -> Tensor:
-    """Token-level attention mask of the asymmetric mode.
-
-    Args:
-        view_mask: bool ``[B, V]``, True = masked view.
-        tokens_per_view: T, tokens of one view in the global attention sequence.
-
-    Returns:
-        bool ``[B, 1, V*T, V*T]``, True = query may attend key.
-    """
-    allowed = view_mask[:, :, None] | ~view_mask[:, None, :]  # [B, V, V]
-    allowed = allowed.repeat_interleave(tokens_per_view, dim=1)
-    allowed = allowed.repeat_interleave(tokens_per_view, dim=2)
-    return allowed[:, None]
 
 
 def select_views(x: Tensor, keep: Tensor) -> Tensor:

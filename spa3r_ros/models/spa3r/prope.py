@@ -252,7 +252,7 @@ class PRoPETransforms:
 class PRoPEAttention(nn.Module):
     """Self-attention with q/k RMSNorm and PRoPE camera encoding (Spa3R's decoder attention).
 
-    State-dict names match :class:`~spa3r_ros.models.spa3r.attention.Attention` (``qkv``,
+    State-dict names match :class:`~spa3r_ros.models.layers.attention.Attention` (``qkv``,
     ``q_norm``, ``k_norm``, ``proj``); PRoPE itself has no parameters and caches nothing.
 
     Args:
