@@ -28,6 +28,7 @@ References:
     hustvl/Spa3R @ 07e0b60 ``spa3r/models/spa3r.py``; project spec sections 2.1-2.6.
 """
 
+from collections.abc import Mapping
 import contextlib
 from dataclasses import dataclass, field
 from functools import partial
@@ -40,11 +41,16 @@ from spa3r_ros.configs.spa3r import Spa3RConfig
 from spa3r_ros.models.layers.attention import Attention
 from spa3r_ros.models.layers.mlp import Mlp
 from spa3r_ros.models.layers.rope import make_patch_positions, RotaryPositionEmbedding2D
+from spa3r_ros.models.pose_encoding import pose_encoding_to_extri_intri
 from spa3r_ros.models.spa3r import constants as K
 from spa3r_ros.models.spa3r.camera_rays import extrinsics_to_viewmats, get_camera_rays
+from spa3r_ros.models.spa3r.losses import depth_probe_loss, feature_losses, total_loss
+from spa3r_ros.models.spa3r.masking import check_view_mask, random_view_mask, select_views
 from spa3r_ros.models.spa3r.prope import PRoPEAttention, PRoPETransforms
 from spa3r_ros.models.spa3r.transformer import Transformer
 from spa3r_ros.models.vggt.aggregator import Aggregator
+from spa3r_ros.models.vggt.camera_head import CameraHead
+from spa3r_ros.models.vggt.dpt_head import DPTHead
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +181,12 @@ class Spa3R(nn.Module):
         vggt = self.config.vggt
         assert vggt is not None
         self.aggregator = Aggregator(vggt.aggregator)
+        if vggt.enable_camera:
+            self.camera_head = CameraHead(vggt.camera_head)
+        if vggt.enable_point:
+            self.point_head = DPTHead(vggt.point_head)
+        if vggt.enable_depth:
+            self.depth_head = DPTHead(vggt.depth_head)
         for module in (self.aggregator, self.camera_head, self.point_head, self.depth_head):
             if module is not None:
                 module.requires_grad_(False)
@@ -345,3 +357,97 @@ class Spa3R(nn.Module):
             K.PRED_SEM: self.heads['sem'](per_view),
             K.PRED_DEPTH_PROB: self.depth_prob(per_view.detach()),
         }
+
+    # ------------------------------------------------------------------ training
+
+    def forward_loss(
+        self, batch: Mapping[str, Tensor], view_mask: Tensor | None = None
+    ) -> Spa3RLossOutput:
+        """One PSFM training step's forward pass, with every intermediate.
+
+        Args:
+            batch: ``images`` ``[B, V, 3, H, W]`` in [0, 1] and ``sem_targets``
+                ``[B, V, P, sem_dim]`` (DINOv3 patch features on the patch grid; computing them
+                is outside this class).
+            view_mask: bool ``[B, V]`` (True = masked view; view 0 must be context, every scene
+                the same number of context views); drawn with :func:`random_view_mask` from
+                torch's global RNG when None.
+
+        Returns:
+            A :class:`Spa3RLossOutput`.
+
+        Raises:
+            ValueError: bad shapes or mask, or a model without VGGT camera/depth heads.
+        """
+        self._require_vggt('forward_loss')
+        if self.camera_head is None or self.depth_head is None:
+            raise ValueError('Spa3R.forward_loss needs the VGGT camera and depth heads')
+        images = batch[K.BATCH_IMAGES]
+        sem_targets = batch[K.BATCH_SEM_TARGETS]
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise ValueError(f'images must be [B, V, 3, H, W], got {tuple(images.shape)}')
+        bsz, views = images.shape[:2]
+        image_hw = (int(images.shape[-2]), int(images.shape[-1]))
+        grid = self._grid(image_hw)
+        expected = (bsz, views, grid[0] * grid[1], self.config.sem_dim)
+        if tuple(sem_targets.shape) != expected:
+            raise ValueError(
+                f'sem_targets must be {list(expected)}, got {list(sem_targets.shape)}'
+            )
+        if view_mask is None:
+            view_mask = random_view_mask(bsz, views, self.config.mask_ratio, device=images.device)
+        check_view_mask(view_mask, bsz, views)
+        view_mask = view_mask.to(images.device)
+
+        # Only the steps the heads read are computed: the last (camera head, features) and the
+        # depth head's intermediate layers.
+        layers = {-1, *self.depth_head.config.intermediate_layer_idx}
+        aggregator_last = {}
+        with torch.no_grad():
+            if self.config.asymmetric_masking:
+                # One run; context views attend only to context views.
+                tokens, start = self.aggregator(images, output_layers=layers, view_mask=view_mask)
+                aggregator_last['masked'] = tokens[-1]
+                f_tgt = tokens[-1][:, :, start:]
+                f_ctx = select_views(f_tgt, ~view_mask)
+            else:
+                # Two runs: the context features come from a VGGT that never saw the targets.
+                ctx, start = self.aggregator(select_views(images, ~view_mask), output_layers=[-1])
+                aggregator_last['context'] = ctx[-1]
+                f_ctx = ctx[-1][:, :, start:]
+                tokens, start = self.aggregator(images, output_layers=layers)
+                aggregator_last['full'] = tokens[-1]
+                f_tgt = tokens[-1][:, :, start:]
+            pose_enc = self.camera_head(tokens)[-1]
+            depth_gt, _ = self.depth_head(tokens, images=images, patch_start_idx=start)
+
+        latents = self.encode_features(f_ctx, grid)
+        extrinsics, intrinsics = pose_encoding_to_extri_intri(pose_enc, image_hw)
+        decoded = self.decode(latents, extrinsics, intrinsics, image_hw)
+        losses: dict[str, Tensor] = {}
+        losses[K.LOSS_GEO_L1], losses[K.LOSS_GEO_COS] = feature_losses(decoded[K.PRED_GEO], f_tgt)
+        losses[K.LOSS_SEM_L1], losses[K.LOSS_SEM_COS] = feature_losses(
+            decoded[K.PRED_SEM], sem_targets
+        )
+        losses[K.LOSS_DEPTH_PROB] = depth_probe_loss(decoded[K.PRED_DEPTH_PROB], depth_gt, grid)
+        losses[K.LOSS_TOTAL] = total_loss(dict(losses))
+        return Spa3RLossOutput(
+            losses=losses,
+            view_mask=view_mask,
+            latents=latents,
+            pose_enc=pose_enc,
+            depth_gt=depth_gt,
+            decoded=decoded,
+            aggregator_last=aggregator_last,
+        )
+
+    def loss(
+        self, batch: Mapping[str, Tensor], view_mask: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Scalar training losses (see :meth:`forward_loss` for the arguments).
+
+        Returns:
+            ``geo/l1``, ``geo/cos``, ``sem/l1``, ``sem/cos``, ``depth_prob`` and ``loss`` (their
+            unweighted sum, the quantity the reference optimises).
+        """
+        return self.forward_loss(batch, view_mask).losses
