@@ -23,6 +23,7 @@ import torch
 from spa3r_ros.configs.spa3r import spa3r_config_from_golden
 from spa3r_ros.models.spa3r import constants as K
 from spa3r_ros.models.spa3r.camera_rays import extrinsics_to_viewmats, get_camera_rays
+from spa3r_ros.models.spa3r.checkpoint import load_checked
 from spa3r_ros.models.spa3r.masking import (
     check_view_mask,
     num_context_views,
@@ -42,7 +43,7 @@ def tiny(golden_dir):
     folder = golden_dir / 'spa3r_tiny'
     model = Spa3R(spa3r_config_from_golden(folder / 'config.json')).eval()
     weights = {k: v.float() for k, v in load_file(folder / 'weights.safetensors').items()}
-    model.load_state_dict(weights, strict=True)
+    load_checked(model, weights, 'golden')
     return model, folder
 
 
@@ -141,11 +142,13 @@ def _random_rotation(n):
 
 def test_prope_scores_invariant_to_world_frame():
     # PRoPE's point: attention depends only on relative camera poses, so moving the world frame
-    # (right-multiplying every view matrix by the same rigid transform) changes nothing.
+    # (right-multiplying every view matrix by the same rigid transform) changes nothing when all
+    # tokens are camera tokens. (Non-spatial tokens such as Spa3R's latents live in the world
+    # frame, so they are deliberately not invariant.)
     torch.manual_seed(0)
     attn = PRoPEAttention(16, 2).eval()
-    x = torch.randn(1, 2 + 12, 16)
-    spatial = torch.tensor([False, False] + [True] * 12)
+    x = torch.randn(1, 12, 16)
+    spatial = None
     view = extrinsics_to_viewmats(torch.cat([_random_rotation(2), torch.randn(2, 3, 1)], -1))
     intr = torch.tensor([[20.0, 0, 14], [0, 22.0, 7], [0, 0, 1]]).expand(1, 2, 3, 3)
     shift = extrinsics_to_viewmats(torch.cat([_random_rotation(1), torch.randn(1, 3, 1)], -1))
@@ -210,3 +213,78 @@ def test_select_views_keeps_order():
     x = torch.arange(8).reshape(2, 4)
     keep = torch.tensor([[True, False, True, False], [True, True, False, False]])
     assert select_views(x, keep).tolist() == [[0, 2], [4, 5]]
+
+
+@pytest.mark.parametrize(('mode', 'asymmetric'), [('asym', True), ('sym', False)])
+def test_loss_matches_golden(tiny, mode, asymmetric):
+    model, folder = tiny
+    model = _with_masking(model, asymmetric)
+    inputs = load_file(folder / 'loss_inputs.safetensors')
+    ref = load_file(folder / 'loss_outputs.safetensors')
+    batch = {K.BATCH_IMAGES: inputs['images'], K.BATCH_SEM_TARGETS: inputs['sem_targets']}
+    out = model.forward_loss(batch, view_mask=ref['view_mask'])
+    assert torch.equal(out.view_mask, ref['view_mask'])
+    for name in K.LOSS_TERMS:
+        got = out.losses[name].detach()
+        want = ref[f'{mode}.loss.{name.replace("/", "_")}']
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+    torch.testing.assert_close(
+        out.losses[K.LOSS_TOTAL].detach(),
+        sum(out.losses[n].detach() for n in K.LOSS_TERMS),
+    )
+    checks = {
+        'pose_enc': (out.pose_enc, ATOL),
+        'latents': (out.latents.detach(), ATOL),
+        'depth_gt': (out.depth_gt, 1e-3),
+        'decoder_output_full': (out.decoded[K.DECODER_OUTPUT_FULL].detach(), ATOL),
+    }
+    for name, (got, atol) in checks.items():
+        torch.testing.assert_close(got, ref[f'{mode}.{name}'], rtol=RTOL, atol=atol, msg=name)
+    runs = (
+        {'masked': 'asym.aggregator_masked_last'}
+        if asymmetric
+        else {
+            'context': 'sym.aggregator_context_last',
+            'full': 'sym.aggregator_full_last',
+        }
+    )
+    assert set(out.aggregator_last) == set(runs)
+    for key, ref_key in runs.items():
+        torch.testing.assert_close(out.aggregator_last[key], ref[ref_key], rtol=RTOL, atol=ATOL)
+
+
+def _with_masking(model, asymmetric):
+    other = Spa3R(dataclasses.replace(model.config, asymmetric_masking=asymmetric))
+    other.load_state_dict(model.state_dict())
+    return other
+
+
+def test_loss_gradients_reach_only_trainable_modules(tiny):
+    model, folder = tiny
+    model = _with_masking(model, False).train()
+    inputs = load_file(folder / 'loss_inputs.safetensors')
+    batch = {K.BATCH_IMAGES: inputs['images'], K.BATCH_SEM_TARGETS: inputs['sem_targets']}
+    torch.manual_seed(int(inputs['seed']))
+    losses = model.loss(batch)
+    assert set(losses) == {*K.LOSS_TERMS, K.LOSS_TOTAL}
+    losses[K.LOSS_TOTAL].backward()
+    for name, param in model.named_parameters():
+        if name.startswith(FROZEN_VGGT_PREFIXES):
+            assert param.grad is None, name
+        else:
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+    # The depth probe reads detached decoder tokens: its loss alone trains only the probe.
+    model.zero_grad(set_to_none=True)
+    model.loss(batch)[K.LOSS_DEPTH_PROB].backward()
+    assert model.decoder.norm.weight.grad is None
+    assert model.depth_prob.fc1.weight.grad is not None
+
+
+def test_loss_rejects_bad_batch(tiny):
+    model, _ = tiny
+    images = torch.rand(1, 3, 3, 56, 98)
+    with pytest.raises(ValueError, match='sem_targets'):
+        model.loss({K.BATCH_IMAGES: images, K.BATCH_SEM_TARGETS: torch.zeros(1, 3, 27, 40)})
+    good = {K.BATCH_IMAGES: images, K.BATCH_SEM_TARGETS: torch.zeros(1, 3, 28, 40)}
+    with pytest.raises(ValueError, match='view 0'):
+        model.loss(good, view_mask=torch.tensor([[True, False, True]]))
