@@ -30,6 +30,7 @@ References:
 from collections.abc import Mapping
 import logging
 from pathlib import Path
+import pickle
 
 from safetensors.torch import load_file
 import torch
@@ -152,7 +153,7 @@ def load_lightning_checkpoint(model: nn.Module, path: Path | str) -> None:
     path = Path(path)
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
-    except (OSError, RuntimeError, ValueError) as err:
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError) as err:
         raise CheckpointError(f'cannot read Lightning checkpoint {path}: {err}') from err
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'{path} holds a {type(checkpoint).__name__}, not a dict')
