@@ -21,9 +21,9 @@ from safetensors.torch import load_file
 import torch
 
 from spa3r_ros.configs.spa3r import spa3r_config_from_golden
+from spa3r_ros.models.checkpoint import load_checked
 from spa3r_ros.models.spa3r import constants as K
 from spa3r_ros.models.spa3r.camera_rays import extrinsics_to_viewmats, get_camera_rays
-from spa3r_ros.models.spa3r.checkpoint import load_checked
 from spa3r_ros.models.spa3r.masking import (
     check_view_mask,
     num_context_views,
@@ -43,7 +43,7 @@ def tiny(golden_dir):
     folder = golden_dir / 'spa3r_tiny'
     model = Spa3R(spa3r_config_from_golden(folder / 'config.json')).eval()
     weights = {k: v.float() for k, v in load_file(folder / 'weights.safetensors').items()}
-    load_checked(model, weights, 'golden')
+    load_checked(model, weights)
     return model, folder
 
 

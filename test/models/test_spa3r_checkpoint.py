@@ -24,10 +24,13 @@ import torch
 
 from spa3r_ros.configs.spa3r import spa3r_config_from_golden, spa3r_official_config
 from spa3r_ros.core.errors import CheckpointError
-from spa3r_ros.models.spa3r.checkpoint import (
-    load_lightning_checkpoint,
-    load_safetensors_weights,
+from spa3r_ros.models.checkpoint import (
+    load_checked,
+    load_pretrained,
+    read_state_dict,
+    save_pretrained,
 )
+from spa3r_ros.models.spa3r.checkpoint import load_lightning_checkpoint
 from spa3r_ros.models.spa3r.model import FROZEN_VGGT_PREFIXES, Spa3R
 
 
@@ -97,9 +100,9 @@ def test_lightning_checkpoint_names_bad_keys(tiny_weights, tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_lightning_checkpoint(Spa3R(cfg), path)
     message = str(err.value)
-    assert 'missing keys: encoder.norm.weight' in message
-    assert 'unexpected keys: decoder.extra.weight' in message
-    assert 'projection.weight: checkpoint (3, 3)' in message
+    assert "missing keys (1): ['encoder.norm.weight']" in message
+    assert "unexpected keys (1): ['decoder.extra.weight']" in message
+    assert 'projection.weight: checkpoint [3, 3] vs model [96, 128]' in message
 
 
 def test_lightning_checkpoint_without_model_prefix(tmp_path, tiny_weights):
@@ -118,9 +121,24 @@ def test_safetensors_weights_need_every_key(tiny_weights, tmp_path):
     own_only = {k: v for k, v in weights.items() if not k.startswith(FROZEN_VGGT_PREFIXES)}
     path = tmp_path / 'own.safetensors'
     save_file(own_only, path)
-    with pytest.raises(CheckpointError, match='missing keys: aggregator'):
-        load_safetensors_weights(Spa3R(cfg), path)
+    with pytest.raises(CheckpointError, match=r'missing keys \(\d+\): \[.aggregator'):
+        load_checked(Spa3R(cfg), read_state_dict(path))
     # A model without the frozen VGGT takes exactly those keys.
     model = Spa3R(dataclasses.replace(cfg, vggt=None))
-    load_safetensors_weights(model, path)
+    load_checked(model, read_state_dict(path))
     assert torch.equal(model.query_embed.weight, weights['query_embed.weight'].float())
+
+
+def test_own_format_round_trip(tiny_weights, tmp_path):
+    cfg, weights = tiny_weights
+    model = Spa3R(cfg)
+    load_checked(model, weights)
+    save_pretrained(model, cfg, tmp_path / 'spa3r_tiny')
+    loaded = load_pretrained(tmp_path / 'spa3r_tiny')
+    assert isinstance(loaded, Spa3R)
+    assert loaded.config == cfg
+    assert not loaded.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    images = torch.rand(1, 2, 3, 28, 42)
+    torch.testing.assert_close(loaded.encode(images), model.eval().encode(images))
