@@ -58,13 +58,20 @@ class VGGT(nn.Module):
         return layers
 
     def forward(
-        self, images: Tensor, *, return_aggregated_tokens: bool = False
+        self,
+        images: Tensor,
+        *,
+        return_aggregated_tokens: bool = False,
+        view_mask: Tensor | None = None,
     ) -> dict[str, Tensor | list[Tensor] | list[Tensor | None] | int]:
         """Predict cameras, depth and world points.
 
         Args:
             images: ``[B, S, 3, H, W]`` or ``[S, 3, H, W]`` RGB in [0, 1]; H, W multiples of 14.
             return_aggregated_tokens: also return the aggregator output list (all steps).
+            view_mask: optional bool ``[B, S]`` (True = masked view) for the aggregator's global
+                attention, see :class:`~spa3r_ros.models.vggt.aggregator.Aggregator`. Spa3R's
+                asymmetric masking takes its pseudo-label cameras and depth from this run.
 
         Returns:
             A dict keyed by :mod:`spa3r_ros.models.constants`:
@@ -81,7 +88,7 @@ class VGGT(nn.Module):
         if images.ndim == 4:
             images = images.unsqueeze(0)
         layers = None if return_aggregated_tokens else self.required_layers() or {-1}
-        tokens, start = self.aggregator(images, output_layers=layers)
+        tokens, start = self.aggregator(images, output_layers=layers, view_mask=view_mask)
         preds: dict = {}
         with torch.autocast(device_type=images.device.type, enabled=False):
             if self.camera_head is not None:
