@@ -75,6 +75,8 @@ def machine_info(device: str) -> dict:
         'python_version': platform.python_version(),
         'platform': platform.platform(),
         'device': device,
+        # Other processes share the cores on busy machines; the load average says how much.
+        'load_average_1m_5m_15m': [round(x, 2) for x in os.getloadavg()],
         'date_utc': datetime.now(timezone.utc).isoformat(timespec='seconds'),
     }
     if device == 'cuda':
