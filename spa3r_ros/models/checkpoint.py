@@ -40,8 +40,10 @@ import torch
 from torch import nn, Tensor
 
 from spa3r_ros.configs.serialize import config_from_dict, config_to_dict
+from spa3r_ros.configs.spa3r import Spa3RConfig
 from spa3r_ros.configs.vggt import VGGTConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError
+from spa3r_ros.models.spa3r.model import Spa3R
 from spa3r_ros.models.vggt.model import VGGT
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,10 @@ SCHEMA_VERSION = 1
 _TORCH_SUFFIXES = ('.pt', '.pth', '.bin', '.ckpt')
 
 # model_type -> (config class, model class). Explicit on purpose: no import strings.
-MODEL_REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {'vggt': (VGGTConfig, VGGT)}
+MODEL_REGISTRY: dict[str, tuple[type, type[nn.Module]]] = {
+    'vggt': (VGGTConfig, VGGT),
+    'spa3r': (Spa3RConfig, Spa3R),
+}
 
 
 def register_model(model_type: str, config_cls: type, model_cls: type[nn.Module]) -> None:
