@@ -28,16 +28,6 @@ from spa3r_ros.models.vggt.model import VGGT
 VGGT_PREFIXES = ('aggregator.', 'camera_head.', 'point_head.', 'depth_head.')
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny models on a shared 2-core machine: a thread pool only adds contention (20x slower).
-    # Results stay within the golden tolerances (README: 1 vs 2 threads moves them < 5e-7 rel).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope='module')
 def spa3r(golden_dir):
     folder = golden_dir / 'spa3r_tiny'

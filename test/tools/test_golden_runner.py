@@ -29,16 +29,6 @@ from spa3r_ros.tools.golden_cases.base import compare, tolerance_for
 REPO_ROOT = golden.__file__.rsplit('/spa3r_ros/', 1)[0]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # Tiny models on a shared 2-core machine: a thread pool only adds contention (20x slower).
-    # Results stay within the golden tolerances (README: 1 vs 2 threads moves them < 5e-7 rel).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_tolerance_rules():
     f = torch.zeros(3)
     assert tolerance_for('depth', f) == (1e-4, 1e-4)
