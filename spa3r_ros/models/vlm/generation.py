@@ -406,9 +406,8 @@ class Spa3VLMGenerator:
             frames: the scene's frames, in prompt order.
             latents: ``[1, Q, E]`` the scene's Spa3R latent (None: no geometry).
             max_new_tokens: generation budget.
-            on_text: called after each token with ``(new_text, text_so_far)`` (partial answers
-                for action feedback); ``new_text`` may be empty while a multi-byte character
-                is incomplete.
+            on_text: called with ``(new_text, text_so_far)`` whenever the answer grows (partial
+                answers for action feedback); text is only ever appended.
             cancel: an Event or a callable; checked before every step, stops with
                 ``finish_reason='cancelled'``.
             constraint: restricts the tokens (numbers or option letters).
@@ -454,12 +453,9 @@ class Spa3VLMGenerator:
                 if token == eos:
                     finish = 'eos'
                     break
-                new_text = self.tokenizer.decode(generated, skip_special_tokens=True)
-                if on_text is not None:
-                    on_text(
-                        new_text[len(text) :] if new_text.startswith(text) else new_text, new_text
-                    )
-                text = new_text
+                text = self._stream(generated, text, on_text)
+                if len(generated) == max_new_tokens:
+                    break  # no forward for a token that will not be used
                 out = self.model(
                     torch.tensor([[token]], device=self.model.device),
                     position_ids=self._positions(position, 1),
@@ -469,8 +465,25 @@ class Spa3VLMGenerator:
                 cache = out.past_key_values
                 position += 1
                 next_logits = out.logits[0, -1]
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
-            return GenerationResult(text, generated, finish, prompt_len, reused, kept)
+            final = self.tokenizer.decode(generated, skip_special_tokens=True)
+            if on_text is not None and final != text:
+                on_text(final[len(text) :] if final.startswith(text) else final, final)
+            return GenerationResult(final, generated, finish, prompt_len, reused, kept)
+
+    def _stream(
+        self, generated: list[int], emitted: str, on_text: Callable[[str, str], None] | None
+    ) -> str:
+        """Send the newly completed text to the callback; return the text sent so far.
+
+        Text is held back while it ends in an incomplete multi-byte character (decoded as
+        U+FFFD), so callbacks only ever see appended text.
+        """
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        if text.endswith('\ufffd') or not text.startswith(emitted):
+            return emitted
+        if on_text is not None and text != emitted:
+            on_text(text[len(emitted) :], text)
+        return text
 
     @staticmethod
     def _pick(
