@@ -15,50 +15,60 @@
 """Spa3-VLM against the golden vectors of ``spa3_vlm_geometry/`` (module case and full forward)."""
 
 import pytest
+from safetensors.torch import load_file
 import torch
 
+from spa3r_ros.tools import golden
 from spa3r_ros.tools.golden_cases import vlm as vlm_case
+
+FULL_OUTPUTS = ('image_embeds', 'image_embeds_with_geometry', 'position_ids', 'rope_deltas')
 
 
 @pytest.fixture(scope='module')
-def comparisons(golden_dir):
-    return {c.name: c for c in vlm_case.run(golden_dir)}
+def folder(golden_dir):
+    return golden_dir / vlm_case.KIND
 
 
-MODULE_OUTPUTS = ('geo_projected', 'cross_attn_out', 'ln_out', 'adaptor_out', 'gate_out', 'output')
-FULL_OUTPUTS = (
-    'image_embeds',
-    'image_embeds_with_geometry',
-    'position_ids',
-    'rope_deltas',
-    'logits',
-)
+@pytest.fixture(scope='module')
+def comparisons(folder):
+    """Full run: latents from the tiny Spa3R, then the tiny Qwen2.5-VL (transformers 5.x)."""
+    torch.set_num_threads(2)
+    return {(c.case, c.name): c for c in vlm_case.run(folder)}
 
 
-@pytest.mark.parametrize('name', MODULE_OUTPUTS)
+def test_folder_is_detected_by_the_runner(folder, golden_dir):
+    assert golden.detect_kind(folder) is vlm_case
+    assert not vlm_case.detect(golden_dir / 'spa3r_tiny')
+
+
+@pytest.mark.parametrize('name', vlm_case.MODULE_OUTPUTS)
 def test_geometry_module_matches_golden(comparisons, name):
-    c = comparisons[f'module/{name}']
-    torch.testing.assert_close(c.got, c.expected, rtol=1e-4, atol=1e-4)
+    c = comparisons[('spa3_vlm_geometry/outputs', name)]
+    assert c.passed and (c.rtol, c.atol) == (1e-4, 1e-4), c
 
 
 @pytest.mark.parametrize('case', vlm_case.FULL_FORWARD_CASES)
-@pytest.mark.parametrize('name', FULL_OUTPUTS)
+@pytest.mark.parametrize('name', ('latents', 'logits', *FULL_OUTPUTS))
 def test_full_forward_matches_golden(comparisons, case, name):
-    c = comparisons[f'full_forward/{case}.{name}']
-    if c.exact:
-        assert torch.equal(c.got, c.expected)
-    else:
-        torch.testing.assert_close(c.got, c.expected, rtol=1e-4, atol=1e-4)
+    c = comparisons[(f'spa3_vlm_geometry/full_forward/{case}', name)]
+    assert c.passed and not c.note, c
+    if name in ('position_ids', 'rope_deltas'):
+        assert (c.rtol, c.atol, c.max_abs) == (0.0, 0.0, 0.0)
 
 
-def test_geometry_changes_logits(golden_dir):
-    """The injected geometry matters: without latents the logits differ from the golden ones."""
-    from safetensors.torch import load_file
+def test_full_forward_with_stored_latents(folder):
+    """The VLM side alone (the latents the reference stored) also matches."""
+    results = vlm_case.run_full_forward_case(folder / vlm_case.FULL_FORWARD)
+    assert results and all(c.passed for c in results)
+    assert all('stored latents' in c.note for c in results)
 
-    folder = golden_dir / vlm_case.FOLDER / 'full_forward'
-    model = vlm_case.build_full_forward_model(folder)
-    inputs = load_file(folder / 'inputs.safetensors')
-    expected = load_file(folder / 'outputs.safetensors')
+
+def test_geometry_changes_logits(folder):
+    """Without latents the logits differ clearly from the golden ones (the injection matters)."""
+    ff = folder / vlm_case.FULL_FORWARD
+    model = vlm_case.build_full_forward_model(ff)
+    inputs = load_file(ff / 'inputs.safetensors')
+    expected = load_file(ff / 'outputs.safetensors')
     with torch.no_grad():
         plain = model(
             inputs['one_image.input_ids'],
@@ -68,29 +78,19 @@ def test_geometry_changes_logits(golden_dir):
     assert (plain - expected['one_image.logits']).abs().max() > 1e-2
 
 
-def test_missing_mm_positions_would_break_logits(golden_dir):
-    """Guard the transformers-5 trap: 1-D positions give different logits from the golden ones."""
-    from safetensors.torch import load_file
-
-    folder = golden_dir / vlm_case.FOLDER / 'full_forward'
-    model = vlm_case.build_full_forward_model(folder)
-    inputs = load_file(folder / 'inputs.safetensors')
-    expected = load_file(folder / 'outputs.safetensors')
+def test_one_dimensional_positions_would_break_logits(folder):
+    """Guard the transformers-5 trap: 1-D positions give logits far from the golden ones."""
+    ff = folder / vlm_case.FULL_FORWARD
+    model = vlm_case.build_full_forward_model(ff)
+    inputs = load_file(ff / 'inputs.safetensors')
+    expected = load_file(ff / 'outputs.safetensors')
     ids = inputs['one_image.input_ids']
-    flat = torch.arange(ids.shape[1]).expand(3, 1, -1)
     with torch.no_grad():
         logits = model(
             ids,
             pixel_values=inputs['one_image.pixel_values'],
             image_grid_thw=inputs['one_image.image_grid_thw'],
             geometry_latents=expected['one_image.latents'],
-            position_ids=flat,
+            position_ids=torch.arange(ids.shape[1]).expand(3, 1, -1),
         ).logits
     assert (logits - expected['one_image.logits']).abs().max() > 1e-2
-
-
-def test_runner_check_reports_failures():
-    bad = vlm_case.Comparison('x', torch.zeros(2), torch.ones(2))
-    with pytest.raises(AssertionError, match='x'):
-        vlm_case.check([bad])
-    vlm_case.check([vlm_case.Comparison('y', torch.ones(2), torch.ones(2))])

@@ -12,4 +12,4 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Golden-vector cases, one module per folder of ``golden/``."""
+"""Layout-specific golden-vector cases for :mod:`spa3r_ros.tools.golden` (one module per kind)."""

@@ -12,75 +12,44 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Golden case for ``golden/spa3_vlm_geometry/``: the geometry modules and the tiny full forward.
+"""Golden case kind for ``golden/spa3_vlm_geometry/``: geometry modules and the tiny full forward.
 
 Two parts (golden README, part C):
 
-* module case: :class:`GeometryInjector` on the stored ``image_embeds`` and ``latents``, every
-  intermediate compared (``geo_projected``, ``cross_attn_out``, ``ln_out``, ``adaptor_out``,
-  ``gate_out``, ``output``);
+* module case (``spa3_vlm_geometry/outputs``): :class:`GeometryInjector` on the stored
+  ``image_embeds`` and ``latents``, every intermediate compared (``geo_projected``,
+  ``cross_attn_out``, ``ln_out``, ``adaptor_out``, ``gate_out``, ``output``);
 * ``full_forward/``: a tiny Qwen2.5-VL built on transformers 5.x from the 4.50-era HF config,
-  loaded through the published-layout key mapping, run on the stored inputs for the
-  ``one_image`` and ``two_images`` cases. Latents come from the attached geometry encoder when
-  one is given, else the stored ``latents`` output is fed in (the Spa3R encoder is checked by its
-  own case).
-
-Each comparison is a :class:`Comparison`; :func:`run` returns them all and
-:func:`check` raises on the first that fails (the golden README's tolerances).
+  loaded through the published-layout key mapping, run on the stored inputs of the
+  ``one_image`` and ``two_images`` cases. The latents come from a tiny Spa3R (the sibling
+  ``spa3r_tiny/config.json`` gives its sizes, as ``run_notes.json`` says; its weights are the
+  checkpoint's ``geometry_encoder.spa3r.*``) and are compared too. Without that sibling folder
+  the stored ``latents`` are fed in instead, and the report says so.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-import json
 from pathlib import Path
 
 import torch
+from torch import nn
 
-FOLDER = 'spa3_vlm_geometry'
+from spa3r_ros.tools.golden_cases.base import compare, compare_all, Comparison, read_json
 
-# Golden README tolerances for float tensors; int/bool tensors must match exactly.
-RTOL = 1e-4
-ATOL = 1e-4
+KIND = 'spa3_vlm_geometry'
+FULL_FORWARD = 'full_forward'
 FULL_FORWARD_CASES = ('one_image', 'two_images')
+MODULE_OUTPUTS = ('geo_projected', 'cross_attn_out', 'ln_out', 'adaptor_out', 'gate_out', 'output')
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One produced tensor against its golden value.
-
-    Attributes:
-        name: ``<part>/<tensor>``, e.g. ``full_forward/one_image.logits``.
-        got: what our code produced.
-        expected: the golden tensor.
-        rtol: relative tolerance (ignored for exact comparisons).
-        atol: absolute tolerance (ignored for exact comparisons).
-    """
-
-    name: str
-    got: torch.Tensor
-    expected: torch.Tensor
-    rtol: float = RTOL
-    atol: float = ATOL
-
-    @property
-    def exact(self) -> bool:
-        """Integer and bool tensors are compared exactly."""
-        return not self.expected.is_floating_point()
-
-    @property
-    def max_abs_error(self) -> float:
-        """Largest absolute difference (inf when the shapes differ)."""
-        if self.got.shape != self.expected.shape:
-            return float('inf')
-        return (self.got.double() - self.expected.double()).abs().max().item()
-
-    def passed(self) -> bool:
-        """Whether the tensors agree within the tolerances."""
-        if self.got.shape != self.expected.shape:
-            return False
-        if self.exact:
-            return torch.equal(self.got.to(self.expected.dtype), self.expected)
-        return torch.allclose(self.got.float(), self.expected.float(), self.rtol, self.atol)
+def detect(folder: Path) -> bool:
+    """Whether ``folder`` is a Spa3-VLM geometry golden folder."""
+    cfg = folder / 'config.json'
+    if not cfg.is_file() or not (folder / 'weights.safetensors').is_file():
+        return False
+    try:
+        data = read_json(cfg)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and 'geom_cross_attention' in data.get('modules', {})
 
 
 def _load_float32(path: Path) -> dict[str, torch.Tensor]:
@@ -91,18 +60,11 @@ def _load_float32(path: Path) -> dict[str, torch.Tensor]:
 
 
 def run_module_case(folder: Path) -> list[Comparison]:
-    """The geometry modules alone on the stored inputs.
-
-    Args:
-        folder: ``golden/spa3_vlm_geometry``.
-
-    Returns:
-        One comparison per stored output.
-    """
+    """The geometry modules alone on the stored inputs; one comparison per stored output."""
     from spa3r_ros.configs.vlm import VLMGeometryConfig
     from spa3r_ros.models.vlm.geometry import GeometryInjector
 
-    meta = json.loads((folder / 'config.json').read_text())
+    meta = read_json(folder / 'config.json')
     config = VLMGeometryConfig(
         hidden_size=meta['hidden_size'],
         num_attention_heads=meta['num_attention_heads'],
@@ -113,7 +75,6 @@ def run_module_case(folder: Path) -> list[Comparison]:
     injector.load_state_dict(_load_float32(folder / 'weights.safetensors'), strict=True)
     injector.eval()
     inputs = _load_float32(folder / 'inputs.safetensors')
-    expected = _load_float32(folder / 'outputs.safetensors')
     image_embeds, latents = inputs['image_embeds'], inputs['latents']
     with torch.no_grad():
         got = {'geo_projected': injector.geometry_projector(latents)}
@@ -124,10 +85,22 @@ def run_module_case(folder: Path) -> list[Comparison]:
         got['adaptor_out'] = injector.geometry_adaptor(got['ln_out'])
         got['gate_out'] = injector.geometry_gate(got['ln_out'])
         got['output'] = injector(image_embeds, latents)
-    return [Comparison(f'module/{k}', got[k], expected[k]) for k in sorted(expected)]
+    reference = _load_float32(folder / 'outputs.safetensors')
+    return compare_all(f'{folder.name}/outputs', got, reference)
 
 
-def build_full_forward_model(folder: Path, geometry_encoder: torch.nn.Module | None = None):
+def build_geometry_encoder(golden_root: Path) -> nn.Module | None:
+    """The tiny Spa3R of ``spa3r_tiny/config.json`` (random weights), or None if absent."""
+    config_file = golden_root / 'spa3r_tiny' / 'config.json'
+    if not config_file.is_file():
+        return None
+    from spa3r_ros.configs.spa3r import spa3r_config_from_golden
+    from spa3r_ros.models.spa3r.model import Spa3R
+
+    return Spa3R(spa3r_config_from_golden(read_json(config_file)))
+
+
+def build_full_forward_model(folder: Path, geometry_encoder: nn.Module | None = None):
     """The tiny Spa3-VLM of ``full_forward/``, loaded through the published-layout mapping.
 
     Args:
@@ -135,14 +108,14 @@ def build_full_forward_model(folder: Path, geometry_encoder: torch.nn.Module | N
         geometry_encoder: a tiny Spa3R to attach and fill from ``geometry_encoder.spa3r.*``.
 
     Returns:
-        A float32 :class:`Spa3VLM` in eval mode.
+        A float32 :class:`~spa3r_ros.models.vlm.model.Spa3VLM` in eval mode.
     """
     from transformers import Qwen2_5_VLConfig
 
     from spa3r_ros.models.vlm.checkpoint import load_published_weights
     from spa3r_ros.models.vlm.model import Spa3VLM
 
-    config = Qwen2_5_VLConfig(**json.loads((folder / 'config.json').read_text()))
+    config = Qwen2_5_VLConfig(**read_json(folder / 'config.json'))
     model = Spa3VLM(config, geometry_encoder=geometry_encoder)
     load_published_weights(
         model,
@@ -153,13 +126,13 @@ def build_full_forward_model(folder: Path, geometry_encoder: torch.nn.Module | N
 
 
 def run_full_forward_case(
-    folder: Path, geometry_encoder: torch.nn.Module | None = None
+    folder: Path, geometry_encoder: nn.Module | None = None
 ) -> list[Comparison]:
     """The whole tiny forward for both stored cases.
 
     Args:
         folder: ``golden/spa3_vlm_geometry/full_forward``.
-        geometry_encoder: optional tiny Spa3R; without it the stored latents are used.
+        geometry_encoder: a tiny Spa3R; without it the stored latents are fed in.
 
     Returns:
         Comparisons of image features, latents (with an encoder), injected features, positions,
@@ -167,9 +140,10 @@ def run_full_forward_case(
     """
     model = build_full_forward_model(folder, geometry_encoder)
     inputs = _load_float32(folder / 'inputs.safetensors')
-    expected = _load_float32(folder / 'outputs.safetensors')
+    reference = _load_float32(folder / 'outputs.safetensors')
     out: list[Comparison] = []
     for case in FULL_FORWARD_CASES:
+        label = f'{folder.parent.name}/{FULL_FORWARD}/{case}'
         ids = inputs[f'{case}.input_ids']
         grid = inputs[f'{case}.image_grid_thw']
         pixels = inputs[f'{case}.pixel_values']
@@ -177,13 +151,9 @@ def run_full_forward_case(
             features = model.image_features(pixels, grid)
             if geometry_encoder is not None:
                 latents = model.encode_geometry(inputs[f'{case}.geometry_encoder_inputs'])
-                out.append(
-                    Comparison(
-                        f'full_forward/{case}.latents', latents, expected[f'{case}.latents']
-                    )
-                )
+                out.append(compare(label, 'latents', latents, reference[f'{case}.latents']))
             else:
-                latents = expected[f'{case}.latents']
+                latents = reference[f'{case}.latents']
             injected = model.prepare_image_embeds(
                 ids, image_features=features, geometry_latents=latents
             )
@@ -198,34 +168,24 @@ def run_full_forward_case(
             'rope_deltas': deltas,
             'logits': logits,
         }
-        out += [
-            Comparison(f'full_forward/{case}.{name}', value, expected[f'{case}.{name}'])
-            for name, value in got.items()
-        ]
+        note = '' if geometry_encoder is not None else 'stored latents (no spa3r_tiny/ sibling)'
+        for name, value in got.items():
+            c = compare(label, name, value, reference[f'{case}.{name}'])
+            out.append(c if not note else Comparison(**{**c.__dict__, 'note': note}))
     return out
 
 
-def run(golden_dir: Path, geometry_encoder_factory: Callable[[], torch.nn.Module] | None = None):
-    """Every comparison of this folder.
+def run(folder: Path, *, use_encoder: bool = True) -> list[Comparison]:
+    """Every comparison of a ``spa3_vlm_geometry`` folder.
 
     Args:
-        golden_dir: the golden root (holding ``spa3_vlm_geometry/``).
-        geometry_encoder_factory: builds a tiny Spa3R for ``full_forward`` (None: stored latents).
+        folder: the golden ``spa3_vlm_geometry`` folder.
+        use_encoder: compute the latents with a tiny Spa3R when its config is available (False:
+            feed the stored latents, which checks the VLM side alone).
 
     Returns:
         A list of :class:`Comparison`.
     """
-    # The reference ran with 2 threads; conv/GEMM reductions depend on the thread count.
-    torch.set_num_threads(2)
-    folder = Path(golden_dir) / FOLDER
-    encoder = geometry_encoder_factory() if geometry_encoder_factory is not None else None
-    return run_module_case(folder) + run_full_forward_case(folder / 'full_forward', encoder)
-
-
-def check(comparisons: list[Comparison]) -> None:
-    """Raise ``AssertionError`` naming every comparison that fails."""
-    failed = [
-        f'{c.name} (max abs error {c.max_abs_error:.3g})' for c in comparisons if not c.passed()
-    ]
-    if failed:
-        raise AssertionError('golden mismatch: ' + ', '.join(failed))
+    folder = Path(folder)
+    encoder = build_geometry_encoder(folder.parent) if use_encoder else None
+    return run_module_case(folder) + run_full_forward_case(folder / FULL_FORWARD, encoder)
