@@ -57,6 +57,19 @@ class ParsedAnswer:
     text: str = ''
     error: str = ''
 
+    def answer_fields(self) -> dict[str, object]:
+        """The :class:`~spa3r_ros.core.types.SpatialAnswer` fields this answer fills.
+
+        Returns:
+            ``value``, ``unit``, ``choice_index`` and ``choice`` (NaN / -1 / empty when absent).
+        """
+        return {
+            'value': self.value,
+            'unit': self.unit,
+            'choice_index': self.choice_index,
+            'choice': self.choice,
+        }
+
     @property
     def letter(self) -> str:
         """The chosen option's letter (empty when there is no choice)."""

@@ -21,15 +21,23 @@ import threading
 import pytest
 import torch
 
+from spa3r_ros.configs.vlm import PixelBudgetConfig
 from spa3r_ros.core.answers import parse_lenient, parse_strict
 from spa3r_ros.core.prompts import build_prompt, NUMERIC_UNITS
-from spa3r_ros.core.types import MULTIPLE_CHOICE_TASKS, SpatialQueryRequest, Task
+from spa3r_ros.core.types import (
+    MULTIPLE_CHOICE_TASKS,
+    ResultCode,
+    SpatialAnswer,
+    SpatialQueryRequest,
+    Task,
+)
 from spa3r_ros.models.vlm.generation import (
     choice_constraint,
     number_constraint,
     Spa3VLMGenerator,
 )
 from spa3r_ros.models.vlm.model import mm_token_types
+from spa3r_ros.models.vlm.preprocess import build_qwen_image_processor, frame_inputs
 
 
 def _load(name):
@@ -314,3 +322,31 @@ def test_every_task_from_goal_to_typed_answer(generator, latents, task):
     else:
         assert strict.unit == NUMERIC_UNITS[task] and strict.value == float(result.text)
         assert lenient.value == pytest.approx(strict.value)
+
+
+def test_generate_from_image_frames_to_spatial_answer(special, tokenizer):
+    """Frames in [0, 1] -> geometry latents + Qwen pixels -> streamed answer -> SpatialAnswer."""
+    torch.manual_seed(0)
+    model = tiny.build(special, len(tokenizer), geometry_encoder=tiny.MeanPoolEncoder())
+    generator = Spa3VLMGenerator(model, tokenizer)
+    images = torch.rand(3, 3, 56, 98, generator=torch.Generator().manual_seed(2))
+    processor = build_qwen_image_processor(PixelBudgetConfig(min_pixels=3136, max_pixels=6272))
+    frames = frame_inputs(list(images), keys=[10, 11, 12], processor=processor)
+    assert all(f.grid_thw[1] % 2 == 0 and f.grid_thw[2] % 2 == 0 for f in frames)
+    latents = model.encode_geometry(images[None])
+    request = SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('door', 'window'))
+    prompt = build_prompt(request)
+    partial = []
+    result = generator.generate(
+        prompt.text,
+        scene_version=1,
+        frames=frames,
+        latents=latents,
+        max_new_tokens=6,
+        on_text=lambda new, so_far: partial.append(so_far),
+        constraint=number_constraint(tokenizer, max_tokens=5),
+    )
+    parsed = parse_strict(result.text, request.task, prompt.options)
+    answer = SpatialAnswer(code=ResultCode.OK, answer=result.text, **parsed.answer_fields())
+    assert parsed.ok and answer.unit == 'm' and answer.value == float(result.text)
+    assert answer.choice_index == -1 and partial[-1] == result.text
