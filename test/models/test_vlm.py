@@ -167,6 +167,12 @@ def test_mismatching_num_image_tokens_raises(model, generator):
         model(ids, pixel_values=pixels, image_grid_thw=grids)
 
 
+def test_images_without_grid_raise(model, generator):
+    frames = tiny.make_frames(1)
+    with pytest.raises(ValueError, match='without image_grid_thw'):
+        model(generator.prefix_ids(frames), image_features=[torch.zeros(4, 32)])
+
+
 def test_bad_latent_shape_raises(model, generator):
     frames = tiny.make_frames(1)
     ids = generator.prefix_ids(frames)

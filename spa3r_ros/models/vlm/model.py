@@ -368,6 +368,11 @@ class Spa3VLM(nn.Module):
         """
         if input_ids.ndim != 2:
             raise ValueError(f'input_ids must be [B, L], got {tuple(input_ids.shape)}')
+        if (pixel_values is not None or image_features is not None) and image_grid_thw is None:
+            # Without grids the 3-D positions cannot be built and 5.x would silently use 1-D ones.
+            raise ValueError('images were given without image_grid_thw')
+        if pixel_values_videos is not None and video_grid_thw is None:
+            raise ValueError('pixel_values_videos were given without video_grid_thw')
         image_embeds = self.prepare_image_embeds(
             input_ids,
             pixel_values=pixel_values,
