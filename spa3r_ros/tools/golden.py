@@ -44,7 +44,7 @@ from types import ModuleType
 
 import torch
 
-from spa3r_ros.tools.golden_cases import spa3r, vggt
+from spa3r_ros.tools.golden_cases import spa3r, vggt, vlm
 from spa3r_ros.tools.golden_cases.base import compare, Comparison, tolerance_for
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 # Explicit registry of case kinds (no plugin discovery).
-CASE_KINDS: tuple[ModuleType, ...] = (vggt, spa3r)
+CASE_KINDS: tuple[ModuleType, ...] = (vggt, spa3r, vlm)
 
 
 def detect_kind(folder: Path) -> ModuleType | None:

@@ -1,0 +1,496 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Answering many questions about one scene quickly: caches and streaming greedy decoding.
+
+A robot asks several questions about the same scene. Most of the work does not depend on the
+question, so it is done once:
+
+* **per-frame vision tokens** (:class:`VisionTokenCache`): Qwen's vision tower runs once per
+  frame, keyed by the caller's frame key (a stamp, a sequence number); an LRU bounds memory;
+* **per-scene prefix** (:class:`ScenePrefix`): the chat up to and including the frames (system
+  turn, user turn opening, all vision tokens with geometry injected) is run through the language
+  model once per scene version; its KV cache is copied for every question, which then only pays
+  for its own text and the generated tokens.
+
+Positions: the 3-D M-RoPE positions of the prefix come from transformers' ``get_rope_index``;
+text after the last frame continues at ``prefix_length + rope_delta`` on all three axes, which is
+exactly what a forward over the whole prompt computes (the equivalence is tested).
+
+Decoding is greedy (VSI-Bench's setting), streamed to a callback token by token, and checks a
+cancel flag before every step so the action server can abort a goal. An optional
+:class:`AnswerConstraint` restricts the next token (a number, or an option letter) so a small
+model's answer always parses.
+"""
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+import copy
+from dataclasses import dataclass, field
+import logging
+import threading
+
+import torch
+
+from spa3r_ros.core.errors import QueryError
+from spa3r_ros.core.prompts import (
+    chat_prefix,
+    chat_suffix,
+    IMAGE_PAD,
+    VISION_END,
+    VISION_START,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FrameInput:
+    """One frame, ready for Qwen's vision tower.
+
+    Attributes:
+        key: identifies the frame across questions (a stamp or sequence number); equal keys must
+            mean equal pixels.
+        pixel_values: ``[t*h*w, 3*T*14*14]`` patchified pixels (Qwen image processor output).
+        grid_thw: ``(t, h, w)`` patch grid of the frame.
+    """
+
+    key: Hashable
+    pixel_values: torch.Tensor
+    grid_thw: tuple[int, int, int]
+
+
+class VisionTokenCache:
+    """LRU cache of merged Qwen vision tokens per frame.
+
+    Args:
+        model: the :class:`~spa3r_ros.models.vlm.model.Spa3VLM` whose vision tower is used.
+        max_frames: how many frames' tokens are kept (oldest use evicted first).
+    """
+
+    def __init__(self, model, max_frames: int = 256) -> None:
+        if max_frames < 1:
+            raise ValueError(f'max_frames must be >= 1, got {max_frames}')
+        self.model = model
+        self.max_frames = max_frames
+        self._entries: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every frame (for example after the weights change)."""
+        self._entries.clear()
+
+    @torch.no_grad()
+    def features(self, frames: Sequence[FrameInput]) -> list[torch.Tensor]:
+        """Vision tokens of each frame, computing only the frames not cached yet.
+
+        Args:
+            frames: the frames, in prompt order.
+
+        Returns:
+            One ``[t*h*w/4, D]`` tensor per frame (no geometry).
+        """
+        missing = [f for f in frames if f.key not in self._entries]
+        unique: dict[Hashable, FrameInput] = {f.key: f for f in missing}
+        if unique:
+            todo = list(unique.values())
+            # One vision-tower call for all new frames: its attention is per image anyway.
+            pixels = torch.cat([f.pixel_values for f in todo]).to(self.model.device)
+            grids = torch.tensor([f.grid_thw for f in todo], device=self.model.device)
+            for frame, feats in zip(todo, self.model.image_features(pixels, grids)):
+                self._entries[frame.key] = feats
+        self.misses += len(unique)
+        self.hits += len(frames) - len(missing)
+        out = []
+        for frame in frames:
+            self._entries.move_to_end(frame.key)
+            out.append(self._entries[frame.key])
+        while len(self._entries) > self.max_frames:
+            self._entries.popitem(last=False)
+        return out
+
+
+class AnswerConstraint:
+    """Restricts greedy decoding to a tiny grammar, so answers always parse.
+
+    Args:
+        first: token ids allowed as the first token.
+        following: token ids allowed after the first (each may appear any number of times,
+            except those in ``once``).
+        once: ids allowed at most once in an answer (a decimal point).
+        max_tokens: after this many tokens only EOS is allowed.
+        eos_token_id: the end token.
+    """
+
+    def __init__(
+        self,
+        first: Sequence[int],
+        following: Sequence[int],
+        eos_token_id: int,
+        *,
+        once: Sequence[int] = (),
+        max_tokens: int = 8,
+    ) -> None:
+        self.first = list(first)
+        self.following = list(following)
+        self.once = set(once)
+        self.eos_token_id = eos_token_id
+        self.max_tokens = max_tokens
+
+    def allowed(self, generated: Sequence[int]) -> list[int]:
+        """Token ids allowed next, given the answer tokens so far."""
+        if not generated:
+            return self.first
+        if len(generated) >= self.max_tokens:
+            return [self.eos_token_id]
+        allowed = [t for t in self.following if t not in self.once or t not in generated]
+        if generated[-1] not in self.once:  # a number does not end on its decimal point
+            allowed.append(self.eos_token_id)
+        return allowed
+
+
+def _single_token(tokenizer, text: str) -> int:
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f'{text!r} is not a single token for this tokenizer: {ids}')
+    return ids[0]
+
+
+def number_constraint(tokenizer, max_tokens: int = 8) -> AnswerConstraint:
+    """Answers like ``3`` or ``2.75`` (digits, one decimal point), then EOS."""
+    digits = [_single_token(tokenizer, str(d)) for d in range(10)]
+    point = _single_token(tokenizer, '.')
+    return AnswerConstraint(
+        digits, digits + [point], tokenizer.eos_token_id, once=[point], max_tokens=max_tokens
+    )
+
+
+def choice_constraint(tokenizer, num_options: int) -> AnswerConstraint:
+    """Answers that are exactly one option letter (``A``, ``B``, ...), then EOS."""
+    if not 1 <= num_options <= 10:
+        raise ValueError(f'num_options must be in [1, 10], got {num_options}')
+    letters = [_single_token(tokenizer, 'ABCDEFGHIJ'[i]) for i in range(num_options)]
+    return AnswerConstraint(letters, [], tokenizer.eos_token_id, max_tokens=1)
+
+
+@dataclass
+class ScenePrefix:
+    """The language model's state after the frames of one scene version.
+
+    Attributes:
+        scene_version: the scene version it was computed for.
+        frame_keys: keys of its frames, in order.
+        input_ids: ``[1, Lp]`` prefix token ids.
+        past_key_values: the KV cache after the prefix (copied, never extended, by questions).
+        next_position: M-RoPE position of the first token after the prefix.
+        last_logits: ``[1, V]`` logits at the prefix's last position.
+    """
+
+    scene_version: int
+    frame_keys: tuple[Hashable, ...]
+    input_ids: torch.Tensor
+    past_key_values: object
+    next_position: int
+    last_logits: torch.Tensor
+
+
+@dataclass
+class GenerationResult:
+    """What :meth:`Spa3VLMGenerator.generate` produced.
+
+    Attributes:
+        text: the decoded answer (special tokens skipped).
+        token_ids: the generated ids (EOS included when reached).
+        finish_reason: ``'eos'``, ``'length'`` or ``'cancelled'``.
+        prompt_tokens: length of the whole prompt (prefix and question).
+        prefix_reused: whether a cached scene prefix served this question.
+        step_logits: logits of every decoding step (``[V]`` each), kept when asked for.
+    """
+
+    text: str
+    token_ids: list[int]
+    finish_reason: str
+    prompt_tokens: int
+    prefix_reused: bool
+    step_logits: list[torch.Tensor] = field(default_factory=list)
+
+
+class Spa3VLMGenerator:
+    """Streaming greedy generation with per-frame and per-scene caches.
+
+    Args:
+        model: a :class:`~spa3r_ros.models.vlm.model.Spa3VLM` (eval mode).
+        tokenizer: a tokenizer with Qwen's special tokens (``<|image_pad|>`` etc.).
+        system_prompt: the chat's system message.
+        max_cached_frames: capacity of the per-frame vision-token cache.
+
+    Thread safety: one call at a time (the engine holds its GPU lock around calls).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        system_prompt: str = 'You are a helpful assistant.',
+        max_cached_frames: int = 256,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.system_prompt = system_prompt
+        self.vision_cache = VisionTokenCache(model, max_cached_frames)
+        self._prefix: ScenePrefix | None = None
+        self._lock = threading.Lock()
+        config = model.config
+        if tokenizer.convert_tokens_to_ids(IMAGE_PAD) != config.image_token_id:
+            raise ValueError(
+                f'tokenizer id of {IMAGE_PAD} ({tokenizer.convert_tokens_to_ids(IMAGE_PAD)}) '
+                f'differs from the config image_token_id ({config.image_token_id})'
+            )
+        self.merge = config.vision_config.spatial_merge_size
+
+    def invalidate(self) -> None:
+        """Drop the scene prefix (the vision-token cache stays valid: it holds no geometry)."""
+        self._prefix = None
+
+    def _tokens_per_frame(self, frame: FrameInput) -> int:
+        t, h, w = frame.grid_thw
+        if h % self.merge or w % self.merge:
+            raise QueryError(f'frame {frame.key!r} grid {frame.grid_thw} is not mergeable')
+        return t * h * w // self.merge**2
+
+    def _encode(self, text: str) -> torch.Tensor:
+        ids = self.tokenizer(text, add_special_tokens=False, return_tensors='pt')['input_ids']
+        return ids.to(self.model.device)
+
+    def prefix_ids(self, frames: Sequence[FrameInput]) -> torch.Tensor:
+        """``[1, Lp]`` ids of the chat up to the frames, one ``<|image_pad|>`` per vision token."""
+        text = chat_prefix(0, self.system_prompt) + ''.join(
+            VISION_START + IMAGE_PAD * self._tokens_per_frame(f) + VISION_END for f in frames
+        )
+        return self._encode(text)
+
+    def suffix_ids(self, user_text: str) -> torch.Tensor:
+        """``[1, Ls]`` ids of the question and the assistant turn's opening."""
+        return self._encode(chat_suffix(user_text))
+
+    def _grids(self, frames: Sequence[FrameInput]) -> torch.Tensor:
+        return torch.tensor([f.grid_thw for f in frames], device=self.model.device)
+
+    @torch.no_grad()
+    def scene_prefix(
+        self, scene_version: int, frames: Sequence[FrameInput], latents: torch.Tensor | None
+    ) -> tuple[ScenePrefix, bool]:
+        """The cached prefix of this scene version, computing it when needed.
+
+        Args:
+            scene_version: version of the scene (a new version invalidates the prefix).
+            frames: the frames of the scene, in prompt order.
+            latents: ``[1, Q, E]`` scene latent (None: no geometry).
+
+        Returns:
+            The prefix and whether it came from the cache.
+        """
+        keys = tuple(f.key for f in frames)
+        cached = self._prefix
+        if cached is not None and cached.scene_version == scene_version:
+            if cached.frame_keys == keys:
+                return cached, True
+            logger.warning('scene version %d reused with other frames; recomputing', scene_version)
+        ids = self.prefix_ids(frames)
+        features = self.vision_cache.features(frames)
+        grids = self._grids(frames)
+        out = self.model(
+            ids,
+            image_features=features,
+            image_grid_thw=grids,
+            geometry_latents=latents,
+            use_cache=True,
+        )
+        _, deltas = self.model.rope_positions(ids, grids)
+        prefix = ScenePrefix(
+            scene_version=scene_version,
+            frame_keys=keys,
+            input_ids=ids,
+            past_key_values=out.past_key_values,
+            next_position=int(ids.shape[1] + deltas[0, 0]),
+            last_logits=out.logits[:, -1],
+        )
+        self._prefix = prefix
+        return prefix, False
+
+    def _positions(self, start: int, length: int) -> torch.Tensor:
+        """``[3, 1, length]`` text positions from ``start`` on all three M-RoPE axes."""
+        steps = torch.arange(start, start + length, device=self.model.device)
+        return steps.view(1, 1, -1).expand(3, 1, -1)
+
+    @torch.no_grad()
+    def question_logits(
+        self,
+        user_text: str,
+        *,
+        scene_version: int,
+        frames: Sequence[FrameInput],
+        latents: torch.Tensor | None,
+        use_cache: bool = True,
+    ) -> tuple[torch.Tensor, object, int, bool]:
+        """Run a question's prompt; return its logits, the KV cache and the next position.
+
+        With ``use_cache`` the scene prefix (and the per-frame tokens) come from the caches and
+        only the question's tokens run; without it the whole prompt runs from pixels.
+
+        Returns:
+            ``(logits [1, Ls, V] over the question's tokens, cache, next position, reused)``.
+        """
+        suffix = self.suffix_ids(user_text)
+        if use_cache:
+            prefix, reused = self.scene_prefix(scene_version, frames, latents)
+            cache = copy.deepcopy(prefix.past_key_values)
+            out = self.model(
+                suffix,
+                position_ids=self._positions(prefix.next_position, suffix.shape[1]),
+                past_key_values=cache,
+                use_cache=True,
+            )
+            return out.logits, out.past_key_values, prefix.next_position + suffix.shape[1], reused
+        prefix_ids = self.prefix_ids(frames)
+        ids = torch.cat([prefix_ids, suffix], dim=1)
+        grids = self._grids(frames)
+        pixels = torch.cat([f.pixel_values for f in frames]).to(self.model.device)
+        out = self.model(
+            ids,
+            pixel_values=pixels,
+            image_grid_thw=grids,
+            geometry_latents=latents,
+            use_cache=True,
+        )
+        _, deltas = self.model.rope_positions(ids, grids)
+        next_position = int(ids.shape[1] + deltas[0, 0])
+        return out.logits[:, prefix_ids.shape[1] :], out.past_key_values, next_position, False
+
+    @torch.no_grad()
+    def generate(
+        self,
+        user_text: str,
+        *,
+        scene_version: int,
+        frames: Sequence[FrameInput],
+        latents: torch.Tensor | None,
+        max_new_tokens: int = 16,
+        on_text: Callable[[str, str], None] | None = None,
+        cancel: Callable[[], bool] | threading.Event | None = None,
+        constraint: AnswerConstraint | None = None,
+        use_cache: bool = True,
+        keep_logits: bool = False,
+    ) -> GenerationResult:
+        """Greedy answer to one question about a scene, streamed as it is produced.
+
+        Args:
+            user_text: the question's user text (see :func:`spa3r_ros.core.prompts.build_prompt`).
+            scene_version: version of the scene (keys the prefix cache).
+            frames: the scene's frames, in prompt order.
+            latents: ``[1, Q, E]`` the scene's Spa3R latent (None: no geometry).
+            max_new_tokens: generation budget.
+            on_text: called with ``(new_text, text_so_far)`` whenever the answer grows (partial
+                answers for action feedback); text is only ever appended.
+            cancel: an Event or a callable; checked before every step, stops with
+                ``finish_reason='cancelled'``.
+            constraint: restricts the tokens (numbers or option letters).
+            use_cache: use the per-frame and per-scene caches (False recomputes everything).
+            keep_logits: keep every step's logits in the result (for tests and debugging).
+
+        Returns:
+            The :class:`GenerationResult`.
+
+        Raises:
+            QueryError: if ``max_new_tokens`` < 1 or there are no frames.
+        """
+        if max_new_tokens < 1:
+            raise QueryError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
+        if not frames:
+            raise QueryError('a question needs at least one frame')
+        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
+        with self._lock:
+            if is_cancelled is not None and is_cancelled():
+                return GenerationResult('', [], 'cancelled', 0, False)
+            logits, cache, position, reused = self.question_logits(
+                user_text,
+                scene_version=scene_version,
+                frames=frames,
+                latents=latents,
+                use_cache=use_cache,
+            )
+            prompt_len = self.prefix_ids(frames).shape[1] + self.suffix_ids(user_text).shape[1]
+            next_logits = logits[0, -1]
+            eos = self.tokenizer.eos_token_id
+            generated: list[int] = []
+            kept: list[torch.Tensor] = []
+            text = ''
+            finish = 'length'
+            for _ in range(max_new_tokens):
+                if is_cancelled is not None and is_cancelled():
+                    finish = 'cancelled'
+                    break
+                if keep_logits:
+                    kept.append(next_logits.detach().clone())
+                token = self._pick(next_logits, generated, constraint)
+                generated.append(token)
+                if token == eos:
+                    finish = 'eos'
+                    break
+                text = self._stream(generated, text, on_text)
+                if len(generated) == max_new_tokens:
+                    break  # no forward for a token that will not be used
+                out = self.model(
+                    torch.tensor([[token]], device=self.model.device),
+                    position_ids=self._positions(position, 1),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                cache = out.past_key_values
+                position += 1
+                next_logits = out.logits[0, -1]
+            final = self.tokenizer.decode(generated, skip_special_tokens=True)
+            if on_text is not None and final != text:
+                on_text(final[len(text) :] if final.startswith(text) else final, final)
+            return GenerationResult(final, generated, finish, prompt_len, reused, kept)
+
+    def _stream(
+        self, generated: list[int], emitted: str, on_text: Callable[[str, str], None] | None
+    ) -> str:
+        """Send the newly completed text to the callback; return the text sent so far.
+
+        Text is held back while it ends in an incomplete multi-byte character (decoded as
+        U+FFFD), so callbacks only ever see appended text.
+        """
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        if text.endswith('\ufffd') or not text.startswith(emitted):
+            return emitted
+        if on_text is not None and text != emitted:
+            on_text(text[len(emitted) :], text)
+        return text
+
+    @staticmethod
+    def _pick(
+        logits: torch.Tensor, generated: list[int], constraint: AnswerConstraint | None
+    ) -> int:
+        """Greedy choice, among the constraint's allowed tokens when there is one."""
+        if constraint is None:
+            return int(torch.argmax(logits))
+        allowed = torch.tensor(constraint.allowed(generated), device=logits.device)
+        return int(allowed[torch.argmax(logits[allowed])])

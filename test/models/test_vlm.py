@@ -1,0 +1,358 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Spa3-VLM on a tiny random Qwen2.5-VL: injection, caches, streaming, every task end to end."""
+
+import importlib.util
+from pathlib import Path
+import threading
+
+import pytest
+import torch
+
+from spa3r_ros.configs.vlm import PixelBudgetConfig
+from spa3r_ros.core.answers import parse_lenient, parse_strict
+from spa3r_ros.core.prompts import build_prompt, NUMERIC_UNITS
+from spa3r_ros.core.types import (
+    MULTIPLE_CHOICE_TASKS,
+    ResultCode,
+    SpatialAnswer,
+    SpatialQueryRequest,
+    Task,
+)
+from spa3r_ros.models.vlm.generation import (
+    choice_constraint,
+    number_constraint,
+    Spa3VLMGenerator,
+)
+from spa3r_ros.models.vlm.model import mm_token_types
+from spa3r_ros.models.vlm.preprocess import build_qwen_image_processor, frame_inputs
+
+
+def _load(name):
+    path = Path(__file__).parents[1] / 'fixtures' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'spa3r_test_fixtures_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tiny = _load('tiny_vlm')
+
+
+@pytest.fixture(scope='module')
+def tokenizer():
+    return tiny.load_tokenizer_fixture().build_tiny_qwen_tokenizer()
+
+
+@pytest.fixture(scope='module')
+def special(tokenizer):
+    return tiny.load_tokenizer_fixture().special_ids(tokenizer)
+
+
+@pytest.fixture(scope='module')
+def model(tokenizer, special):
+    torch.manual_seed(0)
+    return tiny.build(special, len(tokenizer))
+
+
+@pytest.fixture()
+def generator(model, tokenizer):
+    return Spa3VLMGenerator(model, tokenizer)
+
+
+@pytest.fixture(scope='module')
+def latents():
+    return torch.randn(
+        1, tiny.NUM_QUERIES, tiny.LATENT_DIM, generator=torch.Generator().manual_seed(1)
+    )
+
+
+def _prompt_ids(generator, frames, text='Where is the chair?'):
+    return torch.cat([generator.prefix_ids(frames), generator.suffix_ids(text)], dim=1)
+
+
+def test_fresh_injector_is_identity(special, tokenizer):
+    from transformers import Qwen2_5_VLConfig
+
+    from spa3r_ros.models.vlm.model import Spa3VLM
+
+    config = Qwen2_5_VLConfig(**tiny.tiny_qwen_config_dict(special, len(tokenizer)))
+    model = Spa3VLM(config).eval()  # zero-initialised adaptor output layer
+    feats = torch.randn(7, 32)
+    with torch.no_grad():
+        out = model.injector(feats, torch.randn(1, tiny.NUM_QUERIES, tiny.LATENT_DIM))
+    assert torch.equal(out, feats)
+
+
+def test_geometry_changes_only_image_tokens(model, generator, latents):
+    frames = tiny.make_frames(2)
+    ids = _prompt_ids(generator, frames)
+    pixels = torch.cat([f.pixel_values for f in frames])
+    grids = torch.tensor([f.grid_thw for f in frames])
+    with torch.no_grad():
+        plain = model.prepare_image_embeds(ids, pixel_values=pixels, image_grid_thw=grids)
+        geo = model.prepare_image_embeds(
+            ids, pixel_values=pixels, image_grid_thw=grids, geometry_latents=latents
+        )
+        logits_plain = model(ids, pixel_values=pixels, image_grid_thw=grids).logits
+        logits_geo = model(
+            ids, pixel_values=pixels, image_grid_thw=grids, geometry_latents=latents
+        ).logits
+    assert [p.shape for p in plain] == [(4, 32), (4, 32)]
+    assert not torch.allclose(plain[0], geo[0])
+    first_image = int((ids[0] == model.config.image_token_id).nonzero()[0])
+    # Causal LM: positions before the first image token cannot see the geometry.
+    torch.testing.assert_close(logits_plain[:, :first_image], logits_geo[:, :first_image])
+    assert not torch.allclose(logits_plain[:, first_image:], logits_geo[:, first_image:])
+
+
+def test_geometry_encoder_path_equals_given_latents(special, tokenizer):
+    torch.manual_seed(0)
+    encoder = tiny.MeanPoolEncoder()
+    model = tiny.build(special, len(tokenizer), geometry_encoder=encoder)
+    generator = Spa3VLMGenerator(model, tokenizer)
+    frames = tiny.make_frames(2)
+    ids = _prompt_ids(generator, frames)
+    pixels = torch.cat([f.pixel_values for f in frames])
+    grids = torch.tensor([f.grid_thw for f in frames])
+    images = torch.rand(1, 2, 3, 28, 42)
+    with torch.no_grad():
+        via_encoder = model(
+            ids, pixel_values=pixels, image_grid_thw=grids, geometry_encoder_inputs=images
+        ).logits
+        given = model(
+            ids, pixel_values=pixels, image_grid_thw=grids, geometry_latents=encoder.encode(images)
+        ).logits
+    torch.testing.assert_close(via_encoder, given)
+    assert 'geometry_encoder.proj.weight' in model.state_dict()
+
+
+def test_video_branch_gets_no_geometry(model, tokenizer, latents):
+    """Frames passed as video are untouched by the latent (spa3r_spec.md 3.3)."""
+    cfg = model.config
+    grid = (2, 4, 4)  # two temporal patches -> 8 video tokens
+    text = (
+        '<|im_start|>user\n<|vision_start|>' + '<|video_pad|>' * 8 + '<|vision_end|>Q?<|im_end|>'
+    )
+    ids = tokenizer(text, add_special_tokens=False, return_tensors='pt')['input_ids']
+    assert int((mm_token_types(ids, cfg) == 2).sum()) == 8
+    videos = torch.randn(32, tiny.PATCH_DIM)
+    grids = torch.tensor([grid])
+    with torch.no_grad():
+        plain = model(ids, pixel_values_videos=videos, video_grid_thw=grids).logits
+        with_latents = model(
+            ids, pixel_values_videos=videos, video_grid_thw=grids, geometry_latents=latents
+        ).logits
+    torch.testing.assert_close(plain, with_latents)
+
+
+def test_mismatching_num_image_tokens_raises(model, generator):
+    frames = tiny.make_frames(2)
+    ids = generator.prefix_ids(frames[:1])  # placeholders for one frame only
+    pixels = torch.cat([f.pixel_values for f in frames])
+    grids = torch.tensor([f.grid_thw for f in frames])
+    with pytest.raises(ValueError, match='images given but the prompt has placeholders for 1'):
+        model(ids, pixel_values=pixels, image_grid_thw=grids)
+
+
+def test_images_without_grid_raise(model, generator):
+    frames = tiny.make_frames(1)
+    with pytest.raises(ValueError, match='without image_grid_thw'):
+        model(generator.prefix_ids(frames), image_features=[torch.zeros(4, 32)])
+
+
+def test_bad_latent_shape_raises(model, generator):
+    frames = tiny.make_frames(1)
+    ids = generator.prefix_ids(frames)
+    with pytest.raises(ValueError, match='latents must be'):
+        model(
+            ids,
+            pixel_values=frames[0].pixel_values,
+            image_grid_thw=torch.tensor([frames[0].grid_thw]),
+            geometry_latents=torch.randn(1, 4, 5),
+        )
+
+
+def test_cached_and_uncached_logits_are_equal(generator, latents):
+    frames = tiny.make_frames(3)
+    kwargs = dict(scene_version=1, frames=frames, latents=latents)
+    cached, _, pos_c, reused_first = generator.question_logits('How far?', **kwargs)
+    full, _, pos_u, _ = generator.question_logits('How far?', use_cache=False, **kwargs)
+    torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
+    assert pos_c == pos_u and not reused_first
+    # A second question on the same scene reuses the prefix and the frames' vision tokens.
+    misses = generator.vision_cache.misses
+    other, _, _, reused = generator.question_logits('What is left of the bed?', **kwargs)
+    full_other, *_ = generator.question_logits(
+        'What is left of the bed?', use_cache=False, **kwargs
+    )
+    assert reused and generator.vision_cache.misses == misses
+    torch.testing.assert_close(other, full_other, rtol=1e-5, atol=1e-5)
+
+
+def test_cached_and_uncached_generation_are_equal(generator, latents):
+    frames = tiny.make_frames(2)
+    kwargs = dict(scene_version=5, frames=frames, latents=latents, max_new_tokens=6)
+    cached = generator.generate('Describe the room.', keep_logits=True, **kwargs)
+    full = generator.generate('Describe the room.', keep_logits=True, use_cache=False, **kwargs)
+    assert cached.token_ids == full.token_ids and cached.text == full.text
+    assert len(cached.step_logits) == len(full.step_logits) >= 1
+    for a, b in zip(cached.step_logits, full.step_logits):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_new_scene_version_recomputes_prefix(generator, latents):
+    frames = tiny.make_frames(2)
+    first, *_ = generator.question_logits('Q?', scene_version=1, frames=frames, latents=latents)
+    _, _, _, reused = generator.question_logits(
+        'Q?', scene_version=2, frames=frames, latents=latents * 2
+    )
+    assert not reused
+    second, *_ = generator.question_logits('Q?', scene_version=2, frames=frames, latents=latents)
+    assert not torch.allclose(first, second)  # version 2's prefix was built with other latents
+
+
+def test_vision_cache_lru_bounds_memory(model, tokenizer):
+    generator = Spa3VLMGenerator(model, tokenizer, max_cached_frames=2)
+    generator.vision_cache.features(tiny.make_frames(3))
+    assert len(generator.vision_cache) == 2 and generator.vision_cache.misses == 3
+
+
+def test_streaming_callback_sees_appended_text(generator, latents):
+    chunks = []
+    result = generator.generate(
+        'Count.',
+        scene_version=1,
+        frames=tiny.make_frames(1),
+        latents=latents,
+        max_new_tokens=5,
+        on_text=lambda new, so_far: chunks.append((new, so_far)),
+        constraint=number_constraint(generator.tokenizer, max_tokens=5),
+    )
+    assert chunks and ''.join(new for new, _ in chunks) == result.text
+    assert all(so_far.startswith(prev) for (_, prev), (_, so_far) in zip(chunks, chunks[1:]))
+
+
+def test_cancel_stops_generation(generator, latents):
+    stop = threading.Event()
+    seen = []
+
+    def on_text(new, so_far):
+        seen.append(new)
+        stop.set()  # the action server's cancel arrives after the first token
+
+    result = generator.generate(
+        'Describe.',
+        scene_version=1,
+        frames=tiny.make_frames(1),
+        latents=latents,
+        max_new_tokens=10,
+        on_text=on_text,
+        cancel=stop,
+        constraint=number_constraint(generator.tokenizer, max_tokens=10),
+    )
+    assert result.finish_reason == 'cancelled' and len(result.token_ids) == 1
+    already = generator.generate(
+        'Describe.',
+        scene_version=1,
+        frames=tiny.make_frames(1),
+        latents=latents,
+        cancel=lambda: True,
+    )
+    assert already.finish_reason == 'cancelled' and already.token_ids == []
+
+
+GOALS = {
+    Task.OBJECT_COUNT: SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',)),
+    Task.ABS_DISTANCE: SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('sofa', 'tv')),
+    Task.OBJECT_SIZE: SpatialQueryRequest(task=Task.OBJECT_SIZE, objects=('bed',)),
+    Task.ROOM_SIZE: SpatialQueryRequest(task=Task.ROOM_SIZE),
+    Task.REL_DISTANCE: SpatialQueryRequest(
+        task=Task.REL_DISTANCE, objects=('bed',), options=('chair', 'sofa', 'tv', 'lamp')
+    ),
+    Task.REL_DIRECTION: SpatialQueryRequest(
+        task=Task.REL_DIRECTION, objects=('bed', 'tv', 'lamp'), options=('left', 'right', 'back')
+    ),
+    Task.ROUTE_PLAN: SpatialQueryRequest(
+        task=Task.ROUTE_PLAN,
+        objects=('the bed', 'the door', 'Go forward until the table', '[please fill in]'),
+        options=('Turn left', 'Turn right'),
+    ),
+    Task.APPEARANCE_ORDER: SpatialQueryRequest(
+        task=Task.APPEARANCE_ORDER, options=('chair, tv, bed', 'tv, bed, chair', 'bed, chair, tv')
+    ),
+    Task.FREE_FORM: SpatialQueryRequest(question='What is on the table?'),
+}
+
+
+@pytest.mark.parametrize('task', list(Task))
+def test_every_task_from_goal_to_typed_answer(generator, latents, task):
+    request = GOALS[task]
+    prompt = build_prompt(request)
+    if task in MULTIPLE_CHOICE_TASKS:
+        constraint = choice_constraint(generator.tokenizer, len(prompt.options))
+    elif task == Task.FREE_FORM:
+        constraint = None
+    else:
+        constraint = number_constraint(generator.tokenizer, max_tokens=6)
+    result = generator.generate(
+        prompt.text,
+        scene_version=3,
+        frames=tiny.make_frames(2),
+        latents=latents,
+        max_new_tokens=8,
+        constraint=constraint,
+    )
+    assert result.finish_reason in ('eos', 'length') and result.token_ids
+    strict = parse_strict(result.text, task, prompt.options)
+    lenient = parse_lenient(result.text, task, prompt.options)
+    assert strict.ok, (result.text, strict.error)
+    if task in MULTIPLE_CHOICE_TASKS:
+        assert 0 <= strict.choice_index < len(prompt.options)
+        assert strict.choice == prompt.option_texts[strict.choice_index]
+        assert lenient.choice_index == strict.choice_index
+    elif task == Task.FREE_FORM:
+        assert strict.text == result.text
+    else:
+        assert strict.unit == NUMERIC_UNITS[task] and strict.value == float(result.text)
+        assert lenient.value == pytest.approx(strict.value)
+
+
+def test_generate_from_image_frames_to_spatial_answer(special, tokenizer):
+    """Frames in [0, 1] -> geometry latents + Qwen pixels -> streamed answer -> SpatialAnswer."""
+    torch.manual_seed(0)
+    model = tiny.build(special, len(tokenizer), geometry_encoder=tiny.MeanPoolEncoder())
+    generator = Spa3VLMGenerator(model, tokenizer)
+    images = torch.rand(3, 3, 56, 98, generator=torch.Generator().manual_seed(2))
+    processor = build_qwen_image_processor(PixelBudgetConfig(min_pixels=3136, max_pixels=6272))
+    frames = frame_inputs(list(images), keys=[10, 11, 12], processor=processor)
+    assert all(f.grid_thw[1] % 2 == 0 and f.grid_thw[2] % 2 == 0 for f in frames)
+    latents = model.encode_geometry(images[None])
+    request = SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('door', 'window'))
+    prompt = build_prompt(request)
+    partial = []
+    result = generator.generate(
+        prompt.text,
+        scene_version=1,
+        frames=frames,
+        latents=latents,
+        max_new_tokens=6,
+        on_text=lambda new, so_far: partial.append(so_far),
+        constraint=number_constraint(tokenizer, max_tokens=5),
+    )
+    parsed = parse_strict(result.text, request.task, prompt.options)
+    answer = SpatialAnswer(code=ResultCode.OK, answer=result.text, **parsed.answer_fields())
+    assert parsed.ok and answer.unit == 'm' and answer.value == float(result.text)
+    assert answer.choice_index == -1 and partial[-1] == result.text
