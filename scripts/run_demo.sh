@@ -6,8 +6,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup_env.sh"
-if [ "$(id -u)" -eq 0 ]; then ns=(unshare --net); else ns=(unshare --net --map-root-user); fi
-cd "$ROOT"
-exec "${ns[@]}" env -u RMW_IMPLEMENTATION -u _ROS_WHEELS_BOOTSTRAP_COMPLETE \
-  ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST PYTHONPATH="$ROOT" \
-  sh -c 'ip link set lo up && exec .venv/bin/python -m spa3r_ros.tools.demo "$@"' demo "$@"
+exec "$ROOT/scripts/in_netns.sh" .venv/bin/python -m spa3r_ros.tools.demo "$@"

@@ -131,6 +131,21 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
+def golden_config(folder: Path) -> dict[str, Any] | None:
+    """The folder's ``config.json`` as a dict, or None unless it also has ``weights.safetensors``.
+
+    Every case kind's ``detect`` starts here and then looks for the keys of its own layout.
+    """
+    cfg = folder / 'config.json'
+    if not cfg.is_file() or not (folder / 'weights.safetensors').is_file():
+        return None
+    try:
+        data = read_json(cfg)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def iter_cases(folder: Path) -> Iterator[tuple[str, Path, Path]]:
     """Every ``(<x>_)inputs.safetensors`` with a matching ``(<x>_)outputs.safetensors``.
 

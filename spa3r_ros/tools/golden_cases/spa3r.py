@@ -45,6 +45,7 @@ from spa3r_ros.tools.golden_cases.base import (
     compare,
     compare_all,
     Comparison,
+    golden_config,
     iter_cases,
     load_tensors,
     read_json,
@@ -64,14 +65,8 @@ AGGREGATOR_RUN_NAMES = {
 
 def detect(folder: Path) -> bool:
     """Whether ``folder`` is a Spa3R golden folder."""
-    cfg = folder / 'config.json'
-    if not cfg.is_file() or not (folder / 'weights.safetensors').is_file():
-        return False
-    try:
-        data = read_json(cfg)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and 'Spa3R_init_kwargs' in data
+    data = golden_config(folder)
+    return data is not None and 'Spa3R_init_kwargs' in data
 
 
 def build_model(folder: Path, asymmetric_masking: bool | None = None) -> Spa3R:

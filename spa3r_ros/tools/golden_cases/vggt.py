@@ -33,6 +33,7 @@ from spa3r_ros.models.vggt.model import VGGT
 from spa3r_ros.tools.golden_cases.base import (
     compare_all,
     Comparison,
+    golden_config,
     iter_cases,
     load_tensors,
     read_json,
@@ -43,14 +44,8 @@ KIND = 'vggt'
 
 def detect(folder: Path) -> bool:
     """Whether ``folder`` is a VGGT golden folder."""
-    cfg = folder / 'config.json'
-    if not cfg.is_file() or not (folder / 'weights.safetensors').is_file():
-        return False
-    try:
-        data = read_json(cfg)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and 'aggregator' in data and 'patch_embed_dinov2' in data
+    data = golden_config(folder)
+    return data is not None and 'aggregator' in data and 'patch_embed_dinov2' in data
 
 
 def build_model(folder: Path) -> VGGT:

@@ -32,7 +32,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from spa3r_ros.tools.golden_cases.base import compare, compare_all, Comparison, read_json
+from spa3r_ros.tools.golden_cases.base import (
+    compare,
+    compare_all,
+    Comparison,
+    golden_config,
+    read_json,
+)
 
 KIND = 'spa3_vlm_geometry'
 FULL_FORWARD = 'full_forward'
@@ -42,14 +48,8 @@ MODULE_OUTPUTS = ('geo_projected', 'cross_attn_out', 'ln_out', 'adaptor_out', 'g
 
 def detect(folder: Path) -> bool:
     """Whether ``folder`` is a Spa3-VLM geometry golden folder."""
-    cfg = folder / 'config.json'
-    if not cfg.is_file() or not (folder / 'weights.safetensors').is_file():
-        return False
-    try:
-        data = read_json(cfg)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and 'geom_cross_attention' in data.get('modules', {})
+    data = golden_config(folder)
+    return data is not None and 'geom_cross_attention' in data.get('modules', {})
 
 
 def _load_float32(path: Path) -> dict[str, torch.Tensor]:
