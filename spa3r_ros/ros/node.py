@@ -51,6 +51,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from spa3r_ros.action import SpatialQuery
@@ -160,6 +161,7 @@ class Spa3rNode(LifecycleNode):
                     lambda msg, t=topic: self._on_frame(msg, t, conversions.image_from_msg),
                     qos,
                     callback_group=self._frames_group,
+                    qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                 )
             )
         for topic in config.inputs.compressed_image_topics:
@@ -172,6 +174,7 @@ class Spa3rNode(LifecycleNode):
                     ),
                     qos,
                     callback_group=self._frames_group,
+                    qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                 )
             )
         self._status_timer = self.create_timer(

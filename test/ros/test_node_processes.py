@@ -26,7 +26,7 @@ import time
 
 import pytest
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
 from spa3r_ros.msg import SceneStatus
@@ -88,11 +88,23 @@ def test_frames_goals_cancel_and_clean_shutdown(node_process, run_publisher, ros
             'inputs.compressed_image_topics': ['camera/image_raw/compressed'],
             'status.rate_hz': 10.0,
             'query.max_queued_goals': 1,
+            # The test counts every frame, so it asks for reliable delivery and a deep queue
+            # through the standard QoS overrides: best effort may lose frames on a loaded host.
+            'inputs.qos_depth': 20,
+            'qos_overrides./camera/image_raw.subscription.reliability': 'reliable',
+            'qos_overrides./camera/image_raw/compressed.subscription.reliability': 'reliable',
         }
     )
     assert node.wait_for_output(ACTIVE, 30), node.output()
     status = StatusListener(ros_context)
     try:
+        # The QoS overrides reached the subscriptions (as seen from the graph, not the node's log).
+        for topic in ('/camera/image_raw', '/camera/image_raw/compressed'):
+            deadline = time.monotonic() + 10
+            while not (infos := status.node.get_subscriptions_info_by_topic(topic)):
+                assert time.monotonic() < deadline, f'no subscription on {topic}'
+                time.sleep(0.1)
+            assert infos[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
         # Raw frames of every supported kind, then three kinds of bad frame.
         run_publisher(
             '--topic',
