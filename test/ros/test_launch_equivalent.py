@@ -49,7 +49,23 @@ def test_launch_equivalent_processes(tmp_path, domain_id, ros_context, run_publi
 
     inline = tmp_path / 'inline_params.yaml'
     inline.write_text(
-        yaml.safe_dump({'/**': {'ros__parameters': {'use_sim_time': False, 'autostart': False}}})
+        yaml.safe_dump(
+            {
+                '/**': {
+                    'ros__parameters': {
+                        'use_sim_time': False,
+                        'autostart': False,
+                        # Every frame is counted below: reliable delivery (overrides are keyed by
+                        # the remapped topic name).
+                        'qos_overrides': {
+                            '/robot1/camera/color/image_raw': {
+                                'subscription': {'reliability': 'reliable'}
+                            }
+                        },
+                    }
+                }
+            }
+        )
     )
     args = [
         '-m', 'spa3r_ros.ros.node',
