@@ -15,7 +15,7 @@
 
 """Configuration of the spa3r_node: the one place its defaults and rules are written.
 
-Every field becomes a ROS parameter named by its dotted path (``buffer.max_frames``), with the
+Every field becomes a ROS parameter named by its dotted path (``scene.keyframes.window``), with the
 description, range and read-only flag given here; ``config/spa3r.yaml`` and the README's parameter
 table are generated from these classes (``python -m spa3r_ros.cli.dump_params``) and a test checks
 that they are in sync.
@@ -24,6 +24,7 @@ that they are in sync.
 from dataclasses import dataclass
 
 from spa3r_ros.configs.fields import check_fields, param
+from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import ConfigError
 
 # Model presets the node knows. '' means "no model": every valid goal is answered with MODEL_ERROR
@@ -38,6 +39,7 @@ class InputsConfig:
     Args:
         image_topics: sensor_msgs/Image topics to subscribe to (relative names are namespaced).
         compressed_image_topics: sensor_msgs/CompressedImage topics (JPEG or PNG).
+        odom_topic: nav_msgs/Odometry topic whose poses help the keyframe policy ('' = none).
         qos_depth: history depth of the camera subscriptions (sensor-data QoS: best effort).
     """
 
@@ -46,6 +48,11 @@ class InputsConfig:
     )
     compressed_image_topics: tuple[str, ...] = param(
         (), description='sensor_msgs/CompressedImage topics (JPEG or PNG)', read_only=True
+    )
+    odom_topic: str = param(
+        '',
+        description="nav_msgs/Odometry topic for the keyframe policy ('' = none)",
+        read_only=True,
     )
     qos_depth: int = param(
         5, description='History depth of the camera subscriptions', bounds=(1, 100), read_only=True
@@ -58,25 +65,6 @@ class InputsConfig:
             raise ConfigError(f'InputsConfig: empty topic name in {topics}')
         if len(set(topics)) != len(topics):
             raise ConfigError(f'InputsConfig: a topic is listed twice in {topics}')
-
-
-@dataclass(frozen=True)
-class BufferConfig:
-    """The frame buffer between the camera callbacks and the scene engine.
-
-    Args:
-        max_frames: frames kept in memory; when full the oldest frame is dropped and counted.
-    """
-
-    max_frames: int = param(
-        64,
-        description='Frames kept in memory before the oldest is dropped',
-        bounds=(1, 4096),
-        read_only=True,
-    )
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -186,7 +174,7 @@ class NodeConfig:
     Args:
         autostart: configure and activate the node on start-up (also without a launch file).
         inputs: camera inputs.
-        buffer: frame buffer.
+        scene: the scene engine (ingest queue, keyframes, updates, answer format).
         query: action-server limits and defaults.
         model: the model and its device.
         status: health reporting.
@@ -196,7 +184,7 @@ class NodeConfig:
         False, description='Configure and activate on start-up', read_only=True
     )
     inputs: InputsConfig = param(default_factory=InputsConfig, description='Camera inputs')
-    buffer: BufferConfig = param(default_factory=BufferConfig, description='Frame buffer')
+    scene: SceneConfig = param(default_factory=SceneConfig, description='Scene engine')
     query: QueryConfig = param(default_factory=QueryConfig, description='Action server limits')
     model: ModelConfig = param(default_factory=ModelConfig, description='Model and device')
     status: StatusConfig = param(default_factory=StatusConfig, description='Health reporting')

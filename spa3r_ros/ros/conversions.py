@@ -18,6 +18,7 @@
 import math
 
 from builtin_interfaces.msg import Time
+from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CompressedImage, Image
 
 from spa3r_ros.action import SpatialQuery
@@ -30,6 +31,7 @@ from spa3r_ros.core.types import (
     Task,
 )
 from spa3r_ros.msg import SceneStatus
+from spa3r_ros.scene.odometry import Pose, pose_from_odometry_fields
 
 
 def time_to_sec(stamp: Time) -> float:
@@ -117,3 +119,16 @@ def status_msg(report: SceneStatusReport, now: Time) -> SceneStatus:
     msg.model_id = report.model_id
     msg.ready = report.ready
     return msg
+
+
+def pose_from_odometry(msg: Odometry) -> Pose:
+    """``nav_msgs/Odometry`` -> :class:`~spa3r_ros.scene.odometry.Pose` (header stamp, pose).
+
+    Raises:
+        ValueError: if the stamp or pose is not finite, or the quaternion is degenerate.
+    """
+    p = msg.pose.pose.position
+    q = msg.pose.pose.orientation
+    return pose_from_odometry_fields(
+        time_to_sec(msg.header.stamp), (p.x, p.y, p.z), (q.x, q.y, q.z, q.w)
+    )

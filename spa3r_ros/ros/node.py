@@ -15,35 +15,43 @@
 
 """spa3r_node: camera frames in, spatial questions answered through the SpatialQuery action.
 
-Threading model (one MultiThreadedExecutor, three callback groups):
+The node is a thin ROS layer over the ROS-free :class:`~spa3r_ros.scene.engine.SceneEngine`: it
+converts messages, owns the executor, parameters, QoS, services and the action server.
 
-* **frames** (mutually exclusive): image callbacks decode each message and push it into the
-  FrameBuffer. They never wait on a model, so a busy model cannot make the node miss frames
-  beyond the buffer's own bound, and every frame is counted (buffered, dropped or bad).
+Threading model (one MultiThreadedExecutor, four callback groups):
+
+* **frames** (mutually exclusive): image and odometry callbacks decode each message and hand it to
+  the engine, which queues it and returns at once. A busy model never makes the node miss frames
+  beyond the ingest queue's bound, and every frame is counted (seen, dropped or bad).
 * **queries** (reentrant): goal, cancel and accepted callbacks, and goal execution. Goals run one
   at a time in arrival order (the ros2/examples ``server_queue_goals`` pattern: a deque under a
   lock, and the finishing goal starts the next), so goal/cancel callbacks stay responsive while a
-  goal executes. Cancellation is checked between stages and while waiting.
+  goal executes. Cancellation is checked while waiting, between stages and at every token.
 * **status** (mutually exclusive): the timer that publishes ``scene_status`` and ``/diagnostics``.
+* **services** (mutually exclusive): ``~/reset_scene``, ``~/save_scene``, ``~/load_scene``.
 
-Lifecycle: ``configure`` builds the frame buffer, the model (``model.preset``), the publishers and
-the action server; ``activate`` opens the camera subscriptions, starts the status timer and starts
-accepting goals; ``deactivate`` undoes that (goals are rejected while inactive); ``cleanup`` frees
-everything ``configure`` built. With ``autostart`` true the node configures and activates itself.
+Lifecycle: ``configure`` loads the model preset onto the device and starts the engine (a failure
+returns FAILURE with the reason and leaves the node unconfigured, so it can be configured again);
+``activate`` opens the subscriptions, the action server and the status timer; ``deactivate``
+finishes running and queued goals as CANCELED and closes them again; ``cleanup`` stops the engine
+and frees the model and its GPU memory. With ``autostart`` true the node configures and activates
+itself.
 
 Queueing policy: one goal executes; up to ``query.max_queued_goals`` accepted goals wait behind
-it; a goal that arrives when the queue is full, or while the node is not active, is rejected
-(and the reason is logged). Malformed goals are accepted and finish at once with INVALID_GOAL and
-a message saying what is wrong, so the client learns why.
+it; a goal that arrives when the queue is full is rejected (and the reason is logged). Malformed
+goals are accepted and finish at once with INVALID_GOAL and a message saying what is wrong, so the
+client learns why.
 """
 
 from collections import deque
+import gc
 import logging
 import sys
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
@@ -53,21 +61,24 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
 
 from spa3r_ros.action import SpatialQuery
 from spa3r_ros.configs.node import NodeConfig
 from spa3r_ros.core.errors import ConfigError, ImageDecodeError, Spa3rError
-from spa3r_ros.core.frame_buffer import FrameBuffer
-from spa3r_ros.core.query_runner import QueryRunner
 from spa3r_ros.core.types import ResultCode, SceneStatusReport
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros import conversions
 from spa3r_ros.ros.logging_bridge import forward_core_logs
 from spa3r_ros.ros.parameters import ConfigParameters
+from spa3r_ros.scene.engine import SceneEngine
+from spa3r_ros.srv import SceneFile
 
 NODE_NAME = 'spa3r_node'
 ACTION_NAME = 'spatial_query'
 STATUS_TOPIC = 'scene_status'
+# Seconds deactivate waits for the running goal to notice it is being stopped.
+DRAIN_TIMEOUT_SEC = 10.0
 
 
 class Spa3rNode(LifecycleNode):
@@ -84,22 +95,21 @@ class Spa3rNode(LifecycleNode):
         self._frames_group = MutuallyExclusiveCallbackGroup()
         self._queries_group = ReentrantCallbackGroup()
         self._status_group = MutuallyExclusiveCallbackGroup()
+        self._services_group = MutuallyExclusiveCallbackGroup()
 
-        self._buffer: FrameBuffer | None = None
-        self._runner: QueryRunner | None = None
-        self._model_id = ''
+        self._engine: SceneEngine | None = None
         self._subscriptions_open: list = []
+        self._services: list = []
         self._status_timer = None
         self._status_pub = None
         self._diagnostics_pub = None
         self._action_server: ActionServer | None = None
 
-        self._serving = False  # accepting and executing goals (True only while active)
+        self._serving = False  # executing goals (True only while active)
         self._goal_lock = threading.Lock()
         self._goal_queue: deque[ServerGoalHandle] = deque()
         self._current_goal: ServerGoalHandle | None = None
         self._accepted_at: dict[bytes, float] = {}
-        self._last_query_latency = 0.0
         self.get_logger().info('created (unconfigured); parameters declared')
 
     @property
@@ -110,23 +120,79 @@ class Spa3rNode(LifecycleNode):
     # ---------------------------------------------------------------- lifecycle transitions
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Build the buffer, the model, the publishers and the action server.
+        """Load the model preset, start the scene engine, create publishers and services.
 
         Returns:
             SUCCESS, or FAILURE with the reason logged (the node stays unconfigured and can be
-            configured again, e.g. after fixing a parameter or a checkpoint path).
+            configured again, e.g. after the missing checkpoint was put in place).
         """
-        self.get_logger().info('configuring...')
         config = self.config
+        self.get_logger().info(
+            f'configuring: model preset {config.model.preset or "none"!r} on {config.model.device}'
+        )
         try:
-            answerer = self._load_model(config)
+            models = self._load_models(config)
         except Spa3rError as err:
             self.get_logger().error(f'configure failed: {err}')
             return TransitionCallbackReturn.FAILURE
-        self._buffer = FrameBuffer(config.buffer.max_frames)
-        self._runner = QueryRunner(self._buffer, answerer, lambda: self.config.query)
+        except Exception as err:  # e.g. out of memory: report it, stay re-configurable
+            self.get_logger().error(f'configure failed: {type(err).__name__}: {err}')
+            return TransitionCallbackReturn.FAILURE
+        self._engine = SceneEngine(models, config.scene, lambda: self.config.query)
+        self._engine.start()
         self._status_pub = self.create_lifecycle_publisher(SceneStatus, STATUS_TOPIC, 10)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        group = self._services_group
+        self._services = [
+            self.create_service(Trigger, '~/reset_scene', self._on_reset, callback_group=group),
+            self.create_service(SceneFile, '~/save_scene', self._on_save, callback_group=group),
+            self.create_service(SceneFile, '~/load_scene', self._on_load, callback_group=group),
+        ]
+        model = models.model_id if models else 'none (goals get MODEL_ERROR)'
+        device = models.device if models else '-'
+        self.get_logger().info(
+            f'configured: model {model} on {device}, keyframe window '
+            f'{config.scene.keyframes.window}'
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Open the subscriptions and the action server, start status reports."""
+        self.get_logger().info('activating...')
+        config = self.config
+        qos = QoSProfile(
+            history=qos_profile_sensor_data.history,
+            depth=config.inputs.qos_depth,
+            reliability=qos_profile_sensor_data.reliability,
+            durability=qos_profile_sensor_data.durability,
+        )
+        inputs = [(Image, t, conversions.image_from_msg) for t in config.inputs.image_topics]
+        inputs += [
+            (CompressedImage, t, conversions.image_from_compressed_msg)
+            for t in config.inputs.compressed_image_topics
+        ]
+        for msg_type, topic, decode in inputs:
+            self._subscriptions_open.append(
+                self.create_subscription(
+                    msg_type,
+                    topic,
+                    lambda msg, t=topic, d=decode: self._on_frame(msg, t, d),
+                    qos,
+                    callback_group=self._frames_group,
+                    qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+                )
+            )
+        if config.inputs.odom_topic:
+            self._subscriptions_open.append(
+                self.create_subscription(
+                    Odometry,
+                    config.inputs.odom_topic,
+                    self._on_odometry,
+                    qos,
+                    callback_group=self._frames_group,
+                    qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+                )
+            )
         self._action_server = ActionServer(
             self,
             SpatialQuery,
@@ -137,46 +203,6 @@ class Spa3rNode(LifecycleNode):
             cancel_callback=self._on_cancel,
             callback_group=self._queries_group,
         )
-        self.get_logger().info(
-            f'configured: buffer of {config.buffer.max_frames} frames, '
-            f'model {self._model_id or "none (goals get MODEL_ERROR)"}'
-        )
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Open the camera subscriptions, start status reports and accept goals."""
-        self.get_logger().info('activating...')
-        config = self.config
-        qos = QoSProfile(
-            history=qos_profile_sensor_data.history,
-            depth=config.inputs.qos_depth,
-            reliability=qos_profile_sensor_data.reliability,
-            durability=qos_profile_sensor_data.durability,
-        )
-        for topic in config.inputs.image_topics:
-            self._subscriptions_open.append(
-                self.create_subscription(
-                    Image,
-                    topic,
-                    lambda msg, t=topic: self._on_frame(msg, t, conversions.image_from_msg),
-                    qos,
-                    callback_group=self._frames_group,
-                    qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-                )
-            )
-        for topic in config.inputs.compressed_image_topics:
-            self._subscriptions_open.append(
-                self.create_subscription(
-                    CompressedImage,
-                    topic,
-                    lambda msg, t=topic: self._on_frame(
-                        msg, t, conversions.image_from_compressed_msg
-                    ),
-                    qos,
-                    callback_group=self._frames_group,
-                    qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-                )
-            )
         self._status_timer = self.create_timer(
             1.0 / config.status.rate_hz, self._publish_status, callback_group=self._status_group
         )
@@ -186,20 +212,14 @@ class Spa3rNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Close the subscriptions and the status timer; new goals are rejected from now on."""
+        """Finish running and queued goals as CANCELED, close subscriptions and the server."""
         self.get_logger().info('deactivating...')
-        self._serving = False
-        for sub in self._subscriptions_open:
-            self.destroy_subscription(sub)
-        self._subscriptions_open.clear()
-        if self._status_timer is not None:
-            self.destroy_timer(self._status_timer)
-            self._status_timer = None
+        self._close_active()
         self.get_logger().info('inactive')
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Free what configure built (model, buffer, publishers, action server)."""
+        """Stop the engine and free the model (and its GPU memory), publishers and services."""
         self.get_logger().info('cleaning up...')
         self._release()
         self.get_logger().info('unconfigured')
@@ -208,42 +228,80 @@ class Spa3rNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop serving and free everything."""
         self.get_logger().info('shutting down')
-        self._serving = False
+        self._close_active()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def _close_active(self) -> None:
+        """Undo activate; the running goal sees ``_serving`` False and ends as CANCELED."""
+        self._serving = False
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SEC
+        while self._current_goal is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self._current_goal is not None:
+            self.get_logger().warning('a goal is still running after deactivation was requested')
+        for sub in self._subscriptions_open:
+            self.destroy_subscription(sub)
+        self._subscriptions_open.clear()
+        if self._status_timer is not None:
+            self.destroy_timer(self._status_timer)
+            self._status_timer = None
+        if self._action_server is not None and self._current_goal is None:
+            self._action_server.destroy()
+            self._action_server = None
 
     def _release(self) -> None:
         if self._action_server is not None:
             self._action_server.destroy()
             self._action_server = None
+        for service in self._services:
+            self.destroy_service(service)
+        self._services.clear()
         if self._status_pub is not None:
             self.destroy_lifecycle_publisher(self._status_pub)
             self._status_pub = None
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
             self._diagnostics_pub = None
-        self._runner = None
-        self._buffer = None
-        self._model_id = ''
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+            on_gpu = engine.models is not None and engine.models.device.type == 'cuda'
+            del engine
+            gc.collect()
+            if on_gpu:
+                import torch
 
-    def _load_model(self, config: NodeConfig):
-        """Return the answerer for ``model.preset`` (None: no model configured)."""
+                torch.cuda.empty_cache()
+
+    def _load_models(self, config: NodeConfig):
+        """The model bundle of ``model.preset`` (None: no model configured)."""
         if not config.model.preset:
-            self._model_id = ''
             return None
-        # NodeConfig's choices make this unreachable until presets exist; keep the error explicit.
-        raise ConfigError(f'model preset {config.model.preset!r} is not available')
+        from spa3r_ros.models.bundle import load_preset
 
-    # ---------------------------------------------------------------- frames
+        started = time.monotonic()
+        models = load_preset(
+            config.model.preset,
+            device=config.model.device,
+            checkpoint_path=config.model.checkpoint_path,
+        )
+        self.get_logger().info(
+            f'loaded {models.model_id} ({models.parameter_count() / 1e6:.1f} M parameters) '
+            f'on {models.device} in {time.monotonic() - started:.1f} s'
+        )
+        return models
+
+    # ---------------------------------------------------------------- inputs
 
     def _on_frame(self, msg, topic: str, decode) -> None:
-        buffer = self._buffer
-        if buffer is None:
+        engine = self._engine
+        if engine is None:
             return
         try:
             image = decode(msg)
         except ImageDecodeError as err:
-            buffer.record_bad_frame(str(err))
+            engine.record_bad_frame(str(err))
             self.get_logger().warning(
                 f'dropped a bad frame on {topic}: {err}', throttle_duration_sec=5.0
             )
@@ -251,21 +309,63 @@ class Spa3rNode(LifecycleNode):
         stamp = conversions.time_to_sec(msg.header.stamp)
         if stamp <= 0.0:
             stamp = self.get_clock().now().nanoseconds * 1e-9
-        buffer.push(stamp, topic, image)
+        engine.add_frame(stamp, topic, image)
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        try:
+            engine.add_pose(conversions.pose_from_odometry(msg))
+        except ValueError as err:
+            self.get_logger().warning(
+                f'ignored an odometry message: {err}', throttle_duration_sec=5.0
+            )
+
+    # ---------------------------------------------------------------- services
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._engine is None:
+            response.success, response.message = False, 'the node is not configured'
+            return response
+        self._engine.reset()
+        response.success, response.message = True, 'scene reset: frames and keyframes dropped'
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_save(self, request: SceneFile.Request, response: SceneFile.Response):
+        return self._scene_file('save', request.path, response)
+
+    def _on_load(self, request: SceneFile.Request, response: SceneFile.Response):
+        return self._scene_file('load', request.path, response)
+
+    def _scene_file(self, what: str, path: str, response: SceneFile.Response):
+        engine = self._engine
+        if engine is None:
+            response.success, response.message = False, 'the node is not configured'
+            return response
+        try:
+            if what == 'save':
+                engine.save_scene(path)
+                state = engine.snapshot()
+            else:
+                state = engine.load_scene(path)
+        except (Spa3rError, OSError, ValueError) as err:
+            response.success, response.message = False, f'{what} failed: {err}'
+            self.get_logger().error(response.message)
+            return response
+        response.success = True
+        response.scene_version = state.version if state is not None else 0
+        response.message = f'scene version {response.scene_version} {what}d: {path}'
+        self.get_logger().info(response.message)
+        return response
 
     # ---------------------------------------------------------------- status
 
     def _status_report(self) -> SceneStatusReport:
-        stats = self._buffer.stats() if self._buffer is not None else None
-        return SceneStatusReport(
-            frames_received=stats.received if stats else 0,
-            frames_dropped=(stats.dropped_overflow + stats.dropped_bad) if stats else 0,
-            frames_buffered=stats.buffered if stats else 0,
-            last_query_latency_sec=self._last_query_latency,
-            device=self.config.model.device if self._model_id else '',
-            model_id=self._model_id,
-            ready=False,
-        )
+        if self._engine is None:
+            return SceneStatusReport()
+        return self._engine.stats().status_report()
 
     def _publish_status(self) -> None:
         report = self._status_report()
@@ -308,7 +408,7 @@ class Spa3rNode(LifecycleNode):
 
     def _on_goal(self, goal: SpatialQuery.Goal) -> GoalResponse:
         if not self._serving:
-            self.get_logger().warning('rejected a goal: the node is not active')
+            self.get_logger().warning('rejected a goal: the node is being deactivated')
             return GoalResponse.REJECT
         with self._goal_lock:
             waiting = len(self._goal_queue)
@@ -349,21 +449,20 @@ class Spa3rNode(LifecycleNode):
             self._start_next_goal()
 
     def _run_goal(self, goal_handle: ServerGoalHandle, key: bytes) -> SpatialQuery.Result:
-        runner = self._runner
+        engine = self._engine
         accepted_at = self._accepted_at.get(key, time.monotonic())
-        if runner is None:
+        if engine is None:
             goal_handle.abort()
             return SpatialQuery.Result(
                 code=int(ResultCode.MODEL_ERROR), message='the node is not configured'
             )
         request = conversions.request_from_goal(goal_handle.request)
-        answer = runner.run(
+        answer = engine.ask(
             request,
             accepted_at=accepted_at,
             on_feedback=lambda fb: goal_handle.publish_feedback(conversions.feedback_msg(fb)),
             is_canceled=lambda: goal_handle.is_cancel_requested or not self._serving,
         )
-        self._last_query_latency = answer.latency_sec
         result = conversions.result_from_answer(answer)
         if answer.code == ResultCode.CANCELED and goal_handle.is_cancel_requested:
             goal_handle.canceled()
