@@ -194,9 +194,7 @@ def test_cancel_before_and_during_generation(tiny_models, image_for):
     assert afterwards.code == ResultCode.OK  # the engine is not left in a bad state
 
 
-def test_timeouts_while_queued_waiting_for_the_model_and_during_generation(
-    tiny_models, image_for
-):
+def test_timeouts_while_queued_waiting_for_the_model_and_during_generation(tiny_models, image_for):
     with make_engine(tiny_models) as engine:
         feed(engine, image_for, range(3))
         engine.flush(timeout=60)
@@ -233,7 +231,8 @@ def test_model_failure_becomes_model_error(tiny_models, image_for, monkeypatch):
         monkeypatch.setattr(engine._generator, 'generate', broken)
         answer = engine.ask(COUNT)
     assert answer.code == ResultCode.MODEL_ERROR
-    assert answer.message == 'model failure: RuntimeError: CUDA error: device-side assert triggered'
+    expected = 'model failure: RuntimeError: CUDA error: device-side assert triggered'
+    assert answer.message == expected
 
 
 def test_min_stamp_waits_for_a_scene_that_includes_the_frame(tiny_models, image_for):
@@ -320,9 +319,7 @@ def test_rate_limit_defers_updates_and_flush_skips_it(tiny_models, image_for):
     assert second.version == first.version + 1 and second.num_frames == 5
 
 
-def test_snapshots_stay_consistent_under_concurrent_updates_and_questions(
-    tiny_models, image_for
-):
+def test_snapshots_stay_consistent_under_concurrent_updates_and_questions(tiny_models, image_for):
     engine = make_engine(tiny_models, keyframes=KeyframeConfig(window=4))
     seen_states = {}
     answers = []
@@ -335,7 +332,8 @@ def test_snapshots_stay_consistent_under_concurrent_updates_and_questions(
             if state is not None:
                 seen_states[state.version] = state
                 try:
-                    assert len(state.keyframe_stamps) == len(state.frame_inputs) == state.num_frames
+                    assert len(state.keyframe_stamps) == len(state.frame_inputs)
+                    assert len(state.keyframes) == state.num_frames
                     assert [f.key for f in state.frame_inputs] == list(state.keyframe_seqs)
                     assert state.newest_stamp == max(state.keyframe_stamps)
                 except AssertionError as err:
