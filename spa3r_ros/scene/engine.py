@@ -395,8 +395,7 @@ class SceneEngine:
         error = ''
         if self._models is not None and pending.entries:
             try:
-                with self._model_lock:
-                    state = self._build_state(pending, start)
+                state = self._build_state(pending, start)
             except Exception as err:  # keep the previous scene; report the failure
                 logger.exception('scene update failed')
                 error = f'{type(err).__name__}: {err}'
@@ -421,7 +420,11 @@ class SceneEngine:
             self._cond.notify_all()
 
     def _build_state(self, pending: _KeyframeSet, start: float) -> SceneState:
-        """Encode a keyframe set (caller holds the model lock)."""
+        """Encode a keyframe set and warm the caches for it (takes the model lock twice).
+
+        The lock is released between the encoder and the prefix warm-up, so a question waiting
+        for the model (on the previous scene) runs in between instead of after the whole update.
+        """
         models = self._models
         assert models is not None and self._generator is not None
         entries = pending.entries
@@ -429,17 +432,19 @@ class SceneEngine:
         device = models.device
         images = stack_frames([e.geometry for e in entries]).to(device)
         spa3r = models.vlm.geometry_encoder
-        with inference_context(device):
-            tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
-        latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
-        self._prune_caches(seqs)
+        with self._model_lock:
+            with inference_context(device):
+                tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
+            latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
+            self._prune_caches(seqs)
         inputs = tuple(e.frame_input for e in entries)
         with self._cond:
             version = self._next_version
             self._next_version += 1
         # Warm the per-keyframe vision tokens and the scene's prefix, so questions pay only for
         # their own tokens.
-        self._generator.scene_prefix(version, inputs, latents)
+        with self._model_lock:
+            self._generator.scene_prefix(version, inputs, latents)
         return SceneState(
             version=version,
             latents=latents,
