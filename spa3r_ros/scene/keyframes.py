@@ -65,8 +65,10 @@ Typical use on the engine's ingest thread::
 
 Accounting: every call of ``consider`` counts the frame as seen, then exactly one of accepted or
 rejected (``seen == accepted + rejected``); every keyframe that leaves (eviction, refresh,
-reset, a smaller window) counts as evicted, so ``keyframes == accepted - evicted``. The engine
-adds the frame buffer's counters to show that no frame is lost silently.
+reset, a smaller window, a restore) counts as evicted, so
+``keyframes == accepted + restored - evicted`` (``restored``: keyframes put back from a saved
+scene by ``restore``). The engine adds the frame buffer's counters to show that no frame is
+lost silently: ``received == bad + overflow + cleared + seen + buffered``.
 
 Cost of :meth:`KeyframePolicy.consider` (it runs on the ingest thread at 30 Hz per camera),
 measured with ``timeit`` on synthetic 640x480 frames on the 2-core development machine while
@@ -79,6 +81,7 @@ fixed cost of some twenty small numpy calls (thumbnail reductions and normalisat
 cost barely depends on the resolution or the window. Speed belongs to benchmarks, not tests.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import functools
 import logging
@@ -329,6 +332,8 @@ class KeyframeStats:
         evicted: keyframes that left the window (eviction, refresh, reset, smaller window).
         keyframes: keyframes held now.
         depth_rejected: depth images among the rejected frames.
+        restored: keyframes put back by :meth:`KeyframePolicy.restore` (a loaded scene); they
+            were never seen by ``consider``.
     """
 
     seen: int
@@ -337,12 +342,13 @@ class KeyframeStats:
     evicted: int
     keyframes: int = 0
     depth_rejected: int = 0
+    restored: int = 0
 
     def is_consistent(self) -> bool:
-        """``seen == accepted + rejected`` and ``keyframes == accepted - evicted``."""
+        """``seen == accepted + rejected`` and ``keyframes == accepted + restored - evicted``."""
         return (
             self.seen == self.accepted + self.rejected
-            and self.keyframes == self.accepted - self.evicted
+            and self.keyframes == self.accepted + self.restored - self.evicted
         )
 
 
@@ -397,6 +403,7 @@ class KeyframePolicy:
             evicted=self._evicted,
             keyframes=len(self._state[1]),
             depth_rejected=self._depth_rejected,
+            restored=self._restored,
         )
 
     # -- write side ----------------------------------------------------------------------------
@@ -529,7 +536,7 @@ class KeyframePolicy:
 
         Args:
             reset_stats: also zero every counter; otherwise the dropped keyframes count as
-                evicted, keeping ``keyframes == accepted - evicted``.
+                evicted, keeping ``keyframes == accepted + restored - evicted``.
         """
         had_keyframes = bool(self._records)
         if reset_stats:
@@ -540,6 +547,65 @@ class KeyframePolicy:
         if had_keyframes:
             self._publish()
 
+    def restore(
+        self, frames: Sequence[Frame], poses: Sequence[Pose | None] | None = None
+    ) -> tuple[int, ...]:
+        """Replace the keyframes with the frames of a saved scene (``SceneEngine.load_scene``).
+
+        The frames become keyframes without the novelty test (they were keyframes when the scene
+        was saved), so frames that arrive later are compared with them. The keyframes held
+        before count as evicted; the new ones count as ``restored``, not as seen or accepted,
+        because they never came through the frame buffer. The version increases by one.
+
+        Args:
+            frames: the keyframes' frames, any order; colour images only.
+            poses: one pose (or None) per frame, or None for no poses.
+
+        Returns:
+            The ``seq`` of restored frames evicted at once because there were more than the
+            window holds (the most redundant go, as in :meth:`consider`; usually empty).
+
+        Raises:
+            ValueError: if a frame is not a colour image, two frames share a ``seq``, or
+                ``poses`` has another length than ``frames`` (nothing is changed then).
+            TypeError: if an element is not a :class:`Frame` or a :class:`Pose` (or None).
+        """
+        frames = list(frames)
+        pose_list: list[Pose | None] = list(poses) if poses is not None else [None] * len(frames)
+        if len(pose_list) != len(frames):
+            raise ValueError(f'restore got {len(frames)} frames but {len(pose_list)} poses')
+        for frame, pose in zip(frames, pose_list):
+            if not isinstance(frame, Frame):
+                raise TypeError(f'restore expects Frames, got {type(frame).__name__}')
+            if pose is not None and not isinstance(pose, Pose):
+                raise TypeError(f'restore expects Poses or None, got {type(pose).__name__}')
+            if frame.image.kind != KIND_COLOR:
+                raise ValueError(
+                    f'restore: frame seq {frame.seq} is a {frame.image.kind!r} image; keyframes '
+                    f'are {KIND_COLOR!r} images'
+                )
+        seqs = [frame.seq for frame in frames]
+        if len(set(seqs)) != len(seqs):
+            raise ValueError(f'restore: frames share a seq: {sorted(seqs)}')
+        config = self._config
+        self._evicted += len(self._records)
+        self._clear_arrays()
+        for frame, pose in sorted(zip(frames, pose_list), key=lambda item: item[0].seq):
+            thumb = compute_thumbnail(frame.image, config.thumbnail_width, config.thumbnail_height)
+            if self._records:
+                _, _, combined = self._distances_to_keyframes(thumb, pose, frame.camera)
+                novelty = float(combined.min())
+            else:
+                combined, novelty = np.empty(0), math.inf
+            self._insert(Keyframe(frame, pose, novelty, thumb), combined)
+            self._restored += 1
+        evicted: tuple[int, ...] = ()
+        if self._records:
+            newest = max(self._records, key=lambda k: (k.stamp, k.seq))
+            evicted = self._evict_down_to(config.window, protect_seq=newest.seq)
+        self._publish()
+        return evicted
+
     # -- internals -----------------------------------------------------------------------------
 
     def _zero_counters(self) -> None:
@@ -548,6 +614,7 @@ class KeyframePolicy:
         self._rejected = 0
         self._evicted = 0
         self._depth_rejected = 0
+        self._restored = 0
 
     def _clear_arrays(self) -> None:
         size = self._config.thumbnail_width * self._config.thumbnail_height

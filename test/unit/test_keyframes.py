@@ -449,3 +449,44 @@ def test_imports_without_torch_or_rclpy() -> None:
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_restore_puts_saved_keyframes_back_for_later_comparisons() -> None:
+    cam = Camera()
+    policy = KeyframePolicy(KeyframeConfig(window=3, refresh_sec=0.0))
+    policy.consider(frame(cam.view(0), 0.0))
+    version = policy.version
+    saved = [frame(cam.view(*p), 10.0 + i) for i, p in enumerate(PLACES)]
+    poses = [pose_at(f.stamp, float(i)) for i, f in enumerate(saved)]
+    evicted = policy.restore(reversed(saved), list(reversed(poses)))
+    assert policy.version == version + 1
+    # Four saved frames, a window of three: one goes, never the newest.
+    assert len(evicted) == 1 and saved[-1].seq not in evicted
+    kept = [k.seq for k in policy.keyframes]
+    assert kept == [f.seq for f in saved if f.seq not in evicted]
+    assert all(k.pose is not None for k in policy.keyframes)
+    stats = policy.stats()
+    assert (stats.restored, stats.accepted, stats.evicted, stats.keyframes) == (4, 1, 2, 3)
+    assert stats.is_consistent()
+    # A later frame showing a restored place is not new.
+    again = policy.consider(frame(cam.view(*PLACES[-1]), 20.0))
+    assert not again.accepted and again.novelty < 1.0
+
+
+def test_restore_validates_before_changing_anything() -> None:
+    cam = Camera()
+    policy = KeyframePolicy()
+    policy.consider(frame(cam.view(0), 0.0))
+    before = policy.snapshot()
+    depth = DecodedImage('depth', np.ones((4, 4), np.float32))
+    good = frame(cam.view(400), 1.0)
+    with pytest.raises(ValueError, match='depth'):
+        policy.restore([good, frame(depth, 2.0)])
+    with pytest.raises(ValueError, match='2 frames but 1 poses'):
+        policy.restore([good, frame(cam.view(800), 2.0)], [None])
+    with pytest.raises(ValueError, match='share a seq'):
+        policy.restore([good, good])
+    with pytest.raises(TypeError, match='Frames'):
+        policy.restore(['frame'])  # type: ignore[list-item]
+    assert policy.snapshot() == before
+    assert policy.restore([]) == () and policy.keyframes == ()
