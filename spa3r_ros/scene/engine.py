@@ -192,6 +192,7 @@ class SceneEngine:
         self._seen = 0
         self._seen_stamp = 0.0
         self._keyframe_count = 0
+        self._restored_seq = 0
         self._resets = 0
         self._flush_requested = False
         self._last_update_start = -math.inf
@@ -831,16 +832,17 @@ class SceneEngine:
     def load_scene(self, path: str | os.PathLike) -> SceneState:
         """Replace the scene by one saved with :meth:`save_scene` (e.g. after a restart).
 
-        The saved keyframes go through the keyframe policy as new frames (they are counted as
-        received), and the saved latent is published at once without recomputing it. If the policy
-        keeps a different set, the next update rebuilds the scene from that set.
+        The saved keyframes become the keyframe policy's keyframes (``KeyframePolicy.restore``:
+        they are not counted as received frames), and the saved latent is published at once
+        without recomputing it. Frames that arrive later are compared with these keyframes and
+        extend the scene.
 
         Args:
             path: a file written by :meth:`save_scene`.
 
         Returns:
             The loaded scene (its version continues this engine's numbering, at least the saved
-            version).
+            version). Its keyframes get negative ``seq`` numbers (they did not arrive here).
 
         Raises:
             CheckpointError: a missing or corrupt file, one of another model, or latents of a
@@ -865,26 +867,20 @@ class SceneEngine:
             )
         start = time.monotonic()
         with self._ingest_lock:
-            self._clear_locked()
-            entries = []
+            frames = []
             for keyframe in saved.keyframes:
-                frame = self._buffer.push(
-                    keyframe.stamp, keyframe.camera, DecodedImage(KIND_COLOR, keyframe.rgb)
-                )
-                with self._cond:
-                    taken = self._buffer.take_all()  # exactly this frame: we hold the ingest lock
-                    self._in_flight = len(taken)
-                for item in taken:
-                    self._consider(item)
-                    with self._cond:
-                        self._in_flight -= 1
-                        self._seen += 1
-                        self._seen_stamp = max(self._seen_stamp, item.stamp)
-                prepared = self._entries.get(frame.seq)
-                if prepared is None:  # the policy did not keep it; the saved latent includes it
-                    prepared = self._prepare(frame.seq, frame.stamp, frame.camera, keyframe.rgb)
-                entries.append(prepared)
-            entries.sort(key=lambda e: e.stamp)
+                # Negative, never reused: restored frames must not collide with the buffer's seqs
+                # (>= 1) nor with an earlier load's (every per-keyframe cache is keyed by seq).
+                self._restored_seq -= 1
+                image = DecodedImage(KIND_COLOR, keyframe.rgb)
+                frames.append(Frame(keyframe.stamp, keyframe.camera, image, self._restored_seq))
+            entries = sorted(
+                (self._prepare(f.seq, f.stamp, f.camera, f.image.pixels) for f in frames),
+                key=lambda e: e.stamp,
+            )
+            self._clear_locked()
+            evicted = set(self._policy.restore(frames))
+            self._entries = {e.seq: e for e in entries if e.seq not in evicted}
             latents = saved.latents.to(models.device)
             inputs = tuple(e.frame_input for e in entries)
             with self._model_lock:
@@ -892,21 +888,23 @@ class SceneEngine:
                     version = max(self._next_version, saved.version)
                     self._next_version = version + 1
                 self._generator.scene_prefix(version, inputs, latents)
-            state = SceneState(
-                version=version,
-                latents=latents,
-                keyframe_seqs=tuple(e.seq for e in entries),
-                keyframe_stamps=tuple(e.stamp for e in entries),
-                frame_inputs=inputs,
-                newest_stamp=max(e.stamp for e in entries),
-                created_at=time.time(),
-                update_sec=time.monotonic() - start,
-                seen_stamp=self._seen_stamp,
-                keyframes=tuple(entries),
-            )
+            newest = max(e.stamp for e in entries)
             with self._cond:
-                # Published together with the state, so the update thread never rebuilds a set
-                # that the loaded scene already is.
+                self._seen_stamp = max(self._seen_stamp, newest)
+                state = SceneState(
+                    version=version,
+                    latents=latents,
+                    keyframe_seqs=tuple(e.seq for e in entries),
+                    keyframe_stamps=tuple(e.stamp for e in entries),
+                    frame_inputs=inputs,
+                    newest_stamp=newest,
+                    created_at=time.time(),
+                    update_sec=time.monotonic() - start,
+                    seen_stamp=self._seen_stamp,
+                    keyframes=tuple(entries),
+                )
+                # Published together with the state, so the update thread does not rebuild the
+                # set that the loaded scene already is.
                 self._publish_keyframes_locked()
                 self._state = state
                 if [e.seq for e in self._pending.entries] == list(state.keyframe_seqs):
