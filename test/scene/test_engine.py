@@ -31,6 +31,7 @@ from spa3r_ros.core.query_runner import NO_MODEL_MESSAGE
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Stage, Task
 from spa3r_ros.scene.engine import SceneEngine
 from spa3r_ros.scene.keyframes import KeyframeConfig
+from spa3r_ros.scene.odometry import Pose
 
 COUNT = SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',), max_new_tokens=6)
 DISTANCE = SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('door', 'sofa'), max_new_tokens=6)
@@ -73,6 +74,8 @@ def test_every_frame_is_accounted_for(tiny_models, image_for):
     assert (stats.frames_received, stats.frames_buffered, stats.frames_seen) == (9, 4, 0)
     assert (stats.frames_overflow, stats.frames_bad, stats.frames_dropped) == (2, 3, 5)
     assert stats.is_consistent() and not stats.ready
+    with pytest.raises(NotReadyError, match='started engine'):
+        engine.flush(timeout=1)
     with engine:
         state = engine.flush(timeout=60)
         stats = engine.stats()
@@ -371,6 +374,23 @@ def test_snapshots_stay_consistent_under_concurrent_updates_and_questions(tiny_m
             assert answer.num_frames == state.num_frames
             assert answer.scene_stamp == state.newest_stamp
     assert stats.is_consistent() and stats.frames_seen == 30 and final.num_frames == 4
+
+
+def test_odometry_makes_a_moving_camera_s_repeated_view_a_keyframe(tiny_models, image_for):
+    """The same pixels seen from four places: only the poses make them new keyframes."""
+    still, moving = make_engine(tiny_models), make_engine(tiny_models)
+    identity = np.array([0.0, 0.0, 0.0, 1.0])
+    for t in np.arange(0.0, 4.0, 0.25):  # 4 Hz odometry, 2 m/s along x
+        moving.add_pose(Pose(float(t), np.array([2.0 * t, 0.0, 0.0]), identity))
+    for engine in (still, moving):
+        with engine:
+            feed(engine, image_for, range(4), seed_offset=0)  # four different first views...
+            engine.flush(timeout=60)
+            for t in range(4):  # ...then the first view again, at the same four stamps + 0.5
+                engine.add_frame(t + 0.5, 'cam', image_for(0))
+            engine.flush(timeout=60)
+    assert still.stats().keyframes == 4
+    assert moving.stats().keyframes == 8
 
 
 def test_reset_forgets_the_scene_and_counts_what_it_drops(tiny_models, image_for):
