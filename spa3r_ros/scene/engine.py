@@ -305,11 +305,15 @@ class SceneEngine:
                 frames = self._buffer.take_all()
                 self._in_flight = len(frames)
             for frame in frames:
-                self._consider(frame)
-                with self._cond:
-                    self._in_flight -= 1
-                    self._seen += 1
-                    self._seen_stamp = max(self._seen_stamp, frame.stamp)
+                try:
+                    self._consider(frame)
+                except Exception:  # a policy bug costs this frame, never the accounting
+                    logger.exception('the keyframe policy failed on frame %d', frame.seq)
+                finally:
+                    with self._cond:
+                        self._in_flight -= 1
+                        self._seen += 1
+                        self._seen_stamp = max(self._seen_stamp, frame.stamp)
             self._publish_keyframes()
 
     def _consider(self, frame: Frame) -> None:
