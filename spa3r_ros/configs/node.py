@@ -27,9 +27,10 @@ from spa3r_ros.configs.fields import check_fields, param
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import ConfigError
 
-# Model presets the node knows. '' means "no model": every valid goal is answered with MODEL_ERROR
-# and a message saying so (the documented behaviour of a node without a model).
-MODEL_PRESETS = ('',)
+# Model presets the node knows: '' and the presets of models/registry.yaml (a test keeps the two
+# equal). '' means "no model": every valid goal is answered with MODEL_ERROR and a message saying
+# so (the documented behaviour of a node without a model).
+MODEL_PRESETS = ('', 'tiny-random', 'official')
 
 
 @dataclass(frozen=True)

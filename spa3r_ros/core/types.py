@@ -85,7 +85,7 @@ REQUIRED_OBJECTS: dict[Task, int] = {
     Task.ROOM_SIZE: 0,
     Task.REL_DISTANCE: 1,  # the reference object; the candidates are the options
     Task.REL_DIRECTION: 3,  # standing at, facing, where is
-    Task.ROUTE_PLAN: 0,
+    Task.ROUTE_PLAN: 3,  # start, goal and at least one action to fill in
     Task.APPEARANCE_ORDER: 0,  # the objects are in the options
 }
 

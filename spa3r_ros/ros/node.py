@@ -66,6 +66,7 @@ from std_srvs.srv import Trigger
 from spa3r_ros.action import SpatialQuery
 from spa3r_ros.configs.node import NodeConfig
 from spa3r_ros.core.errors import ConfigError, ImageDecodeError, Spa3rError
+from spa3r_ros.core.image_decode import KIND_COLOR
 from spa3r_ros.core.types import ResultCode, SceneStatusReport
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros import conversions
@@ -99,7 +100,7 @@ class Spa3rNode(LifecycleNode):
 
         self._engine: SceneEngine | None = None
         self._subscriptions_open: list = []
-        self._services: list = []
+        self._scene_services: list = []
         self._status_timer = None
         self._status_pub = None
         self._diagnostics_pub = None
@@ -143,7 +144,7 @@ class Spa3rNode(LifecycleNode):
         self._status_pub = self.create_lifecycle_publisher(SceneStatus, STATUS_TOPIC, 10)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         group = self._services_group
-        self._services = [
+        self._scene_services = [
             self.create_service(Trigger, '~/reset_scene', self._on_reset, callback_group=group),
             self.create_service(SceneFile, '~/save_scene', self._on_save, callback_group=group),
             self.create_service(SceneFile, '~/load_scene', self._on_load, callback_group=group),
@@ -254,9 +255,9 @@ class Spa3rNode(LifecycleNode):
         if self._action_server is not None:
             self._action_server.destroy()
             self._action_server = None
-        for service in self._services:
+        for service in self._scene_services:
             self.destroy_service(service)
-        self._services.clear()
+        self._scene_services.clear()
         if self._status_pub is not None:
             self.destroy_lifecycle_publisher(self._status_pub)
             self._status_pub = None
@@ -306,6 +307,11 @@ class Spa3rNode(LifecycleNode):
                 f'dropped a bad frame on {topic}: {err}', throttle_duration_sec=5.0
             )
             return
+        if image.kind != KIND_COLOR:
+            self.get_logger().warning(
+                f'dropped a {image.kind} image on {topic}: not a colour camera frame',
+                throttle_duration_sec=5.0,
+            )
         stamp = conversions.time_to_sec(msg.header.stamp)
         if stamp <= 0.0:
             stamp = self.get_clock().now().nanoseconds * 1e-9

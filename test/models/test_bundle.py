@@ -137,3 +137,9 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match='no CUDA device'):
             resolve_device('cuda:0')
+
+
+def test_registry_presets_are_the_node_parameter_choices():
+    from spa3r_ros.configs.node import MODEL_PRESETS
+
+    assert set(MODEL_PRESETS) == {''} | set(load_registry())

@@ -1,0 +1,296 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""spa3r_node with the tiny-random model, across processes: answers, waiting, cancel, services.
+
+The node runs as its own process with ``model.preset: tiny-random``; frames come from a publisher
+process; goals, services and parameters are driven from this process. Every task family gets a
+typed result, two clients are served at once, a goal is cancelled mid-generation, min_stamp waits
+and times out with NO_SCENE, the queue limit rejects, a failed configure (missing checkpoint) is
+followed by a successful one once the checkpoint exists, a run-time parameter change is rejected
+with its reason, and the reset / save / load services work.
+"""
+
+import threading
+import time
+
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from std_srvs.srv import Trigger
+
+from spa3r_ros.core.types import REQUIRED_OBJECTS, ResultCode, SpatialQueryRequest, Task
+from spa3r_ros.ros.query_client import SpatialQueryClient
+
+pytestmark = pytest.mark.ros
+
+ACTIVE = 'active: listening on'
+TINY = {
+    'model.preset': 'tiny-random',
+    'model.device': 'cpu',
+    'inputs.image_topics': ['camera/image_raw'],
+    'qos_overrides./camera/image_raw.subscription.reliability': 'reliable',
+    'scene.min_update_interval_sec': 0.0,
+    'query.max_queued_goals': 1,
+}
+OPTIONS = ('the chair', 'the table', 'the lamp')
+
+
+def request_for(task: Task) -> SpatialQueryRequest:
+    """A well-formed goal of each family, filled from fields as a planner would."""
+    objects = tuple(f'object{i}' for i in range(REQUIRED_OBJECTS.get(task, 0)))
+    if task == Task.FREE_FORM:
+        return SpatialQueryRequest(question='What is on the left?', max_new_tokens=6)
+    options = OPTIONS if task in (Task.REL_DISTANCE, Task.REL_DIRECTION, Task.ROUTE_PLAN) else ()
+    if task == Task.APPEARANCE_ORDER:
+        options = ('chair, table, lamp', 'lamp, table, chair')
+    return SpatialQueryRequest(task=task, objects=objects, options=options, max_new_tokens=6)
+
+
+class RosCaller:
+    """Calls services of the node from this process."""
+
+    def __init__(self, context) -> None:
+        import rclpy
+
+        self.node = rclpy.create_node('test_caller', context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self._clients: dict = {}
+
+    def call(self, srv_type, name: str, request, timeout: float = 60.0):
+        # One client per service, kept: a client made just before its first call can miss the
+        # reply while discovery still matches the server's response writer.
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=20.0), f'no service {name}'
+        future = client.call_async(request)
+        self.executor.spin_until_future_complete(future, timeout_sec=timeout)
+        assert future.done(), f'{name} did not answer in {timeout} s'
+        return future.result()
+
+    def transition(self, transition_id: int) -> bool:
+        request = ChangeState.Request(transition=Transition(id=transition_id))
+        return self.call(ChangeState, '/spa3r_node/change_state', request).success
+
+    def state(self) -> str:
+        return self.call(GetState, '/spa3r_node/get_state', GetState.Request()).current_state.label
+
+    def close(self) -> None:
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def caller(ros_context):
+    caller = RosCaller(ros_context)
+    yield caller
+    caller.close()
+
+
+@pytest.fixture
+def client(ros_context):
+    client = SpatialQueryClient(ros_context)
+    yield client
+    client.close()
+
+
+def publish_frames(run_publisher, count: int = 6, start: float = 1000.0) -> None:
+    run_publisher(
+        '--topic', 'camera/image_raw', '--count', str(count), '--encodings', 'rgb8,bgr8',
+        '--start-stamp', str(start), '--rate', '10',
+    )  # fmt: skip
+
+
+def test_every_family_answers_typed_and_two_clients_at_once(
+    node_process, run_publisher, ros_context, client
+):
+    node = node_process({**TINY, 'autostart': True, 'query.max_queued_goals': 8})
+    assert node.wait_for_output(ACTIVE, 60), node.output()
+    assert client.wait_for_server(30)
+    publish_frames(run_publisher)
+
+    # min_stamp makes the first answer wait for a scene that holds the published frames.
+    first = client.ask(
+        SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',), min_stamp=1000.0),
+        timeout=120,
+    )
+    assert first.result.code == ResultCode.OK, first.result
+    assert first.result.scene_version >= 1 and first.result.num_frames >= 1
+    assert first.result.unit == '' and first.result.value == float(first.result.answer)
+    stages = [f.stage for f in first.feedback]
+    assert 'generating' in stages, stages
+
+    for task in Task:
+        outcome = client.ask(request_for(task), timeout=120)
+        result = outcome.result
+        assert result.code == ResultCode.OK, (task, result)
+        if task in (Task.ABS_DISTANCE, Task.OBJECT_SIZE, Task.ROOM_SIZE, Task.OBJECT_COUNT):
+            assert result.value == float(result.answer) and result.choice_index == -1, result
+        elif task == Task.FREE_FORM:
+            assert result.answer and result.choice_index == -1
+        else:
+            assert 0 <= result.choice_index < len(request_for(task).options), result
+            assert result.choice == request_for(task).options[result.choice_index]
+
+    # Two planners at once: each gets its own answer (they queue behind each other).
+    second = SpatialQueryClient(ros_context)
+    try:
+        outcomes = {}
+
+        def ask(name, c, request):
+            outcomes[name] = c.ask(request, timeout=120)
+
+        threads = [
+            threading.Thread(target=ask, args=('a', client, request_for(Task.OBJECT_COUNT))),
+            threading.Thread(target=ask, args=('b', second, request_for(Task.REL_DIRECTION))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(150)
+        assert outcomes['a'].result.code == ResultCode.OK, outcomes['a'].result
+        assert outcomes['b'].result.code == ResultCode.OK, outcomes['b'].result
+        assert outcomes['b'].result.choice_index >= 0
+    finally:
+        second.close()
+    assert node.stop() == 0, node.output()
+    assert 'Traceback' not in node.output()
+
+
+def test_wait_timeout_cancel_and_queue_limit(node_process, run_publisher, client):
+    node = node_process({**TINY, 'autostart': True})
+    assert node.wait_for_output(ACTIVE, 60), node.output()
+    assert client.wait_for_server(30)
+
+    # Before any frame: NO_SCENE at once.
+    outcome = client.ask(SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',)))
+    assert outcome.result.code == ResultCode.NO_SCENE, outcome.result
+
+    publish_frames(run_publisher)
+    # Frames that never come: NO_SCENE after the goal's timeout.
+    outcome = client.ask(SpatialQueryRequest(question='what now?', min_stamp=1e9, timeout_sec=0.5))
+    assert outcome.result.code == ResultCode.NO_SCENE, outcome.result
+    assert 0.5 <= outcome.result.latency_sec < 5.0
+
+    # Cancel mid-generation: a long free-form answer, cancelled once tokens stream.
+    long = client.send(SpatialQueryRequest(question='Describe the room.', max_new_tokens=1024))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        f.stage == 'generating' and f.partial_answer for f in long.outcome.feedback
+    ):
+        time.sleep(0.02)
+    assert any(f.stage == 'generating' for f in long.outcome.feedback), long.outcome.feedback
+    assert long.cancel()
+    outcome = long.wait(30)
+    assert outcome.status == 'CANCELED' and outcome.result.code == ResultCode.CANCELED
+
+    # Cancel while waiting for a scene; meanwhile the queue (limit 1) rejects a third goal.
+    waiting = client.send(SpatialQueryRequest(question='later?', min_stamp=1e9, timeout_sec=60.0))
+    deadline = time.monotonic() + 10
+    while not waiting.outcome.feedback and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert waiting.outcome.feedback[0].stage == 'waiting_for_scene'
+    queued = client.send(SpatialQueryRequest(question='queued', min_stamp=1e9))
+    assert queued.outcome.accepted
+    rejected = client.send(SpatialQueryRequest(question='one too many'))
+    assert not rejected.outcome.accepted and rejected.outcome.status == 'REJECTED'
+    assert waiting.cancel()
+    assert waiting.wait(10).result.code == ResultCode.CANCELED
+    assert queued.cancel()
+    assert queued.wait(10).result.code == ResultCode.CANCELED
+    assert node.stop() == 0, node.output()
+    assert 'Traceback' not in node.output()
+
+
+def test_lifecycle_failed_configure_then_success(node_process, caller, client, tmp_path):
+    from spa3r_ros.models.bundle import build_tiny_random, save_scene_models
+
+    checkpoint = tmp_path / 'checkpoint'
+    node = node_process({**TINY, 'model.checkpoint_path': str(checkpoint)})
+    assert node.wait_for_output('created (unconfigured)', 30), node.output()
+    assert caller.state() == 'unconfigured'
+    assert not caller.transition(Transition.TRANSITION_CONFIGURE)
+    assert 'does not exist' in node.output() and caller.state() == 'unconfigured'
+
+    save_scene_models(build_tiny_random(seed=0), checkpoint)  # the checkpoint is put in place
+    assert caller.transition(Transition.TRANSITION_CONFIGURE), node.output()
+    assert caller.state() == 'inactive'
+    assert not client.wait_for_server(1.0), 'the action server opens on activate'
+    assert caller.transition(Transition.TRANSITION_ACTIVATE)
+    assert client.wait_for_server(30)
+    assert caller.transition(Transition.TRANSITION_DEACTIVATE)
+    deadline = time.monotonic() + 10
+    while client._client.server_is_ready() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not client._client.server_is_ready(), 'deactivate closes the action server'
+    assert caller.transition(Transition.TRANSITION_CLEANUP)
+    assert caller.state() == 'unconfigured'
+    assert node.stop() == 0, node.output()
+    assert 'Traceback' not in node.output()
+
+
+def test_parameters_services_reset_save_load(
+    node_process, run_publisher, caller, client, tmp_path
+):
+    node = node_process({**TINY, 'autostart': True})
+    assert node.wait_for_output(ACTIVE, 60), node.output()
+
+    # A run-time change is validated: an invalid one is rejected with the reason.
+    def set_param(name, value: int) -> object:
+        value_msg = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+        request = SetParameters.Request(parameters=[Parameter(name=name, value=value_msg)])
+        return caller.call(SetParameters, '/spa3r_node/set_parameters', request).results[0]
+
+    rejected = set_param('query.default_max_new_tokens', 5000)
+    assert not rejected.successful and 'exceeds' in rejected.reason, rejected.reason
+    read_only = set_param('scene.ingest_queue_size', 10)
+    assert not read_only.successful and 'read-only' in read_only.reason, read_only.reason
+    assert set_param('query.default_max_new_tokens', 8).successful
+
+    publish_frames(run_publisher)
+    assert client.wait_for_server(30)
+    answer = client.ask(SpatialQueryRequest(question='Where am I?', min_stamp=1000.0), timeout=120)
+    assert answer.result.code == ResultCode.OK, answer.result
+    version = answer.result.scene_version
+
+    from spa3r_ros.srv import SceneFile
+
+    snapshot = tmp_path / 'scene.safetensors'
+    saved = caller.call(SceneFile, '/spa3r_node/save_scene', SceneFile.Request(path=str(snapshot)))
+    assert saved.success and snapshot.is_file(), saved.message
+    assert saved.scene_version >= version
+
+    reset = caller.call(Trigger, '/spa3r_node/reset_scene', Trigger.Request())
+    assert reset.success, reset.message
+    outcome = client.ask(SpatialQueryRequest(question='Where am I?'))
+    assert outcome.result.code == ResultCode.NO_SCENE, outcome.result
+
+    loaded = caller.call(
+        SceneFile, '/spa3r_node/load_scene', SceneFile.Request(path=str(snapshot))
+    )
+    assert loaded.success, loaded.message
+    again = client.ask(SpatialQueryRequest(question='Where am I?'), timeout=120)
+    assert again.result.code == ResultCode.OK, again.result
+    assert again.result.num_frames == answer.result.num_frames
+
+    missing = caller.call(
+        SceneFile, '/spa3r_node/load_scene', SceneFile.Request(path=str(tmp_path / 'nope'))
+    )
+    assert not missing.success and 'nope' in missing.message
+    assert node.stop() == 0, node.output()
+    assert 'Traceback' not in node.output()
