@@ -92,7 +92,7 @@ class Spa3rNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._log_handler = forward_core_logs(self)
-        self._params = ConfigParameters(self, NodeConfig)
+        self._params = ConfigParameters(self, NodeConfig, on_change=self._on_config_change)
         self._frames_group = MutuallyExclusiveCallbackGroup()
         self._queries_group = ReentrantCallbackGroup()
         self._status_group = MutuallyExclusiveCallbackGroup()
@@ -117,6 +117,12 @@ class Spa3rNode(LifecycleNode):
     def config(self) -> NodeConfig:
         """The current, validated configuration."""
         return self._params.config
+
+    def _on_config_change(self, config: NodeConfig) -> None:
+        """Hand accepted run-time changes to the engine (query limits are read per goal)."""
+        engine = self._engine
+        if engine is not None and engine.config != config.scene:
+            engine.apply_config(config.scene)
 
     # ---------------------------------------------------------------- lifecycle transitions
 

@@ -49,7 +49,7 @@ import torch
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.answers import parse_lenient, parse_strict
-from spa3r_ros.core.errors import CheckpointError, NotReadyError, QueryError
+from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError, QueryError
 from spa3r_ros.core.frame_buffer import Frame, FrameBuffer
 from spa3r_ros.core.image_decode import DecodedImage, KIND_COLOR
 from spa3r_ros.core.prompts import build_prompt, Prompt
@@ -296,6 +296,31 @@ class SceneEngine:
                 self._ingest_batch()
             except Exception:  # a bug here must not silently stop ingestion for good
                 logger.exception('the ingest thread failed on a batch; continuing')
+
+    def apply_config(self, config: SceneConfig) -> None:
+        """Apply a run-time change of the engine's settings (the node's parameter callback).
+
+        Thresholds, the window, the update rate limit and the answer format take effect for
+        the next frame, update or question; a smaller window evicts keyframes at once.
+
+        Raises:
+            ConfigError: if a setting that is fixed for the engine's life changed (ingest queue
+                size, geometry mode, pose history, thumbnail size).
+        """
+        old = self._config
+        fixed = ('ingest_queue_size', 'geometry_mode', 'max_poses')
+        changed = [name for name in fixed if getattr(old, name) != getattr(config, name)]
+        if changed:
+            raise ConfigError(f'SceneConfig fields {changed} cannot change while the engine runs')
+        with self._ingest_lock:
+            evicted = self._policy.set_config(config.keyframes)
+            for seq in evicted:
+                self._entries.pop(seq, None)
+            self._config = config
+            if evicted:
+                self._publish_keyframes()
+        with self._cond:
+            self._cond.notify_all()
 
     def _ingest_batch(self) -> None:
         with self._ingest_lock:

@@ -25,7 +25,7 @@ import torch
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
-from spa3r_ros.core.errors import CheckpointError, NotReadyError
+from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
 from spa3r_ros.core.image_decode import DecodedImage
 from spa3r_ros.core.query_runner import NO_MODEL_MESSAGE
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Stage, Task
@@ -459,3 +459,20 @@ def test_load_refuses_other_models_and_corrupt_files(tiny_models, image_for, tmp
             engine.load_scene(tmp_path / 'missing.safetensors')
         with pytest.raises(NotReadyError, match='no scene to save'):
             engine.save_scene(tmp_path / 'empty.safetensors')
+
+
+def test_run_time_config_change_shrinks_the_window_and_refuses_fixed_fields(
+    tiny_models, image_for
+):
+    engine = make_engine(tiny_models, keyframes=KeyframeConfig(window=5))
+    with engine:
+        feed(engine, image_for, range(5))
+        assert engine.flush(timeout=60).num_frames == 5
+        smaller = SceneConfig(min_update_interval_sec=0.0, keyframes=KeyframeConfig(window=2))
+        engine.apply_config(smaller)
+        assert engine.config == smaller
+        state = engine.flush(timeout=60)
+        assert state.num_frames == 2 and engine.stats().keyframes == 2
+        with pytest.raises(ConfigError, match='ingest_queue_size'):
+            engine.apply_config(SceneConfig(ingest_queue_size=3))
+        assert engine.config == smaller
