@@ -26,6 +26,7 @@ COMMANDS = {
         'regenerate config/spa3r.yaml + README table',
     ),
     'demo': ('spa3r_ros.tools.demo', 'end-to-end run: node, bag replay, questions'),
+    'play': ('spa3r_ros.ros.play_cli', 'publish a rosbag2 recording into ROS 2 (+ /clock)'),
 }
 
 
