@@ -65,6 +65,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text!r}') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text!r}')
+    return value
+
+
 def _remap(text: str) -> tuple[str, str]:
     old, sep, new = text.partition(':=')
     if not sep or not old or not new:
@@ -141,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         help='bag topics to wait for (default: the played Image/CompressedImage topics)',
     )
     parser.add_argument(
-        '--queue-depth', type=int, default=100, help='publisher queue depth (default 100)'
+        '--queue-depth',
+        type=_positive_int,
+        default=100,
+        help='publisher queue depth (default 100)',
     )
     parser.add_argument(
         '--node-name',
