@@ -28,8 +28,9 @@ under test with ``use_sim_time:=true`` to have it follow the bag's time. See
 :mod:`spa3r_ros.ros.bag_player` for the QoS the topics are offered with (reliable, so both
 best-effort and reliable subscribers match).
 
-Exit codes: 0 played (or stopped with Ctrl-C), 2 bad arguments, an unreadable bag, or a topic
-that is not in the bag (the message lists the bag's topics), 1 a failure while playing.
+Exit codes: 0 played (or stopped with Ctrl-C / SIGTERM while playing: the summary says
+``interrupted``), 2 bad arguments, an unreadable bag, or a topic that is not in the bag (the
+message lists the bag's topics), 1 a failure while playing, 130 Ctrl-C before playing started.
 """
 
 import argparse
@@ -210,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # No rclpy signal handlers: _play() installs its own that stop the player cleanly.
     context = rclpy.Context()
-    rclpy.init(
-        args=[PROG, *ros_args], context=context, signal_handler_options=SignalHandlerOptions.NO
-    )
+    try:
+        rclpy.init(
+            args=[PROG, *ros_args], context=context, signal_handler_options=SignalHandlerOptions.NO
+        )
+    except Exception as err:  # rclpy reports bad --ros-args as its own error types
+        return _error(f'rclpy refused the arguments {ros_args}: {err}')
     node = None
     try:
         node = rclpy.create_node(args.node_name, context=context)
@@ -222,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             return _error(str(err))
         with player:
             return _play(player, args)
+    except KeyboardInterrupt:  # Ctrl-C before playing started: nothing was published
+        sys.stderr.write(f'{PROG}: interrupted before playing\n')
+        return 130
     finally:
         if node is not None:
             node.destroy_node()
@@ -229,34 +236,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _play(player, args: argparse.Namespace) -> int:
-    topics = player.output_topics
-    clock = 'with /clock' if player.publishes_clock else 'without /clock'
-    speed = 'as fast as possible' if args.max_speed else f'at {args.rate:g}x'
-    sys.stdout.write(
-        f'playing {args.bag} ({player.window_sec:.2f} s, {len(topics)} topics) {speed} {clock}\n'
-    )
-    for bag_topic, msgtype in player.topics.items():
-        shown = topics[bag_topic] + ('' if topics[bag_topic] == bag_topic else f' <- {bag_topic}')
-        sys.stdout.write(f'  {shown} ({msgtype})\n')
-    sys.stdout.flush()
-
-    bar = tqdm(
-        total=round(player.window_sec, 3),
-        unit='s',
-        unit_scale=False,
-        desc='bag time',
-        bar_format='{l_bar}{bar}| {n:.2f}/{total:.2f} s [{elapsed}<{remaining}]',
-        disable=True if args.no_progress else None,
-        file=sys.stderr,
-    )
-    start_ns = player.window_start_ns
-
-    def on_message(message) -> None:
-        position = round((message.stamp_ns - start_ns) * 1e-9, 3)
-        if position < bar.n:  # a new loop started
-            bar.reset(total=bar.total)
-        bar.update(position - bar.n)
-
     # Ctrl-C (and launch's SIGTERM) stop the player between messages, so the summary still
     # reports what was published and the publishers are destroyed cleanly.
     previous = {
@@ -264,16 +243,49 @@ def _play(player, args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        stats = player.play(on_message)
+        _describe_playback(player, args)
+        bar = tqdm(
+            total=round(player.window_sec, 3),
+            unit='s',
+            desc='bag time',
+            bar_format='{l_bar}{bar}| {n:.2f}/{total:.2f} s [{elapsed}<{remaining}]',
+            disable=True if args.no_progress else None,
+            file=sys.stderr,
+        )
+        start_ns = player.window_start_ns
+
+        def on_message(message) -> None:
+            position = round((message.stamp_ns - start_ns) * 1e-9, 3)
+            if position < bar.n:  # a new loop started
+                bar.reset(total=bar.total)
+            bar.update(position - bar.n)
+
+        try:
+            stats = player.play(on_message)
+        finally:
+            bar.close()
     except DatasetError as err:
         sys.stderr.write(f'{PROG}: error while playing: {err}\n')
         return 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        bar.close()
     _summary(stats)
     return 0
+
+
+def _describe_playback(player, args: argparse.Namespace) -> None:
+    topics = player.output_topics
+    clock = 'with /clock' if player.publishes_clock else 'without /clock'
+    speed = 'as fast as possible' if args.max_speed else f'at {args.rate:g}x'
+    lines = [
+        f'playing {args.bag} ({player.window_sec:.2f} s, {len(topics)} topics) {speed} {clock}'
+    ]
+    for bag_topic, msgtype in player.topics.items():
+        shown = topics[bag_topic] + ('' if topics[bag_topic] == bag_topic else f' <- {bag_topic}')
+        lines.append(f'  {shown} ({msgtype})')
+    sys.stdout.write('\n'.join(lines) + '\n')
+    sys.stdout.flush()
 
 
 def _summary(stats) -> None:

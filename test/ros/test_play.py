@@ -196,6 +196,7 @@ def test_play_errors_exit_2_with_a_message(tmp_path, domain_id):
         (['play', str(bag), '--remap', '/nope:=/x'], ["cannot remap '/nope'", CAMERA]),
         (['play', str(bag), '--start-offset', '5'], ['past the end']),
         (['play', str(bag), '--remap', 'no_separator'], ['expected OLD:=NEW']),
+        (['play', str(bag), '--ros-args', '-p', 'not a parameter'], ['rclpy refused']),
     ]
     for i, (args, expected) in enumerate(cases):
         proc = spa3r(domain_id, tmp_path / f'error_{i}.log', *args)
@@ -206,6 +207,16 @@ def test_play_errors_exit_2_with_a_message(tmp_path, domain_id):
         assert 'Traceback' not in out, out
         for text in expected:
             assert text in out, (args, text, out)
+
+
+def test_loop_runs_until_sigint_then_prints_the_summary(tmp_path, domain_id):
+    bag = write_demo_bag(tmp_path / 'bag', storage='mcap', num_frames=3)
+    proc = spa3r(domain_id, tmp_path / 'loop.log', 'play', str(bag), '--loop', '--rate', '4')
+    assert proc.wait_for_output('playing', 30), proc.output()
+    rc = proc.stop()  # SIGINT, as Ctrl-C and launch send it
+    out = proc.output()
+    assert rc == 0, out
+    assert 'interrupted' in out and 'real-time factor' in out and 'Traceback' not in out, out
 
 
 def test_player_loop_offset_and_remap_in_process(tmp_path, ros_context):
