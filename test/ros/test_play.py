@@ -290,3 +290,22 @@ def test_planner_example_against_the_node(tmp_path, domain_id, node_process):
         assert f'[{label}] feedback: stage=waiting_for_scene' in out, out
         assert f'[{label}] result: CANCELED' in out, out
     assert node.stop() == 0, node.output()
+
+
+def test_without_rosgraph_msgs_the_player_warns_and_plays_without_clock(
+    tmp_path, ros_context, monkeypatch, caplog
+):
+    bag = write_demo_bag(tmp_path / 'bag', storage='sqlite3', num_frames=2)
+    monkeypatch.setitem(sys.modules, 'rosgraph_msgs.msg', None)  # as if the wheel were missing
+    node = rclpy.create_node('player_without_clock', context=ros_context)
+    try:
+        with caplog.at_level('WARNING', logger='spa3r_ros.ros.bag_player'):
+            with BagPlayer(node, str(bag), PlayOptions(rate=0.0, ack_timeout_sec=0.0)) as player:
+                assert not player.publishes_clock
+                published = dict(node.get_publisher_names_and_types_by_node(node.get_name(), '/'))
+                assert CAMERA in published and '/clock' not in published, published
+                stats = player.play()
+        assert 'rosgraph_msgs is not installed' in caplog.text
+        assert stats.clock_messages == 0 and stats.messages[CAMERA] == 2
+    finally:
+        node.destroy_node()
