@@ -109,7 +109,9 @@ class PlayOptions:
             subscriber matched are lost for it (volatile topics), hence the wait.
         wait_topics: bag topics to wait for; ``None`` means the played camera topics (Image and
             CompressedImage), the ones a spa3r node subscribes to.
-        queue_depth: KEEP_LAST depth of every publisher (>= 1).
+        queue_depth: KEEP_LAST depth of every publisher (>= 1). At full speed (``rate`` 0) a
+            subscriber more than this many messages behind loses the oldest ones, reliable or
+            not: use a rate for exact delivery of large bags.
         ack_timeout_sec: at the end, wait up to this long until reliable subscribers acknowledged
             every message, so that exiting right away loses nothing (0: do not wait).
     """
