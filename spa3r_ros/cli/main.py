@@ -21,6 +21,7 @@ import sys
 # command -> module with a main(argv) -> int
 COMMANDS = {
     'golden': ('spa3r_ros.tools.golden', 'check a model against a golden-vector folder'),
+    'play': ('spa3r_ros.ros.play_cli', 'publish a rosbag2 recording into ROS 2 (+ /clock)'),
     'dump-params': (
         'spa3r_ros.cli.dump_params',
         'regenerate config/spa3r.yaml + README table',

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from rosbags.interfaces import MessageDefinitionFormat
+from rosbags.interfaces import MessageDefinitionFormat, QosDurability
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer, WriterError
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from rosbags.typesys.store import Typestore
@@ -207,6 +207,20 @@ class BagReader:
         for topic, info in sorted(reader.topics.items()):
             out[topic] = (info.msgtype or '', int(info.msgcount))
         return out
+
+    def latched_topics(self) -> frozenset[str]:
+        """Return the topics whose recorded publishers offered TRANSIENT_LOCAL durability.
+
+        These are "latched" topics such as ``/tf_static`` or ``/map``: a player should offer them
+        as transient-local again, so that subscribers that join late still receive them. Bags
+        that recorded no QoS profiles (for example those of :func:`write_demo_bag`) have none.
+        """
+        latched = set()
+        for conn in self._open_reader().connections:
+            profiles = getattr(conn.ext, 'offered_qos_profiles', None) or []
+            if any(p.durability == QosDurability.TRANSIENT_LOCAL for p in profiles):
+                latched.add(conn.topic)
+        return frozenset(latched)
 
     def find_topics(self, msgtype: str) -> list[str]:
         """Return the topics carrying ``msgtype``, sorted.
