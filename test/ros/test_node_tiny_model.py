@@ -117,16 +117,30 @@ def publish_frames(run_publisher, count: int = 6, start: float = 1000.0) -> None
 
 
 def test_every_family_answers_typed_and_two_clients_at_once(
-    node_process, run_publisher, ros_context, client
+    node_process, ros_context, client, tmp_path, domain_id
 ):
-    node = node_process({**TINY, 'autostart': True, 'query.max_queued_goals': 8})
+    """Player process -> node process -> this client, on one private domain."""
+    from spa3r_ros.data.rosbag_io import BagReader, write_demo_bag
+    from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
+
+    node = node_process(
+        {**TINY, 'autostart': True, 'query.max_queued_goals': 8, 'inputs.odom_topic': '/odom'}
+    )
     assert node.wait_for_output(ACTIVE, 60), node.output()
     assert client.wait_for_server(30)
-    publish_frames(run_publisher)
+    bag = write_demo_bag(tmp_path / 'bag', storage='mcap', num_frames=8)
+    with BagReader(bag) as reader:
+        last_stamp = (reader.end_ns - 1) * 1e-9
+    play = [
+        '-m', 'spa3r_ros.cli.main', 'play', str(bag), '--rate', '4', '--no-progress',
+        '--wait-for-subscribers', '30', '--topics', '/camera/image_raw', '/odom',
+    ]  # fmt: skip
+    with ManagedProcess(play, tmp_path / 'play.log', ros_child_env(domain_id)) as player:
+        assert player.wait(120) == 0, player.output()
 
-    # min_stamp makes the first answer wait for a scene that holds the published frames.
+    # min_stamp makes the first answer wait for a scene that holds the bag's last frame.
     first = client.ask(
-        SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',), min_stamp=1000.0),
+        SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',), min_stamp=last_stamp),
         timeout=120,
     )
     assert first.result.code == ResultCode.OK, first.result
