@@ -50,7 +50,7 @@ def test_cmake_installs_what_the_launch_file_needs():
 def test_every_python_file_has_the_licence_header():
     missing = [
         str(path.relative_to(ROOT))
-        for folder in ('spa3r_ros', 'test', 'launch', 'scripts', 'bin')
+        for folder in ('spa3r_ros', 'test', 'launch', 'scripts', 'bin', 'examples', 'benchmarks')
         for path in (ROOT / folder).rglob('*')
         if (path.suffix == '.py' or path.parent.name == 'bin')
         and path.is_file()
