@@ -262,15 +262,22 @@ def test_player_loop_offset_and_remap_in_process(tmp_path, ros_context):
         node.destroy_node()
 
 
-def test_planner_example_against_the_node(tmp_path, domain_id, node_process):
+def test_planner_example_against_the_node(tmp_path, domain_id, node_process, run_publisher):
     example = str(REPO_ROOT / 'examples' / 'planner_client.py')
-    node = node_process({'autostart': True})
-    assert node.wait_for_output(ACTIVE, 30), node.output()
+    node = node_process(
+        {
+            'autostart': True,
+            'model.preset': 'tiny-random',
+            'model.device': 'cpu',
+            'qos_overrides./image_raw.subscription.reliability': 'reliable',
+        }
+    )
+    assert node.wait_for_output(ACTIVE, 60), node.output()
     env = ros_child_env(domain_id)
 
     def run(*args: str) -> str:
         proc = ManagedProcess([sys.executable, example, *args], tmp_path / 'example.log', env)
-        rc = proc.wait(90)
+        rc = proc.wait(120)
         out = proc.output()
         proc.stop()
         assert rc == 0, out
@@ -279,14 +286,21 @@ def test_planner_example_against_the_node(tmp_path, domain_id, node_process):
 
     help_text = run('--help')
     assert '--cancel-after' in help_text and '--require-fresh' in help_text
-    # Without a model, every typed question is answered MODEL_ERROR and handled as such.
+    labels = ('count', 'distance', 'direction')
+    # Before any frame: NO_SCENE, handled as such.
     out = run('--server-timeout', '30', '--count', 'box')
-    for label in ('count', 'distance', 'direction'):
-        assert f'[{label}] result: MODEL_ERROR' in out, out
-    assert out.count('the node cannot answer') == 3, out
+    for label in labels:
+        assert f'[{label}] result: NO_SCENE' in out, out
+    assert out.count('no scene yet: move the camera') == 3, out
+    # With frames: typed answers (a number with its unit, an option).
+    run_publisher('--topic', 'image_raw', '--count', '4')
+    out = run('--server-timeout', '30', '--count', 'box')
+    for label in labels:
+        assert f'[{label}] result: OK' in out, out
+    assert '[count]   answer:' in out and '[direction]   answer: option' in out, out
     # Asking for frames newer than now: the node waits for a scene, the example cancels.
     out = run('--server-timeout', '30', '--require-fresh', '--cancel-after', '1.0')
-    for label in ('count', 'distance', 'direction'):
+    for label in labels:
         assert f'[{label}] feedback: stage=waiting_for_scene' in out, out
         assert f'[{label}] result: CANCELED' in out, out
     assert node.stop() == 0, node.output()
