@@ -39,7 +39,8 @@ def test_defaults_are_valid_and_every_field_is_documented():
 @pytest.mark.parametrize(
     'changes, message',
     [
-        ({'buffer.max_frames': 0}, 'BufferConfig.max_frames = 0 is outside [1, 4096]'),
+        ({'scene.ingest_queue_size': 0}, 'SceneConfig.ingest_queue_size = 0 is outside [1, 4096]'),
+        ({'scene.keyframes.window': 0}, 'KeyframeConfig.window = 0 is outside [1, 256]'),
         ({'query.default_timeout_sec': 900.0}, 'default_timeout_sec = 900.0 exceeds'),
         ({'model.device': 'tpu'}, "ModelConfig.device = 'tpu'"),
         ({'model.preset': 'nope'}, "ModelConfig.preset = 'nope' is not one of"),
@@ -95,6 +96,8 @@ def test_yaml_file_and_readme_table_are_generated_from_the_dataclasses():
 
 def test_check_detects_a_stale_yaml(tmp_path, monkeypatch):
     stale = tmp_path / 'spa3r.yaml'
-    stale.write_text(dump_params.render_yaml().replace('max_frames: 64', 'max_frames: 65'))
+    stale.write_text(
+        dump_params.render_yaml().replace('ingest_queue_size: 64', 'ingest_queue_size: 65')
+    )
     monkeypatch.setattr(dump_params, 'YAML_PATH', stale)
     assert dump_params.main(['--check']) == 1
