@@ -28,6 +28,8 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['spa3r_ros', 'spa3r_ros.*']),
     package_data={'spa3r_ros': ['py.typed']},
+    # The preset registry, where spa3r_ros.models.bundle looks for it in a pip install.
+    data_files=[('share/spa3r_ros/models', ['models/registry.yaml', 'models/README.md'])],
     python_requires='>=3.10',
     install_requires=['numpy>=1.26', 'pyyaml>=6', 'pillow>=10'],
     extras_require={
@@ -38,6 +40,7 @@ setup(
     },
     entry_points={
         'console_scripts': [
+            'spa3r = spa3r_ros.cli.main:main',
             'spa3r_dump_params = spa3r_ros.cli.dump_params:main',
         ],
     },

@@ -38,6 +38,7 @@ from spa3r_ros.models.vlm.generation import (
 )
 from spa3r_ros.models.vlm.model import mm_token_types
 from spa3r_ros.models.vlm.preprocess import build_qwen_image_processor, frame_inputs
+from spa3r_ros.models.vlm.tiny import build_tiny_qwen_tokenizer, special_token_ids
 
 
 def _load(name):
@@ -53,12 +54,12 @@ tiny = _load('tiny_vlm')
 
 @pytest.fixture(scope='module')
 def tokenizer():
-    return tiny.load_tokenizer_fixture().build_tiny_qwen_tokenizer()
+    return build_tiny_qwen_tokenizer()
 
 
 @pytest.fixture(scope='module')
 def special(tokenizer):
-    return tiny.load_tokenizer_fixture().special_ids(tokenizer)
+    return special_token_ids(tokenizer)
 
 
 @pytest.fixture(scope='module')

@@ -35,6 +35,7 @@ from spa3r_ros.models.vlm.checkpoint import (
     to_published_state_dict,
 )
 from spa3r_ros.models.vlm.geometry import GeometryInjector
+from spa3r_ros.models.vlm.tiny import build_tiny_qwen_tokenizer, special_token_ids
 
 
 def _load(name):
@@ -126,11 +127,6 @@ def test_manifest_mismatches_are_reported(golden_dir):
     assert problems == ['missing ln.bias', 'ln.weight: (7,) vs manifest (2048,)']
 
 
-@pytest.fixture(scope='module')
-def tokenizer_module():
-    return tiny.load_tokenizer_fixture()
-
-
 def _write_published(folder: Path, model, config_dict: dict, shards: int = 1, drop=()) -> None:
     """Write ``model`` as the reference would: 4.50 keys, HF config, float16 safetensors."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,9 +150,9 @@ def _write_published(folder: Path, model, config_dict: dict, shards: int = 1, dr
 
 
 @pytest.fixture(scope='module')
-def source(tokenizer_module):
-    tokenizer = tokenizer_module.build_tiny_qwen_tokenizer()
-    special = tokenizer_module.special_ids(tokenizer)
+def source():
+    tokenizer = build_tiny_qwen_tokenizer()
+    special = special_token_ids(tokenizer)
     torch.manual_seed(0)
     encoder = tiny.MeanPoolEncoder()
     model = tiny.build(special, len(tokenizer), geometry_encoder=encoder)

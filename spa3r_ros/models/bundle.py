@@ -1,0 +1,400 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The models a scene engine runs, as one bundle, and the presets that build it.
+
+A :class:`SceneModels` holds a :class:`~spa3r_ros.models.vlm.model.Spa3VLM` with its Spa3R
+geometry encoder attached, the tokenizer, the Qwen image processor and the image sizes of both
+branches. It is built from a preset of ``models/registry.yaml`` (the parameter ``model.preset``):
+
+* ``tiny-random``: tiny random weights made in memory from a seed (no file, no network); for tests,
+  CPU-only machines and demos. Its answers mean nothing.
+* ``official``: Spa3-VLM on Qwen2.5-VL-3B (``hustvl/Spa3-VLM``, published layout) with the
+  released Spa3R encoder, from a local folder or the Hugging Face cache; with ``HF_HUB_OFFLINE=1``
+  or no network only local files are used, and a missing file is an error that names it.
+
+Any bundle can be written to a folder with :func:`save_scene_models` and rebuilt exactly with
+:func:`load_scene_models` (the project's own format; the parameter ``model.checkpoint_path``
+points at such a folder or at a published Spa3-VLM folder). Nothing here runs at import time and
+constructors never touch disk: loading is explicit.
+"""
+
+from dataclasses import asdict, dataclass
+import json
+import logging
+import os
+from pathlib import Path
+import sys
+
+import torch
+import yaml
+
+from spa3r_ros.configs.spa3r import spa3r_official_config
+from spa3r_ros.configs.vlm import PixelBudgetConfig
+from spa3r_ros.core.errors import CheckpointError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_ENV = 'SPA3R_MODEL_REGISTRY'
+BUNDLE_FILE = 'scene_models.json'
+BUNDLE_SCHEMA_VERSION = 1
+PRESET_KINDS = ('tiny_random', 'spa3_vlm')
+
+
+@dataclass
+class SceneModels:
+    """Everything a scene engine needs to turn frames and a question into an answer.
+
+    Attributes:
+        model_id: the preset name or checkpoint folder (for logs and ``SceneStatus.model_id``).
+        vlm: the Spa3-VLM in eval mode on ``device``; ``vlm.geometry_encoder`` is the Spa3R.
+        tokenizer: a tokenizer with Qwen's special tokens.
+        image_processor: Qwen's image processor for ``pixels``' budget.
+        pixels: image sizes of both branches (``geometry_width`` for Spa3R, Qwen's pixel budget).
+        device: where the models run.
+    """
+
+    model_id: str
+    vlm: torch.nn.Module
+    tokenizer: object
+    image_processor: object
+    pixels: PixelBudgetConfig
+    device: torch.device
+
+    @property
+    def spa3r(self) -> torch.nn.Module:
+        """The Spa3R geometry encoder (``encode(images [B, S, 3, H, W]) -> [B, Q, D]``)."""
+        return self.vlm.geometry_encoder
+
+    @property
+    def geometry_width(self) -> int:
+        """Width of the geometry branch's frames (multiple of 14)."""
+        return self.pixels.geometry_width
+
+    def parameter_count(self) -> int:
+        """Number of parameters of the VLM and its encoder."""
+        return sum(p.numel() for p in self.vlm.parameters())
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``'auto'`` -> the first CUDA device when there is one, else the CPU; other specs as given.
+
+    Raises:
+        ConfigError: for an unknown spec, or a CUDA device that is not there.
+    """
+    if spec in ('', 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(spec)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"model.device {spec!r} is not 'cpu', 'cuda', 'cuda:N' or 'auto'"
+        ) from err
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ConfigError(f'model.device {spec!r}: no CUDA device is available')
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f'model.device {spec!r}: only {torch.cuda.device_count()} CUDA device(s)'
+            )
+    elif device.type != 'cpu':
+        raise ConfigError(f"model.device {spec!r} is not 'cpu', 'cuda', 'cuda:N' or 'auto'")
+    return device
+
+
+# ---------------------------------------------------------------------------------- registry
+
+
+def registry_candidates() -> list[Path]:
+    """Where ``registry.yaml`` is looked for, in order.
+
+    ``$SPA3R_MODEL_REGISTRY``; the source tree's ``models/``; the ``share/spa3r_ros/models/`` of
+    the install prefix this package lives in (colcon/ament install) and of ``sys.prefix`` (pip).
+    """
+    candidates = []
+    if os.environ.get(REGISTRY_ENV):
+        candidates.append(Path(os.environ[REGISTRY_ENV]))
+    here = Path(__file__).resolve()
+    candidates.append(here.parents[2] / 'models' / 'registry.yaml')
+    for parent in here.parents:
+        if parent.name == 'lib':
+            candidates.append(parent.parent / 'share' / 'spa3r_ros' / 'models' / 'registry.yaml')
+            break
+    candidates.append(Path(sys.prefix) / 'share' / 'spa3r_ros' / 'models' / 'registry.yaml')
+    return candidates
+
+
+def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """Read the preset registry.
+
+    Args:
+        path: the YAML file; by default the first of :func:`registry_candidates` that exists.
+
+    Returns:
+        preset name -> its entry (``kind``, ``description``, sources ...).
+
+    Raises:
+        ConfigError: if no registry is found, or it is malformed.
+    """
+    if path is None:
+        found = [p for p in registry_candidates() if p.is_file()]
+        if not found:
+            where = ', '.join(str(p) for p in registry_candidates())
+            raise ConfigError(f'no model registry found (looked in {where})')
+        path = found[0]
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f'cannot read the model registry {path}: {err}') from err
+    presets = doc.get('presets') if isinstance(doc, dict) else None
+    if not isinstance(presets, dict):
+        raise ConfigError(f'{path}: expected a mapping "presets:"')
+    for name, entry in presets.items():
+        if not isinstance(entry, dict) or entry.get('kind') not in PRESET_KINDS:
+            raise ConfigError(f'{path}: preset {name!r} needs a kind in {PRESET_KINDS}')
+    return presets
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _image_processor(pixels: PixelBudgetConfig):
+    from spa3r_ros.models.vlm.preprocess import build_qwen_image_processor
+
+    return build_qwen_image_processor(pixels)
+
+
+def build_tiny_random(seed: int = 0, device: str | torch.device = 'cpu') -> SceneModels:
+    """The ``tiny-random`` bundle: tiny Spa3R + tiny Qwen2.5-VL + geometry modules, seeded.
+
+    The same seed gives the same weights on every machine (weights are drawn on the CPU, then
+    moved). The geometry adaptor's last layer is drawn at random instead of the reference's zero
+    init, so geometry visibly changes the answers.
+
+    Args:
+        seed: the weights' seed.
+        device: where the models run.
+
+    Returns:
+        The bundle (model_id ``'tiny-random'``).
+    """
+    from transformers import Qwen2_5_VLConfig
+
+    from spa3r_ros.models.spa3r.model import Spa3R
+    from spa3r_ros.models.vlm.model import Spa3VLM
+    from spa3r_ros.models.vlm.tiny import (
+        build_tiny_qwen_tokenizer,
+        special_token_ids,
+        TINY_GEOMETRY_WIDTH,
+        tiny_qwen_config_dict,
+        tiny_spa3r_config,
+    )
+
+    tokenizer = build_tiny_qwen_tokenizer()
+    qwen_config = Qwen2_5_VLConfig(
+        **tiny_qwen_config_dict(special_token_ids(tokenizer), len(tokenizer))
+    )
+    devices = [torch.device(device)] if torch.device(device).type == 'cuda' else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        encoder = Spa3R(tiny_spa3r_config())
+        vlm = Spa3VLM(qwen_config, geometry_encoder=encoder)
+        with torch.no_grad():
+            last = vlm.injector.geometry_adaptor[2]
+            last.weight.normal_(0.0, 0.5)
+            last.bias.normal_(0.0, 0.5)
+    pixels = PixelBudgetConfig(
+        geometry_width=TINY_GEOMETRY_WIDTH, min_pixels=3136, max_pixels=6272
+    )
+    return SceneModels(
+        model_id='tiny-random',
+        vlm=vlm.to(device).eval(),
+        tokenizer=tokenizer,
+        image_processor=_image_processor(pixels),
+        pixels=pixels,
+        device=torch.device(device),
+    )
+
+
+def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
+    """Write a bundle so :func:`load_scene_models` rebuilds it exactly.
+
+    Layout: ``scene_models.json`` (schema, model_id, pixel budget), ``vlm/`` (the Spa3-VLM in the
+    published layout: ``config.json`` + ``model.safetensors``, encoder keys included),
+    ``spa3r/`` (the encoder in the project's own format: its config rebuilds it) and
+    ``tokenizer/``.
+
+    Args:
+        models: the bundle.
+        folder: output folder (created; existing files are replaced).
+
+    Returns:
+        The folder.
+    """
+    from safetensors.torch import save_file
+
+    from spa3r_ros.models.checkpoint import save_pretrained
+    from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
+
+    folder = Path(folder)
+    (folder / 'vlm').mkdir(parents=True, exist_ok=True)
+    state = {
+        k: v.detach().to('cpu').contiguous()
+        for k, v in to_published_state_dict(models.vlm.state_dict()).items()
+    }
+    save_file(state, str(folder / 'vlm' / 'model.safetensors'))
+    (folder / 'vlm' / 'config.json').write_text(json.dumps(models.vlm.config.to_dict(), indent=2))
+    save_pretrained(models.spa3r, models.spa3r.config, folder / 'spa3r')
+    models.tokenizer.save_pretrained(str(folder / 'tokenizer'))
+    doc = {
+        'schema_version': BUNDLE_SCHEMA_VERSION,
+        'model_id': models.model_id,
+        'pixels': asdict(models.pixels),
+    }
+    # Written last: a present scene_models.json means the other files are complete.
+    (folder / BUNDLE_FILE).write_text(json.dumps(doc, indent=2))
+    return folder
+
+
+def load_scene_models(
+    folder: str | os.PathLike, *, device: str | torch.device = 'cpu', model_id: str | None = None
+) -> SceneModels:
+    """Rebuild a bundle written by :func:`save_scene_models`.
+
+    Args:
+        folder: the folder.
+        device: where the models run.
+        model_id: overrides the stored id (default: the stored one).
+
+    Raises:
+        CheckpointError: if the folder or one of its files is missing or does not match.
+    """
+    from transformers import AutoTokenizer
+
+    from spa3r_ros.models.checkpoint import load_pretrained
+    from spa3r_ros.models.vlm.checkpoint import load_spa3_vlm
+
+    folder = Path(folder).expanduser()
+    bundle_file = folder / BUNDLE_FILE
+    if not bundle_file.is_file():
+        raise CheckpointError(
+            f'{bundle_file} is missing: not a scene-models folder (see save_scene_models)'
+        )
+    try:
+        doc = json.loads(bundle_file.read_text())
+        version = doc['schema_version']
+        pixels = PixelBudgetConfig(**doc['pixels'])
+    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as err:
+        raise CheckpointError(f'{bundle_file} is not a valid bundle description: {err}') from err
+    if version != BUNDLE_SCHEMA_VERSION:
+        raise CheckpointError(f'{bundle_file}: unknown schema_version {version!r}')
+    encoder = load_pretrained(folder / 'spa3r')
+    # spa3r/ rebuilds the encoder's architecture; the VLM file holds its weights too (loaded
+    # into the same encoder, checked key by key).
+    vlm = load_spa3_vlm(folder / 'vlm', geometry_encoder=encoder, local_files_only=True)
+    tokenizer_dir = folder / 'tokenizer'
+    if not tokenizer_dir.is_dir():
+        raise CheckpointError(f'{tokenizer_dir} is missing')
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    return SceneModels(
+        model_id=model_id or doc.get('model_id') or str(folder),
+        vlm=vlm.to(device).eval(),
+        tokenizer=tokenizer,
+        image_processor=_image_processor(pixels),
+        pixels=pixels,
+        device=torch.device(device),
+    )
+
+
+def _load_spa3_vlm_preset(
+    name: str, entry: dict, source: str, device: torch.device
+) -> SceneModels:
+    from transformers import AutoTokenizer
+
+    from spa3r_ros.models.spa3r.model import Spa3R
+    from spa3r_ros.models.vlm.checkpoint import load_spa3_vlm, resolve_checkpoint_dir
+
+    try:
+        folder = resolve_checkpoint_dir(source)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f'preset {name!r}: {err}. Put the checkpoint in the Hugging Face cache, or set '
+            'model.checkpoint_path to a local folder holding it.'
+        ) from err
+    encoder = Spa3R(spa3r_official_config())
+    dtype = torch.bfloat16 if device.type == 'cuda' else torch.float32
+    vlm = load_spa3_vlm(
+        folder,
+        geometry_encoder=encoder,
+        geometry_encoder_checkpoint=entry.get('spa3r_checkpoint') or None,
+        dtype=dtype,
+    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as err:  # transformers raises OSError/ValueError/...: all mean "not there"
+        raise CheckpointError(f'no usable tokenizer in {folder}: {err}') from err
+    pixels = PixelBudgetConfig(**entry.get('pixels', {}))
+    return SceneModels(
+        model_id=name,
+        vlm=vlm.to(device).eval(),
+        tokenizer=tokenizer,
+        image_processor=_image_processor(pixels),
+        pixels=pixels,
+        device=device,
+    )
+
+
+def load_preset(
+    name: str,
+    *,
+    device: str = 'auto',
+    checkpoint_path: str = '',
+    registry: str | os.PathLike | None = None,
+) -> SceneModels:
+    """Build the bundle of a registry preset (what ``configure`` of the node does).
+
+    Args:
+        name: a preset of the registry.
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:N'`` or ``'auto'``.
+        checkpoint_path: a local folder that replaces the preset's weights: a folder written by
+            :func:`save_scene_models`, or (for ``spa3_vlm`` presets) a published Spa3-VLM folder.
+        registry: the registry file (default: :func:`load_registry`'s search).
+
+    Returns:
+        The bundle, in eval mode on the device.
+
+    Raises:
+        ConfigError: unknown preset or device.
+        CheckpointError: a missing or mismatching checkpoint (the message names the file).
+    """
+    presets = load_registry(registry)
+    if name not in presets:
+        raise ConfigError(f'unknown model preset {name!r}; the registry has {sorted(presets)}')
+    entry = presets[name]
+    target = resolve_device(device)
+    if checkpoint_path:
+        path = Path(checkpoint_path).expanduser()
+        if not path.exists():
+            raise CheckpointError(f'model.checkpoint_path {str(path)!r} does not exist')
+        if (path / BUNDLE_FILE).is_file() or entry['kind'] == 'tiny_random':
+            logger.info('loading %s from %s', name, path)
+            return load_scene_models(path, device=target, model_id=f'{name}:{path}')
+        return _load_spa3_vlm_preset(f'{name}:{path}', entry, str(path), target)
+    if entry['kind'] == 'tiny_random':
+        return build_tiny_random(int(entry.get('seed', 0)), target)
+    source = entry.get('vlm')
+    if not source:
+        raise ConfigError(f'preset {name!r} names no vlm source')
+    return _load_spa3_vlm_preset(name, entry, str(source), target)
