@@ -52,6 +52,7 @@ from spa3r_ros.data.rosbag_io import (
     IMAGE_MSGTYPE,
     ODOMETRY_MSGTYPE,
 )
+from spa3r_ros.scene.odometry import Pose, pose_from_odometry_fields
 
 logger = logging.getLogger(__name__)
 
@@ -189,28 +190,17 @@ class ImageEvent:
 
 @dataclass(frozen=True)
 class PoseEvent:
-    """An odometry message: the pose of ``child_frame_id`` in ``header.frame_id``.
+    """An odometry message as a pose of ``child_frame_id`` in ``header.frame_id``.
 
     Attributes:
         bag_time: recording time, seconds.
         topic: the odometry topic.
-        stamp: ``header.stamp``, seconds.
-        position: ``[3]`` float64 metres.
-        orientation: ``[4]`` float64 unit quaternion x, y, z, w.
+        pose: the pose; ``pose.stamp`` is the header stamp.
     """
 
     bag_time: float
     topic: str
-    stamp: float
-    position: np.ndarray
-    orientation: np.ndarray
-
-    def to_pose(self) -> Any:
-        """The engine's :class:`spa3r_ros.scene.odometry.Pose` for this message."""
-        # Imported here so reading bags does not pull in the scene package.
-        from spa3r_ros.scene.odometry import Pose
-
-        return Pose(stamp=self.stamp, position=self.position, orientation=self.orientation)
+    pose: Pose
 
 
 @dataclass(frozen=True)
@@ -244,33 +234,27 @@ def header_stamp(msg: Any, fallback: float) -> float:
     return seconds if seconds > 0 else fallback
 
 
-def odometry_fields(msg: Any, fallback_stamp: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
-    """Read the pose of a ``nav_msgs/msg/Odometry`` message (rosbags or rclpy).
+def odometry_to_pose(msg: Any, fallback_stamp: float = 0.0) -> Pose:
+    """Convert a ``nav_msgs/msg/Odometry`` message (rosbags or rclpy) to a :class:`Pose`.
 
     Args:
         msg: the odometry message.
         fallback_stamp: stamp to use when the header stamp is zero (seconds).
 
     Returns:
-        ``(stamp, position, orientation)``: the header stamp in seconds, the position ``[3]``
-        in metres and the orientation ``[4]`` as a unit quaternion x, y, z, w, both float64.
+        The pose: position ``[3]`` metres, orientation ``[4]`` unit quaternion x, y, z, w
+        (normalised from the message's values).
 
     Raises:
-        DatasetError: the pose is not finite or the quaternion has zero length.
+        DatasetError: the pose is not finite or the quaternion is not near unit length.
     """
     p = msg.pose.pose.position
     q = msg.pose.pose.orientation
-    position = np.array([p.x, p.y, p.z], dtype=np.float64)
-    orientation = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
     stamp = header_stamp(msg, fallback_stamp)
-    norm = float(np.linalg.norm(orientation))
-    if not (np.all(np.isfinite(position)) and math.isfinite(norm) and norm > 1e-9):
-        raise DatasetError(
-            f'odometry at stamp {stamp:.3f} is not a valid pose: position {position.tolist()}, '
-            f'orientation {orientation.tolist()} (expected finite values and a non-zero '
-            'quaternion)'
-        )
-    return stamp, position, orientation / norm
+    try:
+        return pose_from_odometry_fields(stamp, [p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
+    except ValueError as err:
+        raise DatasetError(f'odometry at stamp {stamp:.3f} is not a valid pose: {err}') from None
 
 
 def iter_events(
@@ -310,11 +294,11 @@ def iter_events(
             yield ImageEvent(bag_time, stamp, m.topic, image)
         elif m.topic == topics.odometry:
             try:
-                stamp, position, orientation = odometry_fields(m.msg, bag_time)
+                pose = odometry_to_pose(m.msg, bag_time)
             except DatasetError as err:
                 logger.warning('%s: skipping odometry message: %s', m.topic, err)
                 continue
-            yield PoseEvent(bag_time, m.topic, stamp, position, orientation)
+            yield PoseEvent(bag_time, m.topic, pose)
         elif m.topic in infos:
             yield CameraInfoEvent(
                 bag_time,

@@ -209,7 +209,7 @@ class _Feeder:
                 self._engine.add_frame(event.stamp, event.topic, event.image)
                 summary.frames += 1
         elif isinstance(event, PoseEvent):
-            self._engine.add_pose(event.to_pose())
+            self._engine.add_pose(event.pose)
             summary.poses += 1
         else:
             summary.camera_infos += 1

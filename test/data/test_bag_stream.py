@@ -26,6 +26,7 @@ from spa3r_ros.data.bag_stream import (
     count_messages,
     ImageEvent,
     iter_events,
+    odometry_to_pose,
     Pacer,
     PoseEvent,
     select_topics,
@@ -125,8 +126,9 @@ def test_events_in_order_with_decoded_images_and_poses(bag_path: Path) -> None:
         assert event.topic == CAMERA and event.error == ''
     for i, event in enumerate(poses):
         # The demo base moves to its right (-y) at 0.5 m/s with identity orientation.
-        np.testing.assert_allclose(event.position, [0.0, -0.5 * i / RATE_HZ, 0.0], atol=1e-12)
-        np.testing.assert_allclose(event.orientation, [0.0, 0.0, 0.0, 1.0])
+        assert event.pose.stamp == pytest.approx(images[i].stamp)
+        np.testing.assert_allclose(event.pose.position, [0, -0.5 * i / RATE_HZ, 0], atol=1e-12)
+        np.testing.assert_allclose(event.pose.orientation, [0.0, 0.0, 0.0, 1.0])
     np.testing.assert_allclose(infos[0].k, demo_intrinsics(WIDTH, HEIGHT))
     assert (infos[0].width, infos[0].height) == (WIDTH, HEIGHT)
 
@@ -161,13 +163,22 @@ def test_undecodable_image_becomes_an_event_with_the_reason(tmp_path: Path) -> N
     assert event.error
 
 
-def test_pose_event_converts_to_the_engine_pose(bag_path: Path) -> None:
-    pytest.importorskip('spa3r_ros.scene.odometry', reason='feat/keyframes not merged yet')
-    with BagReader(bag_path) as bag:
-        event = next(e for e in iter_events(bag, select_topics(bag)) if isinstance(e, PoseEvent))
-    pose = event.to_pose()
-    assert pose.stamp == event.stamp
-    np.testing.assert_array_equal(pose.position, event.position)
+def test_odometry_to_pose_normalises_and_rejects_bad_poses() -> None:
+    from types import SimpleNamespace as NS
+
+    def odom(q: list[float], x: float = 1.0, sec: int = 7) -> NS:
+        stamp = NS(sec=sec, nanosec=500_000_000)
+        pose = NS(position=NS(x=x, y=2.0, z=3.0), orientation=NS(x=q[0], y=q[1], z=q[2], w=q[3]))
+        return NS(header=NS(stamp=stamp), pose=NS(pose=pose))
+
+    pose = odometry_to_pose(odom([0.0, 0.0, 0.0, 1.01]))  # slightly off: normalised
+    assert pose.stamp == 7.5
+    np.testing.assert_allclose(pose.orientation, [0, 0, 0, 1])
+    assert odometry_to_pose(odom([0, 0, 0, 1], sec=0), fallback_stamp=3.0).stamp == 3.0
+    with pytest.raises(DatasetError, match='odometry at stamp 7.500 is not a valid pose'):
+        odometry_to_pose(odom([0.0, 0.0, 0.0, 0.0]))
+    with pytest.raises(DatasetError, match='not a valid pose'):
+        odometry_to_pose(odom([0, 0, 0, 1], x=float('nan')))
 
 
 class FakeClock:
