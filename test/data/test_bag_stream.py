@@ -167,7 +167,7 @@ def test_odometry_to_pose_normalises_and_rejects_bad_poses() -> None:
     from types import SimpleNamespace as NS
 
     def odom(q: list[float], x: float = 1.0, sec: int = 7) -> NS:
-        stamp = NS(sec=sec, nanosec=500_000_000)
+        stamp = NS(sec=sec, nanosec=500_000_000 if sec else 0)
         pose = NS(position=NS(x=x, y=2.0, z=3.0), orientation=NS(x=q[0], y=q[1], z=q[2], w=q[3]))
         return NS(header=NS(stamp=stamp), pose=NS(pose=pose))
 
