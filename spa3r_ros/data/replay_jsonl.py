@@ -21,7 +21,8 @@ with the SpatialQuery goal's fields by name, plus when to ask::
     {"question": "What is left of the door?", "offset_sec": 3.0, "id": "q7"}
 
 ``task`` is the lower-case family name (default ``free_form``); ``stamp`` is a time on the bag's
-clock in seconds (the clock of the header stamps), ``offset_sec`` the same as seconds after the
+recording clock in seconds since the epoch (what ``ros2 bag info`` shows; for most recordings
+within milliseconds of the frames' header stamps), ``offset_sec`` the same as seconds after the
 bag's first message; with neither, the question is asked after the whole bag. Unknown keys and
 bad values are errors that name the line.
 
@@ -69,7 +70,7 @@ class ReplayQuestion:
     Attributes:
         line: its line number in the file (1-based).
         request: the goal.
-        stamp: when to ask, seconds on the bag's header-stamp clock; None = see ``offset_sec``.
+        stamp: when to ask, seconds on the bag's recording clock; None = see ``offset_sec``.
         offset_sec: when to ask, seconds after the bag's first message; None = see ``stamp``.
             With both None the question is asked after the whole bag.
         fields: the JSON object as written (repeated at the front of its answer line).
