@@ -49,6 +49,38 @@ NO_MODEL_MESSAGE = (
 )
 
 
+def check_request(
+    request: SpatialQueryRequest, config: QueryConfig
+) -> tuple[SpatialQueryRequest, float]:
+    """Validate a request against the limits and fill in the defaults it leaves open.
+
+    Shared by :class:`QueryRunner` and the scene engine, so both accept and refuse the same goals
+    with the same messages.
+
+    Args:
+        request: the goal's fields.
+        config: the limits and defaults.
+
+    Returns:
+        The request with ``max_new_tokens`` set (the default when it was 0), and the timeout in
+        seconds (the default when ``timeout_sec`` was 0).
+
+    Raises:
+        QueryError: with a message for the planner's log.
+    """
+    request.validate(
+        max_question_chars=config.max_question_chars,
+        max_new_tokens_limit=config.max_new_tokens_limit,
+    )
+    if request.timeout_sec > config.max_timeout_sec:
+        raise QueryError(
+            f'timeout_sec {request.timeout_sec} exceeds the limit {config.max_timeout_sec}'
+        )
+    if request.max_new_tokens == 0:
+        request = replace(request, max_new_tokens=config.default_max_new_tokens)
+    return request, request.timeout_sec or config.default_timeout_sec
+
+
 class Answerer(Protocol):
     """A model that answers a validated request from frames (the scene engine implements it)."""
 
@@ -114,17 +146,9 @@ class QueryRunner:
 
         config = self._config()
         try:
-            request.validate(
-                max_question_chars=config.max_question_chars,
-                max_new_tokens_limit=config.max_new_tokens_limit,
-            )
-            if request.timeout_sec > config.max_timeout_sec:
-                raise QueryError(
-                    f'timeout_sec {request.timeout_sec} exceeds the limit {config.max_timeout_sec}'
-                )
+            request, timeout = check_request(request, config)
         except QueryError as err:
             return finish(ResultCode.INVALID_GOAL, str(err))
-        timeout = request.timeout_sec or config.default_timeout_sec
         deadline = accepted_at + timeout
         if is_canceled():
             return finish(ResultCode.CANCELED, 'canceled while queued')
@@ -150,8 +174,6 @@ class QueryRunner:
         frames = self._buffer.snapshot()
         if not frames:
             return finish(ResultCode.NO_SCENE, 'no camera frames have been received yet')
-        if request.max_new_tokens == 0:
-            request = replace(request, max_new_tokens=config.default_max_new_tokens)
         try:
             answer = self._answerer.answer(
                 request,

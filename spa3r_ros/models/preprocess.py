@@ -123,7 +123,26 @@ def preprocess_frames(
     """
     if len(frames) == 0:
         raise ValueError('preprocess_frames needs at least one frame')
-    images = [preprocess_frame(f, mode, target_size, patch_size) for f in frames]
+    return stack_frames([preprocess_frame(f, mode, target_size, patch_size) for f in frames])
+
+
+def stack_frames(images: Sequence[Tensor]) -> Tensor:
+    """Stack preprocessed frames, padding each (white, centred) to the largest H and W.
+
+    This is the last step of :func:`preprocess_frames`, for callers that cache the per-frame
+    output of :func:`preprocess_frame` (the scene engine): the result is the same tensor.
+
+    Args:
+        images: ``S >= 1`` tensors ``[3, H_i, W_i]``.
+
+    Returns:
+        ``[S, 3, H, W]`` with ``H = max H_i`` and ``W = max W_i``.
+
+    Raises:
+        ValueError: if ``images`` is empty.
+    """
+    if len(images) == 0:
+        raise ValueError('stack_frames needs at least one frame')
     max_h = max(img.shape[1] for img in images)
     max_w = max(img.shape[2] for img in images)
     return torch.stack([_pad_to(img, max_h, max_w) for img in images])

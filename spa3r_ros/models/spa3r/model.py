@@ -241,21 +241,31 @@ class Spa3R(nn.Module):
         out = self.encoder(tokens, pos=torch.cat([query_pos, pos], dim=1))
         return out[:, : self.num_queries]
 
-    def aggregate_last(self, images: Tensor, view_mask: Tensor | None = None) -> Tensor:
+    def aggregate_last(
+        self,
+        images: Tensor,
+        view_mask: Tensor | None = None,
+        patch_tokens: Tensor | None = None,
+    ) -> Tensor:
         """Last depth step of the frozen aggregator (only that step is kept).
 
         Args:
             images: ``[B, S, 3, H, W]`` RGB in [0, 1].
             view_mask: optional bool ``[B, S]`` (asymmetric masking), True = masked view.
+            patch_tokens: optional ``[B, S, P, D_vggt]`` DINOv2 patch tokens of the frames,
+                precomputed by ``aggregator.embed_frames`` (a per-frame cache such as
+                :class:`~spa3r_ros.models.vggt.frame_cache.PatchTokenCache`).
 
         Returns:
             ``[B, S, T, aggregator_dim]`` with ``T = 5 + P`` (camera, registers, patches).
         """
         self._require_vggt('aggregate_last')
-        outputs, _ = self.aggregator(images, output_layers=[-1], view_mask=view_mask)
+        outputs, _ = self.aggregator(
+            images, output_layers=[-1], view_mask=view_mask, patch_tokens=patch_tokens
+        )
         return outputs[-1]
 
-    def encode(self, images: Tensor) -> Tensor:
+    def encode(self, images: Tensor, patch_tokens: Tensor | None = None) -> Tensor:
         """Scene latents for inference.
 
         Runs without autograd (``torch.inference_mode``). On CUDA the computation is autocast to
@@ -264,6 +274,9 @@ class Spa3R(nn.Module):
 
         Args:
             images: ``[B, S, 3, H, W]`` RGB in [0, 1]; H and W multiples of the patch size.
+            patch_tokens: optional ``[B, S, P, D_vggt]`` precomputed patch tokens of the frames
+                (the per-frame part of the backbone, cached by the scene engine); the result
+                equals the uncached one.
 
         Returns:
             Latents ``[B, Q, D]`` (in the autocast dtype on CUDA).
@@ -276,7 +289,7 @@ class Spa3R(nn.Module):
             raise ValueError(f'images must be [B, S, 3, H, W], got {tuple(images.shape)}')
         grid = self._grid(tuple(images.shape[-2:]))
         with torch.inference_mode(), _autocast_for(images.device):
-            last = self.aggregate_last(images)
+            last = self.aggregate_last(images, patch_tokens=patch_tokens)
             patches = last[:, :, self.aggregator.patch_start_idx :]
             return self.encode_features(patches, grid)
 

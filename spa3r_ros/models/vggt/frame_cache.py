@@ -20,7 +20,7 @@ together with the image size, bounded, and drops the least recently used entries
 """
 
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -49,6 +49,25 @@ class PatchTokenCache:
     def clear(self) -> None:
         """Forget every entry (e.g. after loading other weights)."""
         self._store.clear()
+
+    def frame_ids(self) -> list[Hashable]:
+        """Ids of the cached frames, least recently used first."""
+        return [key[0] for key in self._store]
+
+    def discard(self, frame_ids: Iterable[Hashable]) -> int:
+        """Forget the entries of these frames (at every image size), e.g. evicted keyframes.
+
+        Args:
+            frame_ids: ids as given to :meth:`patch_tokens`; unknown ids are ignored.
+
+        Returns:
+            How many entries were removed.
+        """
+        gone = set(frame_ids)
+        keys = [k for k in self._store if k[0] in gone]
+        for key in keys:
+            del self._store[key]
+        return len(keys)
 
     @torch.no_grad()
     def patch_tokens(

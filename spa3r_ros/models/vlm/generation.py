@@ -35,7 +35,7 @@ model's answer always parses.
 """
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 import copy
 from dataclasses import dataclass, field
 import logging
@@ -94,6 +94,22 @@ class VisionTokenCache:
     def clear(self) -> None:
         """Forget every frame (for example after the weights change)."""
         self._entries.clear()
+
+    def discard(self, keys: Iterable[Hashable]) -> int:
+        """Forget these frames (for example evicted keyframes); unknown keys are ignored.
+
+        Returns:
+            How many entries were removed.
+        """
+        removed = 0
+        for key in keys:
+            if self._entries.pop(key, None) is not None:
+                removed += 1
+        return removed
+
+    def keys(self) -> list[Hashable]:
+        """The cached frame keys, least recently used first."""
+        return list(self._entries)
 
     @torch.no_grad()
     def features(self, frames: Sequence[FrameInput]) -> list[torch.Tensor]:

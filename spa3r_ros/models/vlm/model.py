@@ -154,11 +154,15 @@ class Spa3VLM(nn.Module):
         return self.qwen.lm_head.weight.dtype
 
     @torch.no_grad()
-    def encode_geometry(self, images: torch.Tensor) -> torch.Tensor:
+    def encode_geometry(
+        self, images: torch.Tensor, patch_tokens: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Run the geometry encoder (frozen, eval mode, no gradients).
 
         Args:
             images: ``[B, S, 3, H, W]`` frames in [0, 1] (VGGT crop preprocessing).
+            patch_tokens: optional precomputed backbone patch tokens ``[B, S, P, D_vggt]`` of the
+                frames, passed on to ``geometry_encoder.encode`` (a Spa3R accepts them).
 
         Returns:
             ``[B, Q, E]`` latents.
@@ -171,7 +175,9 @@ class Spa3VLM(nn.Module):
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f'images must be [B, S, 3, H, W], got {tuple(images.shape)}')
         self.geometry_encoder.eval()
-        return self.geometry_encoder.encode(images)
+        if patch_tokens is None:
+            return self.geometry_encoder.encode(images)
+        return self.geometry_encoder.encode(images, patch_tokens=patch_tokens)
 
     def image_features(
         self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor

@@ -1,0 +1,89 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Configuration of the scene engine: ingestion, keyframes, scene updates and answer decoding.
+
+The model itself (preset, device, pixel budgets) is fixed by the
+:class:`~spa3r_ros.models.bundle.SceneModels` the engine is given; these fields are what an
+integrator tunes for a robot: how many frames may wait, how often the scene is rebuilt and how the
+answers are decoded. Like every config here it imports no torch.
+"""
+
+from dataclasses import dataclass
+
+from spa3r_ros.configs.fields import check_fields, param
+from spa3r_ros.scene.keyframes import KeyframeConfig
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """How the scene engine ingests frames and keeps its scene current.
+
+    Args:
+        ingest_queue_size: frames that may wait for the keyframe policy; when the queue is full the
+            oldest waiting frame is dropped and counted (``frames_dropped``).
+        min_update_interval_sec: at most one scene update per this many seconds (a burst of new
+            keyframes costs one update, not one per keyframe); ``flush`` ignores it.
+        geometry_mode: VGGT preprocessing of the geometry branch, ``'crop'`` (the reference's) or
+            ``'pad'``.
+        max_poses: odometry poses kept for looking up the pose of a frame.
+        post_prompts: ``'lmms_eval'`` appends the benchmark's answer-format instruction to every
+            question (what the model was evaluated with); ``'none'`` sends the bare question.
+        constrain_answers: restrict decoding to a number or an option letter for the numeric and
+            multiple-choice task families, so a small model's answer always parses.
+        max_number_tokens: longest numeric answer (tokens) under the number constraint.
+        keyframes: the keyframe policy (window, novelty and motion thresholds).
+    """
+
+    ingest_queue_size: int = param(
+        64,
+        description='Frames that may wait for the keyframe policy before the oldest is dropped',
+        bounds=(1, 4096),
+        read_only=True,
+    )
+    min_update_interval_sec: float = param(
+        0.5,
+        description='Shortest time between two scene updates',
+        bounds=(0.0, 3600.0),
+        unit='s',
+    )
+    geometry_mode: str = param(
+        'crop',
+        description='Geometry-branch preprocessing: crop (reference) or pad',
+        choices=('crop', 'pad'),
+        read_only=True,
+    )
+    max_poses: int = param(
+        1000,
+        description='Odometry poses kept for frame lookups',
+        bounds=(2, 100000),
+        read_only=True,
+    )
+    post_prompts: str = param(
+        'lmms_eval',
+        description='Answer-format instructions: lmms_eval (reference) or none',
+        choices=('lmms_eval', 'none'),
+    )
+    constrain_answers: bool = param(
+        True, description='Restrict numeric and multiple-choice answers to numbers and letters'
+    )
+    max_number_tokens: int = param(
+        8, description='Longest numeric answer under the number constraint', bounds=(1, 64)
+    )
+    keyframes: KeyframeConfig = param(
+        default_factory=KeyframeConfig, description='Keyframe policy'
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)

@@ -1,0 +1,911 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The scene engine: frames in, a rolling Spa3R scene out, questions answered from it.
+
+Two rates are kept apart (design.md section 3):
+
+* **ingest** (camera rate): :meth:`SceneEngine.add_frame` puts a frame in a bounded queue and
+  returns; the *ingest thread* runs the keyframe policy on every queued frame and prepares what a
+  keyframe needs on its own (the geometry-branch tensor, the Qwen-side pixels). It never takes the
+  model lock, so a slow scene update or a long question never stalls the cameras.
+* **scene update** (when the keyframe set changes, at most once per ``min_update_interval_sec``):
+  the *update thread* runs the backbone and the Spa3R encoder over the keyframes under the model
+  lock, reusing the cached per-keyframe backbone patch tokens and Qwen vision tokens, warms the
+  language model's prefix cache for the new scene, and publishes an immutable :class:`SceneState`
+  by swapping one reference.
+* **questions** (:meth:`SceneEngine.ask`, on demand): take the current state, wait for a newer one
+  only when the request's ``min_stamp`` asks for it, and generate under the model lock; the scene
+  prefix is cached per version, so a question pays for its own tokens.
+
+Accounting: every frame given to :meth:`SceneEngine.add_frame` or
+:meth:`SceneEngine.record_bad_frame` is counted once as received, and is at any moment either
+waiting (``frames_buffered``), considered by the keyframe policy (``frames_seen``) or dropped
+(bad, queue overflow, discarded by :meth:`SceneEngine.reset`), see :class:`EngineStats`.
+"""
+
+from collections.abc import Callable, Sequence
+import dataclasses
+import logging
+import math
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import torch
+
+from spa3r_ros.configs.node import QueryConfig
+from spa3r_ros.configs.scene import SceneConfig
+from spa3r_ros.core.answers import parse_lenient, parse_strict
+from spa3r_ros.core.errors import CheckpointError, NotReadyError, QueryError
+from spa3r_ros.core.frame_buffer import Frame, FrameBuffer
+from spa3r_ros.core.image_decode import DecodedImage, KIND_COLOR
+from spa3r_ros.core.prompts import build_prompt, Prompt
+from spa3r_ros.core.query_runner import check_request, NO_MODEL_MESSAGE
+from spa3r_ros.core.types import (
+    MULTIPLE_CHOICE_TASKS,
+    QueryFeedback,
+    ResultCode,
+    SpatialAnswer,
+    SpatialQueryRequest,
+    Stage,
+    Task,
+)
+from spa3r_ros.models.inference import inference_context
+from spa3r_ros.models.preprocess import preprocess_frame, stack_frames
+from spa3r_ros.models.vggt.frame_cache import PatchTokenCache
+from spa3r_ros.models.vlm.generation import (
+    AnswerConstraint,
+    choice_constraint,
+    FrameInput,
+    GenerationResult,
+    number_constraint,
+    Spa3VLMGenerator,
+)
+from spa3r_ros.models.vlm.preprocess import frame_inputs
+from spa3r_ros.scene.keyframes import KeyframePolicy
+from spa3r_ros.scene.odometry import Pose, PoseTrack
+from spa3r_ros.scene.snapshot_io import read_scene, SavedKeyframe, SavedScene, write_scene
+from spa3r_ros.scene.state import EngineStats, KeyframeInput, SceneState
+
+if TYPE_CHECKING:
+    from spa3r_ros.models.bundle import SceneModels
+
+logger = logging.getLogger(__name__)
+
+FeedbackFn = Callable[[QueryFeedback], None]
+CanceledFn = Callable[[], bool]
+
+# Longest sleep between two checks of a cancel flag or a deadline while a question waits (s).
+POLL_SEC = 0.05
+# Per-keyframe caches hold the window plus this many frames, so a keyframe that is evicted and an
+# update in flight never push each other out.
+CACHE_MARGIN = 8
+
+
+def _never_canceled() -> bool:
+    return False
+
+
+def _ignore_feedback(_: QueryFeedback) -> None:
+    return None
+
+
+def process_memory_bytes(device: torch.device | None) -> int:
+    """Memory in use: CUDA bytes allocated on a GPU device, else the process's resident set."""
+    if device is not None and device.type == 'cuda':
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open('/proc/self/statm') as handle:
+            resident_pages = int(handle.read().split()[1])
+        return resident_pages * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, ValueError, IndexError):
+        import resource  # not on every platform; peak rather than current RSS, in KiB on Linux
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class _KeyframeSet:
+    """A keyframe set as published by the ingest thread for the update thread.
+
+    Attributes:
+        generation: increases whenever the set changes (the engine's own counter).
+        entries: the keyframes' inputs, in stamp order.
+        seen_stamp: newest frame stamp the policy had considered when the set was published.
+        epoch: the reset epoch it belongs to (an update for an older epoch is discarded).
+    """
+
+    generation: int
+    entries: tuple[KeyframeInput, ...]
+    seen_stamp: float
+    epoch: int
+
+
+class SceneEngine:
+    """Keeps a rolling scene of keyframes and answers spatial questions about it.
+
+    Args:
+        models: the model bundle (VLM with its Spa3R, tokenizer, image processor, device); None
+            for an engine that only ingests and counts frames (every question then gets
+            MODEL_ERROR, as a node without a model does).
+        config: ingestion, keyframe and update settings.
+        query_config: limits and defaults of questions, or a callable returning them (read at
+            every question, so run-time parameter changes apply to the next one).
+
+    Thread safety: every public method may be called from any thread. ``add_frame``,
+    ``record_bad_frame``, ``add_pose``, ``snapshot`` and ``stats`` never wait for the models.
+    ``ask`` calls may overlap; they take turns on the model lock (shared with scene updates).
+    The callbacks given to ``ask`` run in the calling thread.
+    """
+
+    def __init__(
+        self,
+        models: 'SceneModels | None',
+        config: SceneConfig,
+        query_config: QueryConfig | Callable[[], QueryConfig],
+    ) -> None:
+        self._models = models
+        self._config = config
+        if isinstance(query_config, QueryConfig):
+            fixed = query_config
+            self._query_config: Callable[[], QueryConfig] = lambda: fixed
+        else:
+            self._query_config = query_config
+        self._buffer = FrameBuffer(config.ingest_queue_size)
+        self._poses = PoseTrack(max_poses=config.max_poses)
+        self._have_poses = False
+        self._policy = KeyframePolicy(config.keyframes)
+        cache_size = config.keyframes.window + CACHE_MARGIN
+        self._patch_cache = PatchTokenCache(max_frames=cache_size)
+        self._generator: Spa3VLMGenerator | None = None
+        if models is not None:
+            self._generator = Spa3VLMGenerator(
+                models.vlm, models.tokenizer, max_cached_frames=cache_size
+            )
+
+        # _cond guards every field below it; the model lock guards the models and their caches;
+        # the ingest lock makes the ingest thread's batch exclusive with reset and load_scene.
+        self._cond = threading.Condition(threading.Lock())
+        self._model_lock = threading.Lock()
+        self._ingest_lock = threading.Lock()
+        self._state: SceneState | None = None
+        self._entries: dict[int, KeyframeInput] = {}  # ingest thread's keyframe inputs by seq
+        self._pending = _KeyframeSet(0, (), 0.0, 0)
+        self._built_generation = 0
+        self._policy_version = self._policy.version
+        self._epoch = 0
+        self._next_version = 1
+        self._in_flight = 0
+        self._seen = 0
+        self._seen_stamp = 0.0
+        self._keyframe_count = 0
+        self._resets = 0
+        self._flush_requested = False
+        self._last_update_start = -math.inf
+        self._last_update_sec = 0.0
+        self._last_query_sec = 0.0
+        self._last_update_error = ''
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Start the ingest and update threads (idempotent)."""
+        with self._cond:
+            if self._threads:
+                return
+            self._stopping = False
+            self._threads = [
+                threading.Thread(target=self._ingest_loop, name='spa3r-ingest', daemon=True),
+                threading.Thread(target=self._update_loop, name='spa3r-update', daemon=True),
+            ]
+        for thread in self._threads:
+            thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the threads; frames still queued stay counted as buffered.
+
+        Args:
+            timeout: longest wait for each thread (an update in progress finishes first).
+        """
+        with self._cond:
+            self._stopping = True
+            threads, self._threads = self._threads, []
+            self._cond.notify_all()
+        for thread in threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning('%s did not stop within %.1f s', thread.name, timeout)
+
+    def __enter__(self) -> 'SceneEngine':
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def config(self) -> SceneConfig:
+        """The engine's configuration."""
+        return self._config
+
+    @property
+    def models(self) -> 'SceneModels | None':
+        """The model bundle (None for an engine without models)."""
+        return self._models
+
+    # ------------------------------------------------------------------ ingest
+
+    def add_frame(self, stamp: float, camera: str, image: DecodedImage) -> None:
+        """Queue a camera frame for the keyframe policy; returns at once.
+
+        A depth image or a non-finite stamp is counted as a bad frame (and logged at debug level).
+
+        Args:
+            stamp: capture time in seconds.
+            camera: topic name or ``frame_id``.
+            image: the decoded image (``'color'``).
+        """
+        if image.kind != KIND_COLOR:
+            self.record_bad_frame(f'{camera}: a {image.kind!r} image is not a camera frame')
+            return
+        try:
+            self._buffer.push(stamp, camera, image)
+        except ValueError as err:
+            self.record_bad_frame(f'{camera}: {err}')
+            return
+        with self._cond:
+            self._cond.notify_all()
+
+    def record_bad_frame(self, reason: str) -> None:
+        """Count a frame that arrived but cannot be used (undecodable, wrong encoding).
+
+        Args:
+            reason: why, for the debug log (callers log it throttled for people).
+        """
+        self._buffer.record_bad_frame(reason)
+
+    def add_pose(self, pose: Pose) -> None:
+        """Record an odometry pose; frames get the pose interpolated at their stamp."""
+        self._poses.add(pose)
+        self._have_poses = True
+
+    def _ingest_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and len(self._buffer) == 0:
+                    self._cond.wait(POLL_SEC)
+                if self._stopping:
+                    return
+            try:
+                self._ingest_batch()
+            except Exception:  # a bug here must not silently stop ingestion for good
+                logger.exception('the ingest thread failed on a batch; continuing')
+
+    def _ingest_batch(self) -> None:
+        with self._ingest_lock:
+            with self._cond:
+                # Taken under _cond so stats() never sees frames that are neither queued,
+                # in flight nor seen.
+                frames = self._buffer.take_all()
+                self._in_flight = len(frames)
+            for frame in frames:
+                self._consider(frame)
+                with self._cond:
+                    self._in_flight -= 1
+                    self._seen += 1
+                    self._seen_stamp = max(self._seen_stamp, frame.stamp)
+            self._publish_keyframes()
+
+    def _consider(self, frame: Frame) -> None:
+        """Run the keyframe policy on one frame; prepare an accepted frame's inputs."""
+        pose = None
+        if self._have_poses:
+            pose = self._poses.at(frame.stamp, self._config.keyframes.pose_max_gap_sec)
+        decision = self._policy.consider(frame, pose)
+        for seq in decision.evicted:
+            self._entries.pop(seq, None)
+        if decision.accepted and self._models is not None:
+            try:
+                self._entries[frame.seq] = self._prepare(
+                    frame.seq, frame.stamp, frame.camera, frame.image.pixels
+                )
+            except ValueError as err:
+                logger.warning(
+                    'keyframe %d (%s) cannot be preprocessed: %s', frame.seq, frame.camera, err
+                )
+        logger.debug('frame %d: %s', frame.seq, decision.reason)
+
+    def _prepare(self, seq: int, stamp: float, camera: str, rgb) -> KeyframeInput:
+        """Per-keyframe work that needs no model: both branches' preprocessing."""
+        models = self._models
+        assert models is not None
+        geometry = preprocess_frame(rgb, self._config.geometry_mode, models.geometry_width)
+        (qwen_input,) = frame_inputs([geometry], [seq], models.image_processor)
+        return KeyframeInput(seq, stamp, camera, rgb, geometry, qwen_input)
+
+    def _publish_keyframes(self) -> None:
+        """Hand the policy's keyframe set to the update thread when it changed."""
+        with self._cond:
+            if not self._publish_keyframes_locked():
+                if self._state is not None and self._built_generation == self._pending.generation:
+                    # Only rejected frames: the scene's content is unchanged but covers them now.
+                    self._state = dataclasses.replace(self._state, seen_stamp=self._seen_stamp)
+            self._cond.notify_all()
+
+    def _publish_keyframes_locked(self) -> bool:
+        """Publish the policy's set if it changed (caller holds _cond and the ingest lock)."""
+        version = self._policy.version
+        if version == self._policy_version:
+            return False
+        self._policy_version = version
+        seqs = [k.frame.seq for k in self._policy.keyframes]
+        self._keyframe_count = len(seqs)
+        entries = tuple(self._entries[s] for s in seqs if s in self._entries)
+        self._pending = _KeyframeSet(
+            self._pending.generation + 1, entries, self._seen_stamp, self._epoch
+        )
+        return True
+
+    # ------------------------------------------------------------------ scene updates
+
+    def _update_loop(self) -> None:
+        while True:
+            with self._cond:
+                pending = self._wait_for_work()
+                if pending is None:
+                    return
+                self._flush_requested = False
+                self._last_update_start = time.monotonic()
+            self._run_update(pending)
+
+    def _wait_for_work(self) -> _KeyframeSet | None:
+        """Block (holding _cond) until an update is due; None when stopping."""
+        while not self._stopping:
+            pending = self._pending
+            if pending.generation != self._built_generation:
+                if self._flush_requested:
+                    return pending
+                due = self._last_update_start + self._config.min_update_interval_sec
+                wait = due - time.monotonic()
+                if wait <= 0:
+                    return pending
+                self._cond.wait(min(wait, 1.0))
+            else:
+                self._cond.wait(1.0)
+        return None
+
+    def _run_update(self, pending: _KeyframeSet) -> None:
+        start = time.monotonic()
+        state = None
+        error = ''
+        if self._models is not None and pending.entries:
+            try:
+                with self._model_lock:
+                    state = self._build_state(pending, start)
+            except Exception as err:  # keep the previous scene; report the failure
+                logger.exception('scene update failed')
+                error = f'{type(err).__name__}: {err}'
+        with self._cond:
+            if pending.epoch != self._epoch:
+                return  # a reset or a load happened meanwhile: this scene is stale
+            self._built_generation = pending.generation
+            self._last_update_error = error
+            if state is not None:
+                if self._pending.generation == pending.generation:
+                    state = dataclasses.replace(state, seen_stamp=self._seen_stamp)
+                self._state = state
+                self._last_update_sec = state.update_sec
+                logger.debug(
+                    'scene v%d: %d keyframes in %.3f s',
+                    state.version,
+                    state.num_frames,
+                    state.update_sec,
+                )
+            elif not pending.entries:
+                self._state = None
+            self._cond.notify_all()
+
+    def _build_state(self, pending: _KeyframeSet, start: float) -> SceneState:
+        """Encode a keyframe set (caller holds the model lock)."""
+        models = self._models
+        assert models is not None and self._generator is not None
+        entries = pending.entries
+        seqs = [e.seq for e in entries]
+        device = models.device
+        images = stack_frames([e.geometry for e in entries]).to(device)
+        spa3r = models.vlm.geometry_encoder
+        with inference_context(device):
+            tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
+        latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
+        self._prune_caches(seqs)
+        inputs = tuple(e.frame_input for e in entries)
+        with self._cond:
+            version = self._next_version
+            self._next_version += 1
+        # Warm the per-keyframe vision tokens and the scene's prefix, so questions pay only for
+        # their own tokens.
+        self._generator.scene_prefix(version, inputs, latents)
+        return SceneState(
+            version=version,
+            latents=latents,
+            keyframe_seqs=tuple(seqs),
+            keyframe_stamps=tuple(e.stamp for e in entries),
+            frame_inputs=inputs,
+            newest_stamp=max(e.stamp for e in entries),
+            created_at=time.time(),
+            update_sec=time.monotonic() - start,
+            seen_stamp=pending.seen_stamp,
+            keyframes=entries,
+        )
+
+    def _prune_caches(self, keep: Sequence[int]) -> None:
+        """Drop evicted keyframes from the per-keyframe caches (caller holds the model lock)."""
+        keep_set = set(keep)
+        self._patch_cache.discard([k for k in self._patch_cache.frame_ids() if k not in keep_set])
+        if self._generator is not None:
+            cache = self._generator.vision_cache
+            cache.discard([k for k in cache.keys() if k not in keep_set])
+
+    # ------------------------------------------------------------------ reading the scene
+
+    def snapshot(self) -> SceneState | None:
+        """The current scene (None before the first update)."""
+        with self._cond:
+            return self._state
+
+    def flush(self, timeout: float | None = None) -> SceneState | None:
+        """Process every frame given so far and wait for the scene that includes them.
+
+        For offline tools: the rate limit is skipped for this update. The engine must be started.
+
+        Args:
+            timeout: longest wait in seconds; None waits as long as it takes.
+
+        Returns:
+            The scene after the update (None when there are no keyframes or no models).
+
+        Raises:
+            TimeoutError: if the frames were not processed and encoded in time.
+            NotReadyError: if the engine has not been started.
+        """
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if not self._threads:
+                raise NotReadyError('flush needs a started engine (call start() first)')
+            target = self._buffer.stats().received
+            while self._seen + self._buffer.stats().dropped < target:
+                self._wait_until(deadline, 'frames to be ingested')
+            generation = self._pending.generation
+            self._flush_requested = True
+            self._cond.notify_all()
+            while self._built_generation < generation:
+                self._wait_until(deadline, 'the scene update')
+            if self._last_update_error:
+                logger.warning('flush: the last scene update failed: %s', self._last_update_error)
+            return self._state
+
+    def _wait_until(self, deadline: float, what: str) -> None:
+        # Caller holds _cond.
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f'flush timed out waiting for {what}')
+        if self._stopping:
+            raise NotReadyError(f'the engine was closed while flush waited for {what}')
+        self._cond.wait(min(remaining, 1.0))
+
+    def stats(self) -> EngineStats:
+        """The engine's counters and health now (consistent: see :class:`EngineStats`)."""
+        models = self._models
+        device = models.device if models is not None else None
+        with self._cond:
+            buffer = self._buffer.stats()
+            state = self._state
+            stats = EngineStats(
+                frames_received=buffer.received,
+                frames_dropped=buffer.dropped,
+                frames_buffered=buffer.buffered + self._in_flight,
+                keyframes=self._keyframe_count,
+                scene_version=state.version if state else 0,
+                scene_stamp=state.newest_stamp if state else 0.0,
+                scene_age_sec=max(0.0, time.time() - state.created_at) if state else 0.0,
+                last_update_latency_sec=self._last_update_sec,
+                last_query_latency_sec=self._last_query_sec,
+                device=str(device) if device is not None else '',
+                model_id=models.model_id if models is not None else '',
+                ready=state is not None and models is not None,
+                frames_seen=self._seen,
+                frames_bad=buffer.dropped_bad,
+                frames_overflow=buffer.dropped_overflow,
+                resets=self._resets,
+            )
+        return dataclasses.replace(stats, memory_bytes=process_memory_bytes(device))
+
+    # ------------------------------------------------------------------ questions
+
+    def ask(
+        self,
+        request: SpatialQueryRequest,
+        *,
+        accepted_at: float | None = None,
+        on_feedback: FeedbackFn = _ignore_feedback,
+        is_canceled: CanceledFn = _never_canceled,
+        recompute: bool = False,
+    ) -> SpatialAnswer:
+        """Answer a spatial question from the current scene. Never raises.
+
+        Args:
+            request: the goal's fields.
+            accepted_at: ``time.monotonic()`` when the goal was accepted (latency and timeout count
+                from there, so time spent queued counts too); now when None.
+            on_feedback: receives stage, progress and partial answers (in this thread).
+            is_canceled: polled while waiting, between stages and before every generated token.
+            recompute: the reference's way, the baseline of the benchmark: no cache at all
+                (backbone, Spa3R, vision tower and the whole prompt run for this question) on the
+                same keyframes as the current scene. The answer is the same.
+
+        Returns:
+            The answer; ``code`` says how the question ended and ``message`` why.
+        """
+        if accepted_at is None:
+            accepted_at = time.monotonic()
+        try:
+            answer = self._ask(request, accepted_at, on_feedback, is_canceled, recompute)
+        except Exception as err:  # a model bug must not reach the caller's executor
+            logger.exception('the model failed on a question')
+            answer = self._finish(
+                accepted_at, ResultCode.MODEL_ERROR, f'model failure: {type(err).__name__}: {err}'
+            )
+        with self._cond:
+            self._last_query_sec = answer.latency_sec
+        return answer
+
+    @staticmethod
+    def _finish(
+        accepted_at: float, code: ResultCode, message: str = '', **fields: object
+    ) -> SpatialAnswer:
+        if code != ResultCode.OK:
+            logger.info('question ended with %s: %s', code.name, message)
+        latency = time.monotonic() - accepted_at
+        return SpatialAnswer(code=code, message=message, latency_sec=latency, **fields)
+
+    def _ask(
+        self,
+        request: SpatialQueryRequest,
+        accepted_at: float,
+        on_feedback: FeedbackFn,
+        is_canceled: CanceledFn,
+        recompute: bool,
+    ) -> SpatialAnswer:
+        def finish(code: ResultCode, message: str = '', **fields: object) -> SpatialAnswer:
+            return self._finish(accepted_at, code, message, **fields)
+
+        config = self._query_config()
+        try:
+            request, timeout = check_request(request, config)
+            prompt = build_prompt(request, post_prompts=self._config.post_prompts)
+        except QueryError as err:
+            return finish(ResultCode.INVALID_GOAL, str(err))
+        deadline = accepted_at + timeout
+        if is_canceled():
+            return finish(ResultCode.CANCELED, 'canceled while queued')
+        if time.monotonic() >= deadline:
+            return finish(ResultCode.TIMEOUT, f'timed out after {timeout:.3g} s while queued')
+        if self._models is None:
+            return finish(ResultCode.MODEL_ERROR, NO_MODEL_MESSAGE)
+
+        if request.min_stamp > 0:
+            on_feedback(QueryFeedback(stage=Stage.WAITING_FOR_SCENE, progress=0.1))
+            state = self._wait_for_scene(request.min_stamp, deadline, is_canceled)
+            if is_canceled():
+                return finish(ResultCode.CANCELED, 'canceled while waiting for the scene')
+            if state is None:
+                return finish(
+                    ResultCode.NO_SCENE,
+                    f'no scene including a frame with stamp >= {request.min_stamp:.3f} '
+                    f'within {timeout:.3g} s (newest frame seen: {self._seen_stamp:.3f})',
+                )
+        else:
+            state = self.snapshot()
+        if state is None:
+            stats = self._buffer.stats()
+            return finish(
+                ResultCode.NO_SCENE,
+                f'no scene yet: {stats.received} frames received, {self._seen} seen by the '
+                'keyframe policy, no scene update has finished',
+            )
+
+        if not self._acquire_model(deadline, is_canceled):
+            if is_canceled():
+                return finish(ResultCode.CANCELED, 'canceled while waiting for the model')
+            return finish(
+                ResultCode.TIMEOUT,
+                f'timed out after {timeout:.3g} s waiting for the model (busy with a scene '
+                'update or another question)',
+            )
+        try:
+            if is_canceled():
+                return finish(ResultCode.CANCELED, 'canceled before prefill')
+            result = self._generate(
+                request, prompt, state, deadline, on_feedback, is_canceled, recompute
+            )
+        finally:
+            self._model_lock.release()
+
+        scene_fields = {
+            'scene_version': state.version,
+            'scene_stamp': state.newest_stamp,
+            'num_frames': state.num_frames,
+        }
+        if result.finish_reason == 'cancelled':
+            if is_canceled():
+                return finish(
+                    ResultCode.CANCELED,
+                    'canceled during generation',
+                    answer=result.text,
+                    **scene_fields,
+                )
+            return finish(
+                ResultCode.TIMEOUT,
+                f'timed out after {timeout:.3g} s during generation '
+                f'({len(result.token_ids)} tokens generated)',
+                answer=result.text,
+                **scene_fields,
+            )
+        task = Task(request.task)
+        strict = parse_strict(result.text, task, prompt.options)
+        lenient = parse_lenient(result.text, task, prompt.options)
+        logger.info(
+            'answer %r from scene v%d (frames %s): strict parse %s, lenient parse %s',
+            result.text,
+            state.version,
+            ', '.join(f'{s:.3f}' for s in state.keyframe_stamps),
+            'ok' if strict.ok else f'failed ({strict.error})',
+            'ok' if lenient.ok else f'failed ({lenient.error})',
+        )
+        message = '' if lenient.ok else f'the answer did not parse: {lenient.error}'
+        return finish(
+            ResultCode.OK, message, answer=result.text, **lenient.answer_fields(), **scene_fields
+        )
+
+    def _wait_for_scene(
+        self, min_stamp: float, deadline: float, is_canceled: CanceledFn
+    ) -> SceneState | None:
+        """The first scene that covers ``min_stamp``; None on timeout or cancellation."""
+        while True:
+            with self._cond:
+                state = self._state
+                if state is not None and state.seen_stamp >= min_stamp:
+                    return state
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, POLL_SEC))
+            if is_canceled():
+                return None
+
+    def _acquire_model(self, deadline: float, is_canceled: CanceledFn) -> bool:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or is_canceled():
+                return False
+            if self._model_lock.acquire(timeout=min(remaining, POLL_SEC)):
+                return True
+
+    def _constraint(self, task: Task, prompt: Prompt, budget: int) -> AnswerConstraint | None:
+        if not self._config.constrain_answers or task == Task.FREE_FORM:
+            return None
+        tokenizer = self._models.tokenizer
+        if task in MULTIPLE_CHOICE_TASKS:
+            return choice_constraint(tokenizer, len(prompt.options))
+        return number_constraint(tokenizer, max_tokens=min(self._config.max_number_tokens, budget))
+
+    def _generate(
+        self,
+        request: SpatialQueryRequest,
+        prompt: Prompt,
+        state: SceneState,
+        deadline: float,
+        on_feedback: FeedbackFn,
+        is_canceled: CanceledFn,
+        recompute: bool,
+    ) -> GenerationResult:
+        """Run the VLM on one question (caller holds the model lock)."""
+        models = self._models
+        assert models is not None and self._generator is not None
+        budget = request.max_new_tokens
+        constraint = self._constraint(Task(request.task), prompt, budget)
+        latents = state.latents
+        inputs: Sequence[FrameInput] = state.frame_inputs
+        if recompute:
+            # The reference's way: preprocessing, backbone, Spa3R and (in generate) the vision
+            # tower and the whole prompt, all from the keyframes' pixels.
+            on_feedback(QueryFeedback(stage=Stage.ENCODING, progress=0.2))
+            geometry = [
+                preprocess_frame(k.rgb, self._config.geometry_mode, models.geometry_width)
+                for k in state.keyframes
+            ]
+            images = stack_frames(geometry).to(models.device)
+            latents = models.vlm.encode_geometry(images[None])
+            inputs = frame_inputs(geometry, list(state.keyframe_seqs), models.image_processor)
+        on_feedback(QueryFeedback(stage=Stage.PREFILL, progress=0.3))
+        produced = [0]
+
+        def on_text(_new: str, so_far: str) -> None:
+            produced[0] += 1
+            progress = 0.4 + 0.6 * min(1.0, produced[0] / budget)
+            on_feedback(QueryFeedback(Stage.GENERATING, progress, so_far))
+
+        def stop() -> bool:
+            return is_canceled() or time.monotonic() >= deadline
+
+        return self._generator.generate(
+            prompt.text,
+            scene_version=state.version,
+            frames=inputs,
+            latents=latents,
+            max_new_tokens=budget,
+            on_text=on_text,
+            cancel=stop,
+            constraint=constraint,
+            use_cache=not recompute,
+        )
+
+    # ------------------------------------------------------------------ reset, save, load
+
+    def reset(self) -> None:
+        """Forget frames, keyframes and the scene; queued frames count as dropped, not lost.
+
+        An update in progress finishes but its scene is discarded. Versions keep increasing.
+        """
+        with self._ingest_lock:
+            self._clear_locked()
+        logger.info('scene reset')
+
+    def _clear_locked(self) -> None:
+        # Caller holds the ingest lock (the policy and _entries are then ours).
+        self._policy.reset()
+        self._entries.clear()
+        with self._cond:
+            self._buffer.clear()
+            self._epoch += 1
+            self._policy_version = self._policy.version
+            self._pending = _KeyframeSet(self._pending.generation + 1, (), 0.0, self._epoch)
+            self._built_generation = self._pending.generation
+            self._state = None
+            self._seen_stamp = 0.0
+            self._keyframe_count = 0
+            self._resets += 1
+            self._cond.notify_all()
+        with self._model_lock:
+            self._patch_cache.clear()
+            if self._generator is not None:
+                self._generator.vision_cache.clear()
+                self._generator.invalidate()
+
+    def save_scene(self, path: str | os.PathLike) -> None:
+        """Write the current scene (latent, keyframe pixels, stamps, model id) to one file.
+
+        Args:
+            path: destination ``.safetensors`` file (written atomically).
+
+        Raises:
+            NotReadyError: if there is no scene (or no models) yet.
+        """
+        state = self.snapshot()
+        if state is None or self._models is None:
+            raise NotReadyError('there is no scene to save yet')
+        write_scene(
+            path,
+            SavedScene(
+                model_id=self._models.model_id,
+                version=state.version,
+                latents=state.latents,
+                keyframes=tuple(
+                    SavedKeyframe(k.stamp, k.camera, k.rgb, k.seq) for k in state.keyframes
+                ),
+                newest_stamp=state.newest_stamp,
+            ),
+        )
+        logger.info('saved scene v%d (%d keyframes) to %s', state.version, state.num_frames, path)
+
+    def load_scene(self, path: str | os.PathLike) -> SceneState:
+        """Replace the scene by one saved with :meth:`save_scene` (e.g. after a restart).
+
+        The saved keyframes go through the keyframe policy as new frames (they are counted as
+        received), and the saved latent is published at once without recomputing it. If the policy
+        keeps a different set, the next update rebuilds the scene from that set.
+
+        Args:
+            path: a file written by :meth:`save_scene`.
+
+        Returns:
+            The loaded scene (its version continues this engine's numbering, at least the saved
+            version).
+
+        Raises:
+            CheckpointError: a missing or corrupt file, one of another model, or latents of a
+                shape this model does not produce.
+            NotReadyError: if the engine has no models.
+        """
+        models = self._models
+        if models is None:
+            raise NotReadyError('an engine without models cannot load a scene')
+        saved = read_scene(path)
+        if saved.model_id != models.model_id:
+            raise CheckpointError(
+                f'scene file {path} was computed by model {saved.model_id!r}; this engine runs '
+                f'{models.model_id!r}'
+            )
+        geometry_config = models.vlm.geometry_config
+        expected = (1, geometry_config.spa3r_num_queries, geometry_config.spa3r_embed_dim)
+        if tuple(saved.latents.shape) != expected:
+            raise CheckpointError(
+                f'scene file {path} has latents {tuple(saved.latents.shape)}; this model '
+                f'produces {expected}'
+            )
+        start = time.monotonic()
+        with self._ingest_lock:
+            self._clear_locked()
+            entries = []
+            for keyframe in saved.keyframes:
+                frame = self._buffer.push(
+                    keyframe.stamp, keyframe.camera, DecodedImage(KIND_COLOR, keyframe.rgb)
+                )
+                with self._cond:
+                    taken = self._buffer.take_all()  # exactly this frame: we hold the ingest lock
+                    self._in_flight = len(taken)
+                for item in taken:
+                    self._consider(item)
+                    with self._cond:
+                        self._in_flight -= 1
+                        self._seen += 1
+                        self._seen_stamp = max(self._seen_stamp, item.stamp)
+                prepared = self._entries.get(frame.seq)
+                if prepared is None:  # the policy did not keep it; the saved latent includes it
+                    prepared = self._prepare(frame.seq, frame.stamp, frame.camera, keyframe.rgb)
+                entries.append(prepared)
+            entries.sort(key=lambda e: e.stamp)
+            latents = saved.latents.to(models.device)
+            inputs = tuple(e.frame_input for e in entries)
+            with self._model_lock:
+                with self._cond:
+                    version = max(self._next_version, saved.version)
+                    self._next_version = version + 1
+                self._generator.scene_prefix(version, inputs, latents)
+            state = SceneState(
+                version=version,
+                latents=latents,
+                keyframe_seqs=tuple(e.seq for e in entries),
+                keyframe_stamps=tuple(e.stamp for e in entries),
+                frame_inputs=inputs,
+                newest_stamp=max(e.stamp for e in entries),
+                created_at=time.time(),
+                update_sec=time.monotonic() - start,
+                seen_stamp=self._seen_stamp,
+                keyframes=tuple(entries),
+            )
+            with self._cond:
+                # Published together with the state, so the update thread never rebuilds a set
+                # that the loaded scene already is.
+                self._publish_keyframes_locked()
+                self._state = state
+                if [e.seq for e in self._pending.entries] == list(state.keyframe_seqs):
+                    self._built_generation = self._pending.generation
+                self._cond.notify_all()
+        logger.info('loaded scene v%d (%d keyframes) from %s', version, state.num_frames, path)
+        return state
