@@ -53,7 +53,6 @@ from tqdm import tqdm
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import Spa3rError
-from spa3r_ros.core.image_decode import KIND_COLOR
 from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest, Task
 from spa3r_ros.data.bag_stream import (
     CameraInfoEvent,
@@ -87,8 +86,10 @@ class ReplaySummary:
 
     Attributes:
         messages: bag messages read.
-        frames: camera frames given to the engine.
-        bad_frames: camera messages that could not be decoded (given as bad frames).
+        frames: camera messages given to the engine (decoded or not).
+        bad_frames: frames the engine could not use (undecodable, depth, bad stamp).
+        dropped_frames: frames the engine dropped because its ingest queue was full (only when
+            replaying at a rate).
         poses: odometry poses given to the engine.
         camera_infos: camera-info messages read (not used by the engine yet).
         keyframes: keyframes in the final scene.
@@ -102,6 +103,7 @@ class ReplaySummary:
     messages: int = 0
     frames: int = 0
     bad_frames: int = 0
+    dropped_frames: int = 0
     poses: int = 0
     camera_infos: int = 0
     keyframes: int = 0
@@ -129,8 +131,8 @@ class ReplaySummary:
         return [
             f'messages: {self.messages} in {self.wall_sec:.1f} s ({rate:.1f}/s)'
             + (' (interrupted)' if self.interrupted else ''),
-            f'frames: {self.frames} (+{self.bad_frames} undecodable), poses: {self.poses}, '
-            f'camera infos: {self.camera_infos}',
+            f'frames: {self.frames} ({self.bad_frames} unusable, {self.dropped_frames} dropped), '
+            f'poses: {self.poses}, camera infos: {self.camera_infos}',
             f'keyframes: {self.keyframes}, scene updates: {self.scene_updates}',
             f'questions: {self.questions} ({codes}), mean latency: {latency}',
         ]
@@ -194,20 +196,14 @@ class _Feeder:
         summary = self._summary
         summary.messages += 1
         if isinstance(event, ImageEvent):
+            summary.frames += 1
             if event.image is None:
                 self._engine.record_bad_frame(f'{event.topic} at {event.stamp:.3f}: {event.error}')
-                summary.bad_frames += 1
-            elif event.image.kind != KIND_COLOR:
-                # A depth stream named as a camera: the models need colour.
-                self._engine.record_bad_frame(
-                    f'{event.topic} at {event.stamp:.3f}: a {event.image.kind} image, not colour'
-                )
-                summary.bad_frames += 1
             else:
                 if self._max_backlog is not None:
                     self._wait_for_room()
+                # The engine counts a depth image on a camera topic as a bad frame itself.
                 self._engine.add_frame(event.stamp, event.topic, event.image)
-                summary.frames += 1
         elif isinstance(event, PoseEvent):
             self._engine.add_pose(event.pose)
             summary.poses += 1
@@ -308,7 +304,7 @@ def run_replay(
                 unit='msg',
                 desc='replay',
                 disable=not progress,
-                leave=False,
+                leave=True,
             )
             with bar:
                 for event in bar:
@@ -332,6 +328,8 @@ def run_replay(
             if future.done() and not future.cancelled() and future.exception() is not None:
                 raise future.exception()
         stats = engine.stats()
+        summary.bad_frames = stats.frames_bad
+        summary.dropped_frames = stats.frames_overflow
         summary.keyframes = stats.keyframes
         summary.scene_updates = stats.scene_version
         summary.wall_sec = time.monotonic() - started
