@@ -289,6 +289,9 @@ def run_replay(
                     use_odometry=use_odometry,
                 )
             bag_start = bag.start_ns * 1e-9
+            # Anchor the pacer at the bag's start, so a question stamped before it does not
+            # shift the schedule of every frame.
+            pacer.wait_until(bag_start)
             pending = sorted(questions, key=lambda q: (q.ask_time(bag_start), q.line))
             logger.info(
                 'replaying %s: cameras %s, odometry %s, %d questions',
@@ -310,7 +313,7 @@ def run_replay(
                 for event in bar:
                     while pending and pending[0].ask_time(bag_start) < event.bag_time:
                         question = pending.pop(0)
-                        pacer.wait_until(question.ask_time(bag_start))
+                        pacer.wait_until(max(question.ask_time(bag_start), bag_start))
                         answer(question)
                     pacer.wait_until(event.bag_time)
                     feeder.feed(event)

@@ -162,14 +162,16 @@ def test_ask_multiple_choice_prints_the_choice(bag: Path, capsys: pytest.Capture
 
 def test_replay_at_a_rate_answers_every_question(bag: Path, tmp_path: Path) -> None:
     questions = tmp_path / 'q.jsonl'
-    questions.write_text(''.join(json.dumps(q) + '\n' for q in QUESTIONS[1:3]))
+    questions.write_text(''.join(json.dumps(q) + '\n' for q in QUESTIONS[:3]))
     out = tmp_path / 'a.jsonl'
     argv = ['replay', str(bag), '--questions', str(questions), '--out', str(out), '--rate', '20']
     assert spa3r_main([*argv, *COMMON]) == 0
     answers = read_answers(out)
-    assert [a['id'] for a in answers] == ['count', 'closest']
+    assert [a['id'] for a in answers] == ['early', 'count', 'closest']
+    assert answers[0]['code'] == 'NO_SCENE'  # asked before the first frame was fed
     # Asked while frames keep arriving: any scene the engine had by then, or none yet.
-    assert all(a['code'] in ('OK', 'NO_SCENE') for a in answers)
+    assert all(a['code'] in ('OK', 'NO_SCENE') for a in answers[1:])
+    assert all(a['scene_stamp'] <= BAG_START + (NUM_FRAMES - 1) / RATE_HZ for a in answers)
 
 
 def test_bad_questions_file_names_the_line(
