@@ -43,6 +43,7 @@ It writes ``bench_engine_<device>.json`` and ``.md`` into ``--out``.
 import argparse
 from dataclasses import replace
 import importlib.util
+import itertools
 import json
 from pathlib import Path
 import resource
@@ -221,26 +222,36 @@ def _sync(device: torch.device) -> None:
 
 
 def bench_updates(models: SceneModels, keyframes: int, wh, repeats: int) -> dict:
-    """Cold and incremental scene-update latency with ``keyframes`` keyframes."""
-    frames = noise_frames(keyframes + repeats, wh, seed=keyframes)
+    """Cold and incremental scene-update latency with ``keyframes`` keyframes.
+
+    Cold: after ``reset`` (every cache empty), ``keyframes`` new frames and one update; the first
+    of these is a warm-up and not counted. Incremental: on a full window, one new frame (it
+    replaces a keyframe) and one update.
+    """
+    frames = iter(noise_frames((repeats + 2) * keyframes + repeats, wh, seed=keyframes))
+    stamp = itertools.count()
+    cold = []
     with SceneEngine(models, engine_config(keyframes), QueryConfig()) as engine:
-        for i, image in enumerate(frames[:keyframes]):
-            engine.add_frame(float(i), 'cam', image)
-        state = engine.flush()
-        cold = state.update_sec
+        for _ in range(repeats + 1):
+            engine.reset()
+            for _ in range(keyframes):
+                engine.add_frame(float(next(stamp)), 'cam', next(frames))
+            cold.append(engine.flush().update_sec)
+        cold = cold[1:]
         incremental = []
-        for j, image in enumerate(frames[keyframes:]):
-            engine.add_frame(float(keyframes + j), 'cam', image)
+        for _ in range(repeats):
+            engine.add_frame(float(next(stamp)), 'cam', next(frames))
             state = engine.flush()
             incremental.append(state.update_sec)
         if state.num_frames != keyframes:
             raise RuntimeError(f'expected {keyframes} keyframes, the scene has {state.num_frames}')
     return {
         'keyframes': keyframes,
-        'cold_update_s': cold,
+        'cold_update_median_s': statistics.median(cold),
+        'cold_update_min_s': min(cold),
         'incremental_update_median_s': statistics.median(incremental),
         'incremental_update_min_s': min(incremental),
-        'repeats': len(incremental),
+        'repeats': repeats,
     }
 
 
@@ -301,6 +312,7 @@ def run(size: str, device: str, keyframe_counts, repeats: int, ingest_frames: in
     result = {'model': size, 'model_id': models.model_id, 'image_wh': list(wh)}
     result['parameters'] = models.parameter_count()
     moving = moving_frames(ingest_frames, wh)
+    bench_ingest(models, moving[:60])  # warm-up: first-call costs of the policy and the models
     result['ingest'] = [bench_ingest(None, moving), bench_ingest(models, moving)]
     print(result['ingest'], flush=True)
     result['updates'] = []
@@ -341,12 +353,16 @@ def to_markdown(info: dict, results: list[dict]) -> str:
                 f'{i["frames_per_sec"]:.0f} | {i["keyframes"]} | {i["dropped"]} |'
             )
         lines += ['', '### Scene update', '']
-        lines += ['| keyframes | cold s | incremental median s | incremental min s |']
-        lines += ['|---|---|---|---|']
+        lines += [
+            '| keyframes | cold median s | cold min s | incremental median s | '
+            'incremental min s | repeats |'
+        ]
+        lines += ['|---|---|---|---|---|---|']
         for u in r['updates']:
             lines.append(
-                f'| {u["keyframes"]} | {u["cold_update_s"]:.4f} | '
-                f'{u["incremental_update_median_s"]:.4f} | {u["incremental_update_min_s"]:.4f} |'
+                f'| {u["keyframes"]} | {u["cold_update_median_s"]:.4f} | '
+                f'{u["cold_update_min_s"]:.4f} | {u["incremental_update_median_s"]:.4f} | '
+                f'{u["incremental_update_min_s"]:.4f} | {u["repeats"]} |'
             )
         lines += ['', '### Questions: warm scene against recompute-everything (same engine)', '']
         lines += [
