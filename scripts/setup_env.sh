@@ -42,7 +42,7 @@ else
 fi
 
 # The interfaces depend on the interface files, the build files and the installed ROS packages.
-iface_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT"/action/*.action "$ROOT/CMakeLists.txt" \
+iface_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT"/action/*.action "$ROOT"/srv/*.srv "$ROOT/CMakeLists.txt" \
   "$ROOT/package.xml" "$ROOT/cmake/ros_wheels_fix.cmake" "$VENV/.spa3r_pip_hash")"
 if [ "$(cat "$VENV/.spa3r_iface_hash" 2>/dev/null)" != "$iface_hash" ]; then
   BUILD="$ROOT/build/interfaces"
@@ -62,8 +62,8 @@ else
   log "interfaces up to date"
 fi
 
-# The generated Python package in site-packages holds msg/ and action/ only; the rest of spa3r_ros
+# The generated Python package in site-packages holds msg/, srv/ and action/ only; the rest of spa3r_ros
 # is used from this source tree (scripts put it first on PYTHONPATH).
-PYTHONPATH="$ROOT" "$VENV/bin/python" -c 'import rclpy, spa3r_ros.action, spa3r_ros.msg' \
+PYTHONPATH="$ROOT" "$VENV/bin/python" -c 'import rclpy, spa3r_ros.action, spa3r_ros.msg, spa3r_ros.srv' \
   || { echo "setup: the built interfaces do not import" >&2; exit 1; }
 log "ready: $VENV"

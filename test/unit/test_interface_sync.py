@@ -119,3 +119,9 @@ def test_parser_catches_drift():
     except AssertionError:
         return
     raise AssertionError('drift not detected')
+
+
+def test_scene_file_srv_is_documented_and_typed():
+    request, response = parse_sections(ROOT / 'srv' / 'SceneFile.srv')
+    assert request[0] == {'path': 'string'}
+    assert response[0] == {'success': 'bool', 'message': 'string', 'scene_version': 'uint64'}
