@@ -21,14 +21,16 @@ window, and which keyframe leaves when the window is full.
 Design:
 
 * **Descriptor.** Each colour frame is reduced once to a small grey thumbnail (default 32x24):
-  strided sampling to about 4x4 samples per thumbnail cell, area averaging over those samples
+  strided sampling to at least 2x2 samples per thumbnail cell, area averaging over them
   (so the thumbnail is a low-pass picture, robust to noise and small jitter), BT.601 luma, then
   normalised to zero mean and unit RMS so a change of exposure or gain does not look like a new
   view. The thumbnail is kept with the keyframe.
 * **Image distance** between two thumbnails ``a``, ``b``: ``0.5 * mean((a - b) ** 2)``, which for
   normalised thumbnails is ``1 - correlation``: 0 for the same view, about 1 for unrelated views,
   2 for an inverted one. A flat (textureless) thumbnail is all zeros: 0 to another flat one, 0.5
-  to any textured one.
+  to any textured one. The default threshold, 0.4, comes from synthetic pans: a new keyframe
+  about every 10-20% of the field of view, while unrelated views measured 0.7-1.1 (a threshold
+  near 0.8 would start to miss genuinely new views).
 * **Motion distance** (only between frames of the same camera that both have an odometry pose):
   ``max(translation / min_translation_m, rotation / min_rotation_deg)``.
 * **Combined distance** between a frame and a keyframe, in threshold units:
@@ -49,21 +51,39 @@ Design:
   not novel but its nearest keyframe is older than ``refresh_sec``, the frame *replaces* that
   keyframe: the window does not grow, coverage is unchanged, and the scene stays recent.
 
+Multiple cameras share one window: image distances compare a frame with every keyframe, motion
+distances only with keyframes of the same camera (odometry gives the robot's pose, and two
+cameras at one pose see different things).
+
+Typical use on the engine's ingest thread::
+
+    policy = KeyframePolicy(config.keyframes)
+    for frame in frame_buffer.take_all():
+        pose = pose_track.at(frame.stamp, config.keyframes.pose_max_gap_sec)
+        decision = policy.consider(frame, pose)
+    version, keyframes = policy.snapshot()  # rebuild the scene when the version moved
+
 Accounting: every call of ``consider`` counts the frame as seen, then exactly one of accepted or
 rejected (``seen == accepted + rejected``); every keyframe that leaves (eviction, refresh,
-reset, a smaller window) counts as evicted, so ``keyframes == accepted - evicted``. The engine
-adds the frame buffer's counters to show that no frame is lost silently.
+reset, a smaller window, a restore) counts as evicted, so
+``keyframes == accepted + restored - evicted`` (``restored``: keyframes put back from a saved
+scene by ``restore``). The engine adds the frame buffer's counters to show that no frame is
+lost silently: ``received == bad + overflow + cleared + seen + buffered``.
 
-Cost of :meth:`KeyframePolicy.consider` (it runs on the ingest thread at 30 Hz per camera):
-for a 640x480 colour frame and a window of 16 it takes roughly 0.05-0.1 ms on one core of the
-development machine. The thumbnail dominates (a strided gather of about 12k pixels, a luma dot
-product and two ``add.reduceat`` passes, independent of the resolution beyond the gather); the
-distances to the keyframes are one ``[N, 768]`` matrix-vector product plus ``N`` quaternion
-angles, and an accepted frame adds an ``O(N)`` update of the pairwise distance matrix.
-Measured with ``timeit`` on synthetic frames; speed belongs to benchmarks, not tests.
+Cost of :meth:`KeyframePolicy.consider` (it runs on the ingest thread at 30 Hz per camera),
+measured with ``timeit`` on synthetic 640x480 frames on the 2-core development machine while
+other work ran: about 0.27 ms for a rejected frame with a window of 16 or of 256, of which the
+thumbnail is under 0.1 ms; an accepted frame adds about 0.1-0.2 ms (array inserts and, with a
+full window, the ``O(N^2)`` nearest-neighbour scan of the pairwise distance matrix). The pixels
+do not dominate: the strided gather reads about 3k of the 307k pixels. What dominates is the
+fixed cost of some twenty small numpy calls (thumbnail reductions and normalisation, one
+``[N, 768]`` matrix-vector product, the vectorised translation and quaternion angles), so the
+cost barely depends on the resolution or the window. Speed belongs to benchmarks, not tests.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+import functools
 import logging
 import math
 
@@ -84,10 +104,10 @@ REASON_REFRESH = 'refresh'
 REASON_NOT_NOVEL = 'not_novel'
 REASON_DEPTH = 'depth_image'
 
-# BT.601 luma weights for R, G, B.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-# Samples per thumbnail cell along each axis that the strided gather aims for.
-_SAMPLES_PER_CELL = 4
+# BT.601 luma weights for R, G, B (0.299, 0.587, 0.114) in 1/256 units.
+_LUMA_R, _LUMA_G, _LUMA_B = np.uint16(77), np.uint16(150), np.uint16(29)
+# Samples per thumbnail cell along each axis that the strided gather aims for (at least).
+_SAMPLES_PER_CELL = 2
 # A thumbnail whose RMS contrast is below this (grey levels out of 255) is flat: no texture to
 # compare, only noise, so it is stored as zeros.
 _FLAT_RMS = 0.5
@@ -119,7 +139,7 @@ class KeyframeConfig:
         16, description='Most keyframes kept for the scene latent', bounds=(1, 256)
     )
     novelty_threshold: float = param(
-        0.2,
+        0.4,
         description='Image distance (1 - thumbnail correlation) from every keyframe that makes '
         'a frame new',
         bounds=(0.001, 2.0),
@@ -172,6 +192,31 @@ class KeyframeConfig:
                 raise ConfigError(f'KeyframeConfig.{name} = {value!r} must be an integer')
 
 
+@functools.lru_cache(maxsize=32)
+def _thumbnail_layout(
+    rows: int, cols: int, width: int, height: int
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Sampling step, cell edges (``[height]``, ``[width]``) and samples per cell.
+
+    Cached: a camera's image size rarely changes, and building the edges costs as much as
+    averaging.
+    """
+    # Gather about _SAMPLES_PER_CELL^2 samples per cell instead of reading every pixel: the
+    # gather and the luma dominate the cost, and measured distance curves on synthetic pans
+    # barely differ between 2x2 and 4x4 samples per cell.
+    step = max(1, min(rows // (height * _SAMPLES_PER_CELL), cols // (width * _SAMPLES_PER_CELL)))
+    sampled_rows = -(-rows // step)
+    sampled_cols = -(-cols // step)
+    row_edges = (np.arange(height) * sampled_rows) // height
+    col_edges = (np.arange(width) * sampled_cols) // width
+    row_sizes = np.maximum(np.diff(np.append(row_edges, sampled_rows)), 1)
+    col_sizes = np.maximum(np.diff(np.append(col_edges, sampled_cols)), 1)
+    cell_sizes = (row_sizes[:, None] * col_sizes[None, :]).astype(np.float32)
+    for array in (row_edges, col_edges, cell_sizes):
+        array.setflags(write=False)
+    return step, row_edges, col_edges, cell_sizes
+
+
 def compute_thumbnail(image: DecodedImage, width: int = 32, height: int = 24) -> np.ndarray:
     """Reduce a colour image to the normalised grey thumbnail the policy compares.
 
@@ -192,24 +237,22 @@ def compute_thumbnail(image: DecodedImage, width: int = 32, height: int = 24) ->
     if width < 1 or height < 1:
         raise ValueError(f'thumbnail size must be positive, got {width}x{height}')
     pixels = image.pixels
-    rows, cols = pixels.shape[0], pixels.shape[1]
-    # Gather about _SAMPLES_PER_CELL^2 samples per cell instead of reading every pixel: the
-    # thumbnail is a low-pass picture and the gather is what dominates the cost.
-    step = max(1, min(rows // (height * _SAMPLES_PER_CELL), cols // (width * _SAMPLES_PER_CELL)))
+    step, row_edges, col_edges, cell_sizes = _thumbnail_layout(
+        pixels.shape[0], pixels.shape[1], width, height
+    )
     sampled = pixels[::step, ::step]
-    grey = sampled @ _LUMA  # [h', w'] float32
-    grey_rows, grey_cols = grey.shape
-    row_edges = (np.arange(height) * grey_rows) // height
-    col_edges = (np.arange(width) * grey_cols) // width
+    # Integer BT.601 luma (weights sum to 256, so uint16 cannot overflow): several times faster
+    # than a float matmul on the strided uint8 view.
+    grey = (
+        sampled[..., 0] * _LUMA_R + sampled[..., 1] * _LUMA_G + sampled[..., 2] * _LUMA_B
+    ).astype(np.float32)  # [h', w'], 256 x grey level
     # add.reduceat sums [edge_i, edge_{i+1}); a repeated edge (image smaller than the thumbnail)
-    # yields the single element there, i.e. nearest-neighbour upsampling, with a count of 1.
+    # yields the single element there, i.e. nearest-neighbour upsampling, with a size of 1.
     sums = np.add.reduceat(np.add.reduceat(grey, row_edges, axis=0), col_edges, axis=1)
-    row_counts = np.maximum(np.diff(np.append(row_edges, grey_rows)), 1)
-    col_counts = np.maximum(np.diff(np.append(col_edges, grey_cols)), 1)
-    thumb = sums / (row_counts[:, None] * col_counts[None, :])
+    thumb = sums / cell_sizes
     thumb -= thumb.mean()
     rms = float(np.sqrt(np.mean(thumb * thumb)))
-    if rms < _FLAT_RMS:
+    if rms < _FLAT_RMS * 256.0:
         return np.zeros((height, width), dtype=np.float32)
     return (thumb / rms).astype(np.float32)
 
@@ -289,6 +332,8 @@ class KeyframeStats:
         evicted: keyframes that left the window (eviction, refresh, reset, smaller window).
         keyframes: keyframes held now.
         depth_rejected: depth images among the rejected frames.
+        restored: keyframes put back by :meth:`KeyframePolicy.restore` (a loaded scene); they
+            were never seen by ``consider``.
     """
 
     seen: int
@@ -297,12 +342,13 @@ class KeyframeStats:
     evicted: int
     keyframes: int = 0
     depth_rejected: int = 0
+    restored: int = 0
 
     def is_consistent(self) -> bool:
-        """``seen == accepted + rejected`` and ``keyframes == accepted - evicted``."""
+        """``seen == accepted + rejected`` and ``keyframes == accepted + restored - evicted``."""
         return (
             self.seen == self.accepted + self.rejected
-            and self.keyframes == self.accepted - self.evicted
+            and self.keyframes == self.accepted + self.restored - self.evicted
         )
 
 
@@ -357,6 +403,7 @@ class KeyframePolicy:
             evicted=self._evicted,
             keyframes=len(self._state[1]),
             depth_rejected=self._depth_rejected,
+            restored=self._restored,
         )
 
     # -- write side ----------------------------------------------------------------------------
@@ -489,7 +536,7 @@ class KeyframePolicy:
 
         Args:
             reset_stats: also zero every counter; otherwise the dropped keyframes count as
-                evicted, keeping ``keyframes == accepted - evicted``.
+                evicted, keeping ``keyframes == accepted + restored - evicted``.
         """
         had_keyframes = bool(self._records)
         if reset_stats:
@@ -500,6 +547,65 @@ class KeyframePolicy:
         if had_keyframes:
             self._publish()
 
+    def restore(
+        self, frames: Sequence[Frame], poses: Sequence[Pose | None] | None = None
+    ) -> tuple[int, ...]:
+        """Replace the keyframes with the frames of a saved scene (``SceneEngine.load_scene``).
+
+        The frames become keyframes without the novelty test (they were keyframes when the scene
+        was saved), so frames that arrive later are compared with them. The keyframes held
+        before count as evicted; the new ones count as ``restored``, not as seen or accepted,
+        because they never came through the frame buffer. The version increases by one.
+
+        Args:
+            frames: the keyframes' frames, any order; colour images only.
+            poses: one pose (or None) per frame, or None for no poses.
+
+        Returns:
+            The ``seq`` of restored frames evicted at once because there were more than the
+            window holds (the most redundant go, as in :meth:`consider`; usually empty).
+
+        Raises:
+            ValueError: if a frame is not a colour image, two frames share a ``seq``, or
+                ``poses`` has another length than ``frames`` (nothing is changed then).
+            TypeError: if an element is not a :class:`Frame` or a :class:`Pose` (or None).
+        """
+        frames = list(frames)
+        pose_list: list[Pose | None] = list(poses) if poses is not None else [None] * len(frames)
+        if len(pose_list) != len(frames):
+            raise ValueError(f'restore got {len(frames)} frames but {len(pose_list)} poses')
+        for frame, pose in zip(frames, pose_list):
+            if not isinstance(frame, Frame):
+                raise TypeError(f'restore expects Frames, got {type(frame).__name__}')
+            if pose is not None and not isinstance(pose, Pose):
+                raise TypeError(f'restore expects Poses or None, got {type(pose).__name__}')
+            if frame.image.kind != KIND_COLOR:
+                raise ValueError(
+                    f'restore: frame seq {frame.seq} is a {frame.image.kind!r} image; keyframes '
+                    f'are {KIND_COLOR!r} images'
+                )
+        seqs = [frame.seq for frame in frames]
+        if len(set(seqs)) != len(seqs):
+            raise ValueError(f'restore: frames share a seq: {sorted(seqs)}')
+        config = self._config
+        self._evicted += len(self._records)
+        self._clear_arrays()
+        for frame, pose in sorted(zip(frames, pose_list), key=lambda item: item[0].seq):
+            thumb = compute_thumbnail(frame.image, config.thumbnail_width, config.thumbnail_height)
+            if self._records:
+                _, _, combined = self._distances_to_keyframes(thumb, pose, frame.camera)
+                novelty = float(combined.min())
+            else:
+                combined, novelty = np.empty(0), math.inf
+            self._insert(Keyframe(frame, pose, novelty, thumb), combined)
+            self._restored += 1
+        evicted: tuple[int, ...] = ()
+        if self._records:
+            newest = max(self._records, key=lambda k: (k.stamp, k.seq))
+            evicted = self._evict_down_to(config.window, protect_seq=newest.seq)
+        self._publish()
+        return evicted
+
     # -- internals -----------------------------------------------------------------------------
 
     def _zero_counters(self) -> None:
@@ -508,6 +614,7 @@ class KeyframePolicy:
         self._rejected = 0
         self._evicted = 0
         self._depth_rejected = 0
+        self._restored = 0
 
     def _clear_arrays(self) -> None:
         size = self._config.thumbnail_width * self._config.thumbnail_height
