@@ -192,6 +192,7 @@ class SceneEngine:
         self._seen = 0
         self._seen_stamp = 0.0
         self._keyframe_count = 0
+        self._restored_seq = 0
         self._resets = 0
         self._flush_requested = False
         self._last_update_start = -math.inf
@@ -304,11 +305,15 @@ class SceneEngine:
                 frames = self._buffer.take_all()
                 self._in_flight = len(frames)
             for frame in frames:
-                self._consider(frame)
-                with self._cond:
-                    self._in_flight -= 1
-                    self._seen += 1
-                    self._seen_stamp = max(self._seen_stamp, frame.stamp)
+                try:
+                    self._consider(frame)
+                except Exception:  # a policy bug costs this frame, never the accounting
+                    logger.exception('the keyframe policy failed on frame %d', frame.seq)
+                finally:
+                    with self._cond:
+                        self._in_flight -= 1
+                        self._seen += 1
+                        self._seen_stamp = max(self._seen_stamp, frame.stamp)
             self._publish_keyframes()
 
     def _consider(self, frame: Frame) -> None:
@@ -395,8 +400,7 @@ class SceneEngine:
         error = ''
         if self._models is not None and pending.entries:
             try:
-                with self._model_lock:
-                    state = self._build_state(pending, start)
+                state = self._build_state(pending, start)
             except Exception as err:  # keep the previous scene; report the failure
                 logger.exception('scene update failed')
                 error = f'{type(err).__name__}: {err}'
@@ -421,7 +425,11 @@ class SceneEngine:
             self._cond.notify_all()
 
     def _build_state(self, pending: _KeyframeSet, start: float) -> SceneState:
-        """Encode a keyframe set (caller holds the model lock)."""
+        """Encode a keyframe set and warm the caches for it (takes the model lock twice).
+
+        The lock is released between the encoder and the prefix warm-up, so a question waiting
+        for the model (on the previous scene) runs in between instead of after the whole update.
+        """
         models = self._models
         assert models is not None and self._generator is not None
         entries = pending.entries
@@ -429,17 +437,19 @@ class SceneEngine:
         device = models.device
         images = stack_frames([e.geometry for e in entries]).to(device)
         spa3r = models.vlm.geometry_encoder
-        with inference_context(device):
-            tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
-        latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
-        self._prune_caches(seqs)
+        with self._model_lock:
+            with inference_context(device):
+                tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
+            latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
+            self._prune_caches(seqs)
         inputs = tuple(e.frame_input for e in entries)
         with self._cond:
             version = self._next_version
             self._next_version += 1
         # Warm the per-keyframe vision tokens and the scene's prefix, so questions pay only for
         # their own tokens.
-        self._generator.scene_prefix(version, inputs, latents)
+        with self._model_lock:
+            self._generator.scene_prefix(version, inputs, latents)
         return SceneState(
             version=version,
             latents=latents,
@@ -826,16 +836,17 @@ class SceneEngine:
     def load_scene(self, path: str | os.PathLike) -> SceneState:
         """Replace the scene by one saved with :meth:`save_scene` (e.g. after a restart).
 
-        The saved keyframes go through the keyframe policy as new frames (they are counted as
-        received), and the saved latent is published at once without recomputing it. If the policy
-        keeps a different set, the next update rebuilds the scene from that set.
+        The saved keyframes become the keyframe policy's keyframes (``KeyframePolicy.restore``:
+        they are not counted as received frames), and the saved latent is published at once
+        without recomputing it. Frames that arrive later are compared with these keyframes and
+        extend the scene.
 
         Args:
             path: a file written by :meth:`save_scene`.
 
         Returns:
             The loaded scene (its version continues this engine's numbering, at least the saved
-            version).
+            version). Its keyframes get negative ``seq`` numbers (they did not arrive here).
 
         Raises:
             CheckpointError: a missing or corrupt file, one of another model, or latents of a
@@ -860,26 +871,20 @@ class SceneEngine:
             )
         start = time.monotonic()
         with self._ingest_lock:
-            self._clear_locked()
-            entries = []
+            frames = []
             for keyframe in saved.keyframes:
-                frame = self._buffer.push(
-                    keyframe.stamp, keyframe.camera, DecodedImage(KIND_COLOR, keyframe.rgb)
-                )
-                with self._cond:
-                    taken = self._buffer.take_all()  # exactly this frame: we hold the ingest lock
-                    self._in_flight = len(taken)
-                for item in taken:
-                    self._consider(item)
-                    with self._cond:
-                        self._in_flight -= 1
-                        self._seen += 1
-                        self._seen_stamp = max(self._seen_stamp, item.stamp)
-                prepared = self._entries.get(frame.seq)
-                if prepared is None:  # the policy did not keep it; the saved latent includes it
-                    prepared = self._prepare(frame.seq, frame.stamp, frame.camera, keyframe.rgb)
-                entries.append(prepared)
-            entries.sort(key=lambda e: e.stamp)
+                # Negative, never reused: restored frames must not collide with the buffer's seqs
+                # (>= 1) nor with an earlier load's (every per-keyframe cache is keyed by seq).
+                self._restored_seq -= 1
+                image = DecodedImage(KIND_COLOR, keyframe.rgb)
+                frames.append(Frame(keyframe.stamp, keyframe.camera, image, self._restored_seq))
+            entries = sorted(
+                (self._prepare(f.seq, f.stamp, f.camera, f.image.pixels) for f in frames),
+                key=lambda e: e.stamp,
+            )
+            self._clear_locked()
+            evicted = set(self._policy.restore(frames))
+            self._entries = {e.seq: e for e in entries if e.seq not in evicted}
             latents = saved.latents.to(models.device)
             inputs = tuple(e.frame_input for e in entries)
             with self._model_lock:
@@ -887,21 +892,23 @@ class SceneEngine:
                     version = max(self._next_version, saved.version)
                     self._next_version = version + 1
                 self._generator.scene_prefix(version, inputs, latents)
-            state = SceneState(
-                version=version,
-                latents=latents,
-                keyframe_seqs=tuple(e.seq for e in entries),
-                keyframe_stamps=tuple(e.stamp for e in entries),
-                frame_inputs=inputs,
-                newest_stamp=max(e.stamp for e in entries),
-                created_at=time.time(),
-                update_sec=time.monotonic() - start,
-                seen_stamp=self._seen_stamp,
-                keyframes=tuple(entries),
-            )
+            newest = max(e.stamp for e in entries)
             with self._cond:
-                # Published together with the state, so the update thread never rebuilds a set
-                # that the loaded scene already is.
+                self._seen_stamp = max(self._seen_stamp, newest)
+                state = SceneState(
+                    version=version,
+                    latents=latents,
+                    keyframe_seqs=tuple(e.seq for e in entries),
+                    keyframe_stamps=tuple(e.stamp for e in entries),
+                    frame_inputs=inputs,
+                    newest_stamp=newest,
+                    created_at=time.time(),
+                    update_sec=time.monotonic() - start,
+                    seen_stamp=self._seen_stamp,
+                    keyframes=tuple(entries),
+                )
+                # Published together with the state, so the update thread does not rebuild the
+                # set that the loaded scene already is.
                 self._publish_keyframes_locked()
                 self._state = state
                 if [e.seq for e in self._pending.entries] == list(state.keyframe_seqs):

@@ -23,6 +23,7 @@ import pytest
 ROS_FREE = [
     'spa3r_ros',
     'spa3r_ros.configs.node',
+    'spa3r_ros.configs.scene',
     'spa3r_ros.configs.flatten',
     'spa3r_ros.core.types',
     'spa3r_ros.core.image_decode',
