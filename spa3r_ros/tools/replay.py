@@ -41,6 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+import itertools
 import json
 import logging
 import math
@@ -187,6 +188,7 @@ class _Feeder:
         self._engine = engine
         self._summary = summary
         self._max_backlog = max_backlog
+        self.newest_stamp = -math.inf  # of the frames given to the engine so far
 
     def _wait_for_room(self) -> None:
         while self._engine.stats().frames_buffered >= self._max_backlog:
@@ -204,6 +206,7 @@ class _Feeder:
                     self._wait_for_room()
                 # The engine counts a depth image on a camera topic as a bad frame itself.
                 self._engine.add_frame(event.stamp, event.topic, event.image)
+                self.newest_stamp = max(self.newest_stamp, event.stamp)
         elif isinstance(event, PoseEvent):
             self._engine.add_pose(event.pose)
             summary.poses += 1
@@ -233,8 +236,10 @@ def run_replay(
 
     Questions are asked in order of their ask time (ties in file order); a question is asked
     once every message recorded at or before its time has been fed. With ``rate=None`` the
-    engine is flushed before each question and the question runs on this thread (deterministic);
-    with a rate, questions run on one worker thread while the bag keeps playing.
+    engine is flushed before each question and the question runs on this thread (deterministic),
+    and a question with a ``min_stamp`` is held back until a frame that new has been fed; with a
+    rate, questions run on one worker thread while the bag keeps playing (the engine itself
+    waits for ``min_stamp``).
 
     Args:
         bag_path: the bag.
@@ -274,6 +279,16 @@ def run_replay(
         else:
             futures.append(asker.submit(lambda q=question: _record(q, _ask(engine, q.request))))
 
+    def due(pending: list[ReplayQuestion], bag_start: float, now: float) -> list[ReplayQuestion]:
+        # pending is sorted by ask time: only its head can be due.
+        ready = list(itertools.takewhile(lambda q: q.ask_time(bag_start) < now, pending))
+        if asker is None:
+            # At maximum speed the bag waits while a question runs, so a question that wants
+            # newer frames (min_stamp) is held back until they have been fed, as the robot's
+            # camera would keep sending them while the question waits.
+            ready = [q for q in ready if q.request.min_stamp <= max(feeder.newest_stamp, 0.0)]
+        return ready
+
     def _record(question: ReplayQuestion, result: SpatialAnswer) -> None:
         summary.codes[result.code.name] += 1
         summary.latencies.append(result.latency_sec)
@@ -311,8 +326,8 @@ def run_replay(
             )
             with bar:
                 for event in bar:
-                    while pending and pending[0].ask_time(bag_start) < event.bag_time:
-                        question = pending.pop(0)
+                    for question in due(pending, bag_start, event.bag_time):
+                        pending.remove(question)
                         pacer.wait_until(max(question.ask_time(bag_start), bag_start))
                         answer(question)
                     pacer.wait_until(event.bag_time)

@@ -278,3 +278,28 @@ def test_run_replay_counts_every_frame(tmp_path: Path) -> None:
 def _write(path: Path, record: dict) -> Path:
     path.write_text(json.dumps(record) + '\n')
     return path
+
+
+def test_max_speed_holds_a_question_back_until_its_min_stamp(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    newest = BAG_START + (NUM_FRAMES - 1) / RATE_HZ
+    questions = [
+        # Asked at 0.1 s but wanting frames from 1.0 s on: answered once they were fed. Without
+        # the hold-back the engine would wait its 1 s timeout with the bag paused: NO_SCENE.
+        {'id': 'later', 'question': 'What?', 'offset_sec': 0.1, 'min_stamp': BAG_START + 1.0},
+        # Wants a frame the bag does not have: NO_SCENE after its timeout.
+        {'id': 'never', 'question': 'What?', 'min_stamp': newest + 5.0, 'timeout_sec': 0.2},
+    ]
+    for question in questions:
+        question['timeout_sec'] = question.get('timeout_sec', 1.0)
+    path = tmp_path / 'q.jsonl'
+    path.write_text(''.join(json.dumps(q) + '\n' for q in questions))
+    argv = ['replay', str(bag), '--questions', str(path), '--out', '-', *COMMON]
+    assert spa3r_main(argv) == 0
+    captured = capsys.readouterr()
+    # With --out -, the answers go to stdout and the summary to stderr.
+    later, never = (json.loads(text) for text in captured.out.splitlines())
+    assert later['id'] == 'later' and later['code'] == 'OK'
+    assert never['id'] == 'never' and never['code'] == 'NO_SCENE'
+    assert 'questions: 2 (NO_SCENE 1, OK 1)' in captured.err
