@@ -408,7 +408,21 @@ def _positive_rate(text: str) -> float:
     return value
 
 
-def replay_main(argv: list[str] | None = None) -> int:
+def _interruptible(name: str, run: Callable[[list[str] | None], int]):
+    """Wrap a CLI so Ctrl-C outside the replay loop (loading models) exits 130, not a trace."""
+
+    def main(argv: list[str] | None = None) -> int:
+        try:
+            return run(argv)
+        except KeyboardInterrupt:
+            print(f'{name}: interrupted', file=sys.stderr)
+            return 130
+
+    main.__doc__ = run.__doc__
+    return main
+
+
+def _replay_main(argv: list[str] | None = None) -> int:
     """``spa3r replay``: answer a questions file against a bag; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog='spa3r replay',
@@ -470,7 +484,7 @@ def replay_main(argv: list[str] | None = None) -> int:
     return 130 if summary.interrupted else 0
 
 
-def format_answer(answer: SpatialAnswer, request: SpatialQueryRequest) -> list[str]:
+def format_answer(answer: SpatialAnswer) -> list[str]:
     """The typed answer as text lines for people."""
     lines = [f'code: {answer.code.name}' + (f' ({answer.message})' if answer.message else '')]
     if answer.code == ResultCode.OK:
@@ -487,7 +501,7 @@ def format_answer(answer: SpatialAnswer, request: SpatialQueryRequest) -> list[s
     return lines
 
 
-def ask_main(argv: list[str] | None = None) -> int:
+def _ask_main(argv: list[str] | None = None) -> int:
     """``spa3r ask``: answer one question after the whole bag; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog='spa3r ask',
@@ -552,13 +566,15 @@ def ask_main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(answer_record(question, answer), ensure_ascii=False))
     else:
-        for line in format_answer(answer, question.request):
+        for line in format_answer(answer):
             print(line)
         for line in summary.lines()[:2]:
             print(line)
     return 0 if answer.code == ResultCode.OK else 1
 
 
+replay_main = _interruptible('spa3r replay', _replay_main)
+ask_main = _interruptible('spa3r ask', _ask_main)
 # ``spa3r replay`` (spa3r_ros.cli.main runs the module's main); ``spa3r ask`` is tools/ask.py.
 main = replay_main
 

@@ -303,3 +303,19 @@ def test_max_speed_holds_a_question_back_until_its_min_stamp(
     assert later['id'] == 'later' and later['code'] == 'OK'
     assert never['id'] == 'never' and never['code'] == 'NO_SCENE'
     assert 'questions: 2 (NO_SCENE 1, OK 1)' in captured.err
+
+
+def test_interrupted_replay_keeps_what_it_answered(bag: Path, tmp_path: Path) -> None:
+    questions = load_questions(_write(tmp_path / 'q.jsonl', QUESTIONS[1]), QueryConfig())
+    questions += load_questions(_write(tmp_path / 'r.jsonl', QUESTIONS[2]), QueryConfig())
+    answered = []
+
+    def on_answer(question, answer) -> None:
+        answered.append(answer.code.name)
+        raise KeyboardInterrupt  # Ctrl-C while the first answer is being written
+
+    with build_engine(load_models('tiny-random', 'cpu'), scene_config(), QueryConfig()) as engine:
+        summary = run_replay(bag, questions, on_answer, engine=engine, progress=False)
+    assert summary.interrupted
+    assert answered == ['OK'] and summary.questions == 1
+    assert summary.frames < NUM_FRAMES  # the bag was not read to its end
