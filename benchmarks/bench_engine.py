@@ -17,8 +17,9 @@
 What it measures (design.md section 7), on one engine per model size:
 
 * **ingest**: frames per second through ``SceneEngine.add_frame`` and the keyframe policy (from
-  the first ``add_frame`` until the policy has seen every frame), for an engine without models
-  (the policy alone) and with models (keyframe preprocessing and background updates competing).
+  the first ``add_frame`` until the policy has seen every frame) for a moving camera with a scene
+  cut every 10 frames, for an engine without models (the policy alone) and with models (keyframe
+  preprocessing and background updates competing).
 * **scene update** against the keyframe count (4, 8, 16, 32): a cold update (every keyframe new:
   backbone patch tokens, Spa3R encoder, Qwen vision tokens, prompt prefix) and an incremental one
   (one new keyframe replaces one: only its own per-frame work plus the whole-window parts).
@@ -311,7 +312,11 @@ def run(size: str, device: str, keyframe_counts, repeats: int, ingest_frames: in
         torch.cuda.reset_peak_memory_stats(dev)
     result = {'model': size, 'model_id': models.model_id, 'image_wh': list(wh)}
     result['parameters'] = models.parameter_count()
+    # A moving camera with a scene cut every 10 frames, so the policy keeps accepting and
+    # evicting keyframes (and the engine with models keeps preparing them) during the run.
     moving = moving_frames(ingest_frames, wh)
+    cuts = noise_frames(len(moving[::10]), wh, seed=7)
+    moving[::10] = cuts
     bench_ingest(models, moving[:60])  # warm-up: first-call costs of the policy and the models
     result['ingest'] = [bench_ingest(None, moving), bench_ingest(models, moving)]
     print(result['ingest'], flush=True)
