@@ -27,6 +27,8 @@ COMMANDS = {
         'regenerate config/spa3r.yaml + README table',
     ),
     'demo': ('spa3r_ros.tools.demo', 'end-to-end run: node, bag replay, questions'),
+    'replay': ('spa3r_ros.tools.replay', 'answer a JSONL questions file against a bag'),
+    'ask': ('spa3r_ros.tools.ask', 'answer one question after a whole bag'),
 }
 
 

@@ -1,0 +1,583 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``spa3r replay`` and ``spa3r ask``: answer questions about a recorded bag, without ROS.
+
+::
+
+    spa3r replay BAG --questions questions.jsonl --out answers.jsonl [--max-speed | --rate 1.0]
+    spa3r ask BAG "How many chairs are there?"
+    spa3r ask BAG --task object_count --objects chair
+
+Both feed the bag's camera frames (and odometry, when the bag has it) into the same
+:class:`~spa3r_ros.scene.engine.SceneEngine` the node uses. ``replay`` asks each question of the
+questions file when the bag clock reaches its time; ``ask`` asks one question after the whole bag.
+The file formats are in ``docs/replay_formats.md`` (and :mod:`spa3r_ros.data.replay_jsonl`).
+
+Speed: ``--max-speed`` (the default) feeds frames as fast as the engine takes them and, before
+each question, waits until the engine has processed every frame fed so far and updated its scene
+(``SceneEngine.flush``), so answers do not depend on the machine's speed. ``--rate R`` replays at R
+times the recorded speed, as a robot would see it: questions run on their own thread while frames
+keep arriving, so the scene an answer uses depends on how fast the model is (as on the robot).
+
+Exit status: 0 when the run completed (whatever the answers' codes; ``ask`` returns 1 when its
+answer is not OK), 2 for bad input (unreadable bag, missing topic, bad questions file, unknown
+preset), 130 when interrupted (the answers file keeps every line answered so far).
+"""
+
+import argparse
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+import itertools
+import json
+import logging
+import math
+from pathlib import Path
+import sys
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+from spa3r_ros.configs.node import QueryConfig
+from spa3r_ros.core.errors import Spa3rError
+from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest, Task
+from spa3r_ros.data.bag_stream import (
+    CameraInfoEvent,
+    count_messages,
+    ImageEvent,
+    iter_events,
+    Pacer,
+    PoseEvent,
+    select_topics,
+    StreamTopics,
+)
+from spa3r_ros.data.replay_jsonl import (
+    answer_record,
+    AnswerWriter,
+    load_questions,
+    parse_question,
+    ReplayQuestion,
+)
+from spa3r_ros.data.rosbag_io import BagReader
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PRESET = 'tiny-random'
+# How often a maximum-speed replay looks whether the engine's ingest queue has room (seconds).
+BACKLOG_POLL_SEC = 0.001
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did (printed at the end, and returned for tests and scripts).
+
+    Attributes:
+        messages: bag messages read.
+        frames: camera messages given to the engine (decoded or not).
+        bad_frames: frames the engine could not use (undecodable, depth, bad stamp).
+        dropped_frames: frames the engine dropped because its ingest queue was full (only when
+            replaying at a rate).
+        poses: odometry poses given to the engine.
+        camera_infos: camera-info messages read (not used by the engine yet).
+        keyframes: keyframes in the final scene.
+        scene_updates: scene version at the end (one version per update).
+        codes: answers per result code name.
+        latencies: latency of every answer (seconds).
+        wall_sec: wall time of the whole run.
+        interrupted: True when the run was stopped early (Ctrl-C).
+    """
+
+    messages: int = 0
+    frames: int = 0
+    bad_frames: int = 0
+    dropped_frames: int = 0
+    poses: int = 0
+    camera_infos: int = 0
+    keyframes: int = 0
+    scene_updates: int = 0
+    codes: Counter = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    wall_sec: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def questions(self) -> int:
+        """Questions answered."""
+        return sum(self.codes.values())
+
+    @property
+    def mean_latency_sec(self) -> float:
+        """Mean answer latency (NaN with no answers)."""
+        return sum(self.latencies) / len(self.latencies) if self.latencies else math.nan
+
+    def lines(self) -> list[str]:
+        """The summary as text lines."""
+        codes = ', '.join(f'{name} {n}' for name, n in sorted(self.codes.items())) or 'none'
+        latency = f'{self.mean_latency_sec:.3f} s' if self.latencies else 'n/a'
+        rate = self.messages / self.wall_sec if self.wall_sec > 0 else 0.0
+        return [
+            f'messages: {self.messages} in {self.wall_sec:.1f} s ({rate:.1f}/s)'
+            + (' (interrupted)' if self.interrupted else ''),
+            f'frames: {self.frames} ({self.bad_frames} unusable, {self.dropped_frames} dropped), '
+            f'poses: {self.poses}, camera infos: {self.camera_infos}',
+            f'keyframes: {self.keyframes}, scene updates: {self.scene_updates}',
+            f'questions: {self.questions} ({codes}), mean latency: {latency}',
+        ]
+
+
+def load_models(preset: str, device: str):
+    """The model bundle of a registry preset (``tiny-random`` needs no files).
+
+    Raises:
+        ConfigError: unknown preset or device.
+        CheckpointError: the preset's weights are missing or do not match.
+    """
+    from spa3r_ros.models.bundle import load_preset
+
+    return load_preset(preset, device=device)
+
+
+def scene_config(window: int | None = None):
+    """The engine's default :class:`~spa3r_ros.configs.scene.SceneConfig`, with a keyframe window.
+
+    Raises:
+        ConfigError: a bad window (the message names the bounds).
+    """
+    from spa3r_ros.configs.scene import SceneConfig
+
+    config = SceneConfig()
+    if window is not None:
+        config = replace(config, keyframes=replace(config.keyframes, window=window))
+    return config
+
+
+def build_engine(models, config, query_config: QueryConfig):
+    """A (not yet started) scene engine over ``models``."""
+    from spa3r_ros.scene.engine import SceneEngine
+
+    return SceneEngine(models, config, query_config)
+
+
+class _Feeder:
+    """Gives bag events to the engine and counts them (the replay loop's only writer).
+
+    Args:
+        engine: the started engine.
+        summary: the counters to update.
+        max_backlog: when set, wait before each frame until fewer than this many frames wait in
+            the engine's ingest queue. At maximum speed the bag is read far faster than the
+            keyframe policy runs; without this back-pressure the engine would drop frames (by
+            design, for a live camera) and the result would depend on the machine's speed.
+    """
+
+    def __init__(self, engine, summary: ReplaySummary, max_backlog: int | None = None) -> None:
+        self._engine = engine
+        self._summary = summary
+        self._max_backlog = max_backlog
+        self.newest_stamp = -math.inf  # of the frames given to the engine so far
+
+    def _wait_for_room(self) -> None:
+        while self._engine.stats().frames_buffered >= self._max_backlog:
+            time.sleep(BACKLOG_POLL_SEC)
+
+    def feed(self, event: ImageEvent | PoseEvent | CameraInfoEvent) -> None:
+        summary = self._summary
+        summary.messages += 1
+        if isinstance(event, ImageEvent):
+            summary.frames += 1
+            if event.image is None:
+                self._engine.record_bad_frame(f'{event.topic} at {event.stamp:.3f}: {event.error}')
+            else:
+                if self._max_backlog is not None:
+                    self._wait_for_room()
+                # The engine counts a depth image on a camera topic as a bad frame itself.
+                self._engine.add_frame(event.stamp, event.topic, event.image)
+                self.newest_stamp = max(self.newest_stamp, event.stamp)
+        elif isinstance(event, PoseEvent):
+            self._engine.add_pose(event.pose)
+            summary.poses += 1
+        else:
+            summary.camera_infos += 1
+
+
+def _ask(engine, request: SpatialQueryRequest) -> SpatialAnswer:
+    return engine.ask(request, accepted_at=time.monotonic())
+
+
+def run_replay(
+    bag_path: str | Path,
+    questions: Sequence[ReplayQuestion],
+    on_answer: Callable[[ReplayQuestion, SpatialAnswer], None],
+    *,
+    engine,
+    topics: StreamTopics | None = None,
+    rate: float | None = None,
+    image_topics: Sequence[str] = (),
+    odom_topic: str | None = None,
+    use_odometry: bool = True,
+    max_backlog: int = 16,
+    progress: bool = True,
+) -> ReplaySummary:
+    """Feed a bag through a started engine and answer ``questions`` at their times.
+
+    Questions are asked in order of their ask time (ties in file order); a question is asked
+    once every message recorded at or before its time has been fed. With ``rate=None`` the
+    engine is flushed before each question and the question runs on this thread (deterministic),
+    and a question with a ``min_stamp`` is held back until a frame that new has been fed; with a
+    rate, questions run on one worker thread while the bag keeps playing (the engine itself
+    waits for ``min_stamp``).
+
+    Args:
+        bag_path: the bag.
+        questions: the questions (see :func:`~spa3r_ros.data.replay_jsonl.load_questions`).
+        on_answer: called with each question and its answer, in the order they are answered
+            (from the worker thread when ``rate`` is set).
+        engine: a started :class:`~spa3r_ros.scene.engine.SceneEngine`.
+        topics: the topics to read; None selects them with the next three arguments.
+        rate: replay speed factor; None = as fast as possible.
+        image_topics: camera topics (empty = found by type).
+        odom_topic: odometry topic (None = found by type).
+        use_odometry: False feeds no odometry.
+        max_backlog: at maximum speed, frames that may wait in the engine's ingest queue before
+            the replay waits for the engine (keep it below ``SceneConfig.ingest_queue_size`` so
+            no frame is dropped); not used with a rate, where the engine drops what it cannot
+            take, as it would on the robot.
+        progress: show a tqdm progress bar over the bag's messages.
+
+    Returns:
+        The summary (questions left unasked after Ctrl-C are not in it).
+
+    Raises:
+        DatasetError: the bag cannot be read, or a topic is missing (names the bag's topics).
+    """
+    started = time.monotonic()
+    summary = ReplaySummary()
+    feeder = _Feeder(engine, summary, max_backlog if rate is None else None)
+    pacer = Pacer(rate)
+    asker = ThreadPoolExecutor(1, thread_name_prefix='replay-ask') if rate is not None else None
+    futures: list[Future] = []
+
+    def answer(question: ReplayQuestion) -> None:
+        if asker is None:
+            engine.flush()
+            result = _ask(engine, question.request)
+            _record(question, result)
+        else:
+            futures.append(asker.submit(lambda q=question: _record(q, _ask(engine, q.request))))
+
+    def due(pending: list[ReplayQuestion], bag_start: float, now: float) -> list[ReplayQuestion]:
+        # pending is sorted by ask time: only its head can be due.
+        ready = list(itertools.takewhile(lambda q: q.ask_time(bag_start) < now, pending))
+        if asker is None:
+            # At maximum speed the bag waits while a question runs, so a question that wants
+            # newer frames (min_stamp) is held back until they have been fed, as the robot's
+            # camera would keep sending them while the question waits.
+            ready = [q for q in ready if q.request.min_stamp <= max(feeder.newest_stamp, 0.0)]
+        return ready
+
+    def _record(question: ReplayQuestion, result: SpatialAnswer) -> None:
+        summary.codes[result.code.name] += 1
+        summary.latencies.append(result.latency_sec)
+        on_answer(question, result)
+
+    try:
+        with BagReader(bag_path) as bag:
+            if topics is None:
+                topics = select_topics(
+                    bag,
+                    image_topics=image_topics,
+                    odom_topic=odom_topic,
+                    use_odometry=use_odometry,
+                )
+            bag_start = bag.start_ns * 1e-9
+            # Anchor the pacer at the bag's start, so a question stamped before it does not
+            # shift the schedule of every frame.
+            pacer.wait_until(bag_start)
+            pending = sorted(questions, key=lambda q: (q.ask_time(bag_start), q.line))
+            logger.info(
+                'replaying %s: cameras %s, odometry %s, %d questions',
+                bag.path,
+                ', '.join(topics.images),
+                topics.odometry or 'none',
+                len(pending),
+            )
+            events = iter_events(bag, topics)
+            bar = tqdm(
+                events,
+                total=count_messages(bag, topics),
+                unit='msg',
+                desc='replay',
+                disable=not progress,
+                leave=True,
+            )
+            with bar:
+                for event in bar:
+                    for question in due(pending, bag_start, event.bag_time):
+                        pending.remove(question)
+                        pacer.wait_until(max(question.ask_time(bag_start), bag_start))
+                        answer(question)
+                    pacer.wait_until(event.bag_time)
+                    feeder.feed(event)
+        # Questions at or after the end of the bag, and those without a time.
+        for question in pending:
+            answer(question)
+        pending = []
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        if asker is not None:
+            # Answers already asked finish; on Ctrl-C the queued ones are dropped.
+            asker.shutdown(wait=True, cancel_futures=summary.interrupted)
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception()
+        stats = engine.stats()
+        summary.bad_frames = stats.frames_bad
+        summary.dropped_frames = stats.frames_overflow
+        summary.keyframes = stats.keyframes
+        summary.scene_updates = stats.scene_version
+        summary.wall_sec = time.monotonic() - started
+    return summary
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('model and topics')
+    group.add_argument(
+        '--preset',
+        default=DEFAULT_PRESET,
+        help=f'model preset from models/registry.yaml (default {DEFAULT_PRESET})',
+    )
+    group.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default cpu)')
+    group.add_argument(
+        '--threads', type=int, default=0, help='torch CPU threads (default: torch decides)'
+    )
+    group.add_argument(
+        '--window', type=int, default=None, help='keyframe window (default: the engine default)'
+    )
+    group.add_argument(
+        '--image-topic',
+        action='append',
+        default=[],
+        dest='image_topics',
+        metavar='TOPIC',
+        help='camera topic (Image or CompressedImage); repeat for several (default: by type)',
+    )
+    group.add_argument('--odom-topic', help='nav_msgs/Odometry topic (default: by type)')
+    group.add_argument('--no-odom', action='store_true', help='feed no odometry')
+    parser.add_argument('-v', '--verbose', action='store_true', help='log at INFO level')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def _setup(args: argparse.Namespace) -> None:
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format='%(levelname)s %(name)s: %(message)s',
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _print_summary(summary: ReplaySummary, out: TextIO) -> None:
+    for line in summary.lines():
+        print(line, file=out)
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number > 0, got {text!r}') from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f'expected a number > 0, got {text!r}')
+    return value
+
+
+def _interruptible(name: str, run: Callable[[list[str] | None], int]):
+    """Wrap a CLI so Ctrl-C outside the replay loop (loading models) exits 130, not a trace."""
+
+    def main(argv: list[str] | None = None) -> int:
+        try:
+            return run(argv)
+        except KeyboardInterrupt:
+            print(f'{name}: interrupted', file=sys.stderr)
+            return 130
+
+    main.__doc__ = run.__doc__
+    return main
+
+
+def _replay_main(argv: list[str] | None = None) -> int:
+    """``spa3r replay``: answer a questions file against a bag; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog='spa3r replay',
+        description='Feed a rosbag2 recording through the scene engine and answer the questions '
+        'of a JSONL file at their bag times (formats: docs/replay_formats.md).',
+    )
+    parser.add_argument('bag', type=Path, help='bag directory, .mcap or .db3 file')
+    parser.add_argument(
+        '--questions', type=Path, required=True, help='questions file (JSONL, one goal a line)'
+    )
+    parser.add_argument(
+        '--out', required=True, help="answers file to write (JSONL); '-' for stdout"
+    )
+    speed = parser.add_mutually_exclusive_group()
+    speed.add_argument(
+        '--rate',
+        type=_positive_rate,
+        help='replay at this times the recorded speed (questions do not wait for the scene)',
+    )
+    speed.add_argument(
+        '--max-speed',
+        action='store_true',
+        help='as fast as possible, scene flushed before each question (default; deterministic)',
+    )
+    _add_model_args(parser)
+    args = parser.parse_args(argv)
+    _setup(args)
+    query_config = QueryConfig()
+    summary_out = sys.stderr if args.out == '-' else sys.stdout
+    try:
+        questions = load_questions(args.questions, query_config)
+        with BagReader(args.bag) as bag:  # fail on a bad bag or topic before loading models
+            topics = select_topics(
+                bag,
+                image_topics=args.image_topics,
+                odom_topic=args.odom_topic,
+                use_odometry=not args.no_odom,
+            )
+        config = scene_config(args.window)
+        models = load_models(args.preset, args.device)
+        engine = build_engine(models, config, query_config)
+        with engine, AnswerWriter(args.out, stream=sys.stdout) as writer:
+            summary = run_replay(
+                args.bag,
+                questions,
+                writer.write,
+                engine=engine,
+                topics=topics,
+                rate=args.rate,
+                max_backlog=max(1, config.ingest_queue_size // 2),
+                progress=not args.no_progress,
+            )
+    except (Spa3rError, ValueError) as err:
+        print(f'spa3r replay: error: {err}', file=sys.stderr)
+        return 2
+    print(f'== spa3r replay: {args.bag} ({args.preset}) ==', file=summary_out)
+    _print_summary(summary, summary_out)
+    print(f'answers: {args.out} ({writer.written} lines)', file=summary_out)
+    return 130 if summary.interrupted else 0
+
+
+def format_answer(answer: SpatialAnswer) -> list[str]:
+    """The typed answer as text lines for people."""
+    lines = [f'code: {answer.code.name}' + (f' ({answer.message})' if answer.message else '')]
+    if answer.code == ResultCode.OK:
+        lines.append(f'answer: {answer.answer!r}')
+        if not math.isnan(answer.value):
+            lines.append(f'value: {answer.value:g}' + (f' {answer.unit}' if answer.unit else ''))
+        if answer.choice_index >= 0:
+            lines.append(f'choice: {answer.choice_index} ({answer.choice!r})')
+    lines.append(
+        f'scene: version {answer.scene_version}, {answer.num_frames} keyframes, '
+        f'newest frame {answer.scene_stamp:.3f}'
+    )
+    lines.append(f'latency: {answer.latency_sec:.3f} s')
+    return lines
+
+
+def _ask_main(argv: list[str] | None = None) -> int:
+    """``spa3r ask``: answer one question after the whole bag; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog='spa3r ask',
+        description='Feed a whole rosbag2 recording through the scene engine, then answer one '
+        'question and print the typed answer.',
+    )
+    parser.add_argument('bag', type=Path, help='bag directory, .mcap or .db3 file')
+    parser.add_argument('question', nargs='?', default='', help='the question text')
+    parser.add_argument(
+        '--task',
+        default=Task.FREE_FORM.slug,
+        help=f'question family: {", ".join(t.slug for t in Task)} (default free_form)',
+    )
+    parser.add_argument('--objects', nargs='+', default=[], help='object names of the template')
+    parser.add_argument('--options', nargs='+', default=[], help='multiple-choice options')
+    parser.add_argument('--max-new-tokens', type=int, default=0, help='generation budget')
+    parser.add_argument('--timeout', type=float, default=0.0, help='timeout_sec of the goal')
+    parser.add_argument('--json', action='store_true', help='print the answer as one JSON line')
+    _add_model_args(parser)
+    args = parser.parse_args(argv)
+    _setup(args)
+    query_config = QueryConfig()
+    goal = {
+        'task': args.task,
+        'question': args.question,
+        'objects': args.objects,
+        'options': args.options,
+        'max_new_tokens': args.max_new_tokens,
+        'timeout_sec': args.timeout,
+    }
+    try:
+        # The same checks as a questions-file line, so the two tools accept the same goals.
+        question = parse_question(json.dumps(goal), 1, 'command line', query_config)
+        with BagReader(args.bag) as bag:
+            topics = select_topics(
+                bag,
+                image_topics=args.image_topics,
+                odom_topic=args.odom_topic,
+                use_odometry=not args.no_odom,
+            )
+        config = scene_config(args.window)
+        models = load_models(args.preset, args.device)
+        engine = build_engine(models, config, query_config)
+        answers: list[SpatialAnswer] = []
+        with engine:
+            summary = run_replay(
+                args.bag,
+                [question],
+                lambda _q, a: answers.append(a),
+                engine=engine,
+                topics=topics,
+                max_backlog=max(1, config.ingest_queue_size // 2),
+                progress=not args.no_progress,
+            )
+    except (Spa3rError, ValueError) as err:
+        print(f'spa3r ask: error: {err}', file=sys.stderr)
+        return 2
+    if summary.interrupted or not answers:
+        print('spa3r ask: interrupted', file=sys.stderr)
+        return 130
+    answer = answers[0]
+    if args.json:
+        print(json.dumps(answer_record(question, answer), ensure_ascii=False))
+    else:
+        for line in format_answer(answer):
+            print(line)
+        for line in summary.lines()[:2]:
+            print(line)
+    return 0 if answer.code == ResultCode.OK else 1
+
+
+replay_main = _interruptible('spa3r replay', _replay_main)
+ask_main = _interruptible('spa3r ask', _ask_main)
+# ``spa3r replay`` (spa3r_ros.cli.main runs the module's main); ``spa3r ask`` is tools/ask.py.
+main = replay_main
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,321 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""Tests for ``spa3r replay`` and ``spa3r ask`` on bags written by the tests (both storages).
+
+The CLIs run in-process (``main(argv)``) with the tiny-random preset on one CPU thread.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spa3r_ros.cli.main import main as spa3r_main
+from spa3r_ros.configs.node import QueryConfig
+from spa3r_ros.data.replay_jsonl import load_questions, read_answers
+from spa3r_ros.data.rosbag_io import DEMO_EPOCH_NS, write_demo_bag
+from spa3r_ros.tools.replay import build_engine, load_models, run_replay, scene_config
+
+NUM_FRAMES, RATE_HZ = 8, 5.0
+BAG_START = DEMO_EPOCH_NS * 1e-9
+COMMON = ['--threads', '1', '--no-progress']
+RESULT_KEYS = (
+    'line',
+    'code',
+    'message',
+    'answer',
+    'value',
+    'unit',
+    'choice_index',
+    'choice',
+    'scene_version',
+    'scene_stamp',
+    'num_frames',
+    'latency_sec',
+)
+QUESTIONS = [
+    # Before the first frame (the bag starts at BAG_START): no scene yet.
+    {'id': 'early', 'task': 'object_count', 'objects': ['box'], 'stamp': BAG_START - 1.0},
+    {'id': 'count', 'task': 'object_count', 'objects': ['box'], 'offset_sec': 0.5},
+    {
+        'id': 'closest',
+        'task': 'rel_distance',
+        'objects': ['camera'],
+        'options': ['red box', 'green box', 'blue box'],
+        'stamp': BAG_START + 1.0,
+    },
+    {'id': 'free', 'question': 'What is in front of the camera?', 'max_new_tokens': 4},
+    {'id': 'last', 'task': 'object_count', 'objects': ['box']},
+]
+
+
+@pytest.fixture(scope='module', params=['mcap', 'sqlite3'])
+def bag(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_demo_bag(
+        tmp_path_factory.mktemp(request.param) / 'demo',
+        storage=request.param,
+        num_frames=NUM_FRAMES,
+        rate_hz=RATE_HZ,
+        compressed_topic='/camera/image_raw/compressed',
+    )
+
+
+@pytest.fixture()
+def questions_file(tmp_path: Path) -> Path:
+    path = tmp_path / 'questions.jsonl'
+    path.write_text(''.join(json.dumps(q) + '\n' for q in QUESTIONS), encoding='utf-8')
+    return path
+
+
+def test_replay_at_max_speed_answers_every_question(
+    bag: Path, questions_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / 'answers.jsonl'
+    argv = ['replay', str(bag), '--questions', str(questions_file), '--out', str(out), *COMMON]
+    assert spa3r_main(argv) == 0
+    answers = {a['id']: a for a in read_answers(out)}
+    assert len(read_answers(out)) == len(QUESTIONS)
+    for question in QUESTIONS:
+        answer = answers[question['id']]
+        # Each line repeats the question's fields as written, then the result's fields.
+        assert list(answer) == list(question) + list(RESULT_KEYS)
+        assert {k: answer[k] for k in question} == question
+    assert [a['id'] for a in read_answers(out)] == ['early', 'count', 'closest', 'free', 'last']
+
+    early = answers['early']
+    assert early['code'] == 'NO_SCENE' and early['message']
+    assert early['scene_version'] == 0 and early['value'] is None
+
+    count = answers['count']
+    assert count['code'] == 'OK'
+    # Asked at 0.5 s: the scene holds frames up to 0.4 s (at 5 Hz) and nothing later.
+    assert BAG_START <= count['scene_stamp'] <= BAG_START + 0.4 + 1e-6
+    assert count['scene_version'] >= 1 and count['num_frames'] >= 1
+    assert isinstance(count['value'], float) and count['value'] == float(count['answer'])
+
+    closest = answers['closest']
+    assert closest['code'] == 'OK'
+    assert closest['choice'] == closest['options'][closest['choice_index']]
+
+    last = answers['last']
+    assert last['code'] == 'OK'
+    assert last['scene_stamp'] == pytest.approx(BAG_START + (NUM_FRAMES - 1) / RATE_HZ)
+    assert last['scene_version'] >= count['scene_version']
+    assert all(a['latency_sec'] >= 0 for a in answers.values())
+
+    summary = capsys.readouterr().out
+    assert f'frames: {NUM_FRAMES} (0 unusable, 0 dropped)' in summary
+    assert 'questions: 5 (NO_SCENE 1, OK 4)' in summary
+    assert 'mean latency' in summary and 'keyframes' in summary
+
+
+def test_ask_after_the_whole_bag_matches_replay(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # At max speed the engine is flushed before each question, so the answer after the whole
+    # bag is the same whether it comes from `ask` or from a replay's last question.
+    questions = tmp_path / 'q.jsonl'
+    questions.write_text(json.dumps(QUESTIONS[-1]) + '\n')
+    out = tmp_path / 'a.jsonl'
+    argv = ['replay', str(bag), '--questions', str(questions), '--out', str(out), *COMMON]
+    assert spa3r_main(argv) == 0
+    (replayed,) = read_answers(out)
+    capsys.readouterr()
+
+    argv = ['ask', str(bag), '--task', 'object_count', '--objects', 'box', '--json', *COMMON]
+    assert spa3r_main(argv) == 0
+    asked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ('code', 'answer', 'value', 'scene_version', 'scene_stamp', 'num_frames'):
+        assert asked[key] == replayed[key], key
+
+    assert (
+        spa3r_main(['ask', str(bag), '--task', 'object_count', '--objects', 'box', *COMMON]) == 0
+    )
+    text = capsys.readouterr().out
+    assert 'code: OK' in text
+    assert f'answer: {asked["answer"]!r}' in text
+    assert f'value: {asked["value"]:g}' in text
+
+
+def test_ask_multiple_choice_prints_the_choice(bag: Path, capsys: pytest.CaptureFixture) -> None:
+    options = ['left', 'right', 'behind']
+    argv = ['ask', str(bag), '--task', 'rel_direction', '--objects', 'a', 'b', 'c']
+    assert spa3r_main([*argv, '--options', *options, *COMMON]) == 0
+    text = capsys.readouterr().out
+    assert 'code: OK' in text
+    assert any(f"choice: {i} ('{o}')" in text for i, o in enumerate(options))
+
+
+def test_replay_at_a_rate_answers_every_question(bag: Path, tmp_path: Path) -> None:
+    questions = tmp_path / 'q.jsonl'
+    questions.write_text(''.join(json.dumps(q) + '\n' for q in QUESTIONS[:3]))
+    out = tmp_path / 'a.jsonl'
+    argv = ['replay', str(bag), '--questions', str(questions), '--out', str(out), '--rate', '20']
+    assert spa3r_main([*argv, *COMMON]) == 0
+    answers = read_answers(out)
+    assert [a['id'] for a in answers] == ['early', 'count', 'closest']
+    assert answers[0]['code'] == 'NO_SCENE'  # asked before the first frame was fed
+    # Asked while frames keep arriving: any scene the engine had by then, or none yet.
+    assert all(a['code'] in ('OK', 'NO_SCENE') for a in answers[1:])
+    assert all(a['scene_stamp'] <= BAG_START + (NUM_FRAMES - 1) / RATE_HZ for a in answers)
+
+
+def test_bad_questions_file_names_the_line(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    questions = tmp_path / 'q.jsonl'
+    questions.write_text('{"question": "fine"}\n\n{"question": "x", "when": 3}\n')
+    out = tmp_path / 'a.jsonl'
+    argv = ['replay', str(bag), '--questions', str(questions), '--out', str(out), *COMMON]
+    assert spa3r_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f'{questions}:3: unknown key(s) ' in err and "'when'" in err
+    assert 'Traceback' not in err
+    assert not out.exists()  # nothing is written before the whole file is checked
+
+
+def test_missing_topic_names_the_bags_topics(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ['ask', str(bag), 'How many?', '--image-topic', '/front/image', *COMMON]
+    assert spa3r_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no camera topic '/front/image'" in err
+    for topic in ('/camera/image_raw', '/camera/image_raw/compressed', '/odom'):
+        assert topic in err
+
+
+@pytest.mark.parametrize('kind', ['missing', 'garbage'])
+def test_unreadable_bag_is_a_clear_error(
+    kind: str, tmp_path: Path, questions_file: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / 'broken.mcap'
+    if kind == 'garbage':
+        path.write_bytes(b'this is not a bag' * 10)
+    argv = ['replay', str(path), '--questions', str(questions_file), '--out', '-', *COMMON]
+    assert spa3r_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('spa3r replay: error: ') and str(path) in err
+    assert 'Traceback' not in err
+
+
+def test_unknown_preset_is_a_clear_error(bag: Path, capsys: pytest.CaptureFixture) -> None:
+    assert spa3r_main(['ask', str(bag), 'Where?', '--preset', 'huge', *COMMON]) == 2
+    assert "unknown model preset 'huge'" in capsys.readouterr().err
+
+
+def test_run_replay_counts_every_frame(tmp_path: Path) -> None:
+    # A bag whose first image is broken: it is given to the engine as a bad frame and counted;
+    # every frame received is accounted for, and nothing is dropped at max speed.
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    from spa3r_ros.core.image_decode import encode_raw
+    from spa3r_ros.data.rosbag_io import render_demo_frame
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    types = ts.types
+    path = tmp_path / 'bag'
+    width, height, frames = 98, 56, 30
+    with Writer(path, version=9) as writer:
+        conn = writer.add_connection('/cam', 'sensor_msgs/msg/Image', typestore=ts)
+        for i in range(frames):
+            stamp_ns = 10**9 + i * 10**8
+            rgb, _ = render_demo_frame(i, width=width, height=height, rate_hz=2.0)
+            step, data = encode_raw(rgb, 'rgb8')
+            if i == 0:
+                data = data[:10]  # too short for its size
+            header = types['std_msgs/msg/Header'](
+                stamp=types['builtin_interfaces/msg/Time'](
+                    sec=stamp_ns // 10**9, nanosec=i * 10**8
+                ),
+                frame_id='cam',
+            )
+            msg = types['sensor_msgs/msg/Image'](
+                header=header,
+                height=height,
+                width=width,
+                encoding='rgb8',
+                is_bigendian=0,
+                step=step,
+                data=np.frombuffer(data, np.uint8),
+            )
+            writer.write(conn, stamp_ns, ts.serialize_cdr(msg, 'sensor_msgs/msg/Image'))
+    questions = load_questions(_write(tmp_path / 'q.jsonl', {'question': 'What?'}), QueryConfig())
+    answers = []
+    config = scene_config(window=4)
+    with build_engine(load_models('tiny-random', 'cpu'), config, QueryConfig()) as engine:
+        summary = run_replay(
+            path,
+            questions,
+            lambda q, a: answers.append(a),
+            engine=engine,
+            max_backlog=2,
+            progress=False,
+        )
+        stats = engine.stats()
+    assert summary.frames == frames and summary.bad_frames == 1 and summary.dropped_frames == 0
+    assert stats.frames_received == frames and stats.is_consistent()
+    assert stats.frames_seen == frames - 1
+    assert 1 <= summary.keyframes <= 4
+    assert [a.code.name for a in answers] == ['OK'] and answers[0].num_frames == summary.keyframes
+
+
+def _write(path: Path, record: dict) -> Path:
+    path.write_text(json.dumps(record) + '\n')
+    return path
+
+
+def test_max_speed_holds_a_question_back_until_its_min_stamp(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    newest = BAG_START + (NUM_FRAMES - 1) / RATE_HZ
+    questions = [
+        # Asked at 0.1 s but wanting frames from 1.0 s on: answered once they were fed. Without
+        # the hold-back the engine would wait its 1 s timeout with the bag paused: NO_SCENE.
+        {'id': 'later', 'question': 'What?', 'offset_sec': 0.1, 'min_stamp': BAG_START + 1.0},
+        # Wants a frame the bag does not have: NO_SCENE after its timeout.
+        {'id': 'never', 'question': 'What?', 'min_stamp': newest + 5.0, 'timeout_sec': 0.2},
+    ]
+    for question in questions:
+        question['timeout_sec'] = question.get('timeout_sec', 1.0)
+    path = tmp_path / 'q.jsonl'
+    path.write_text(''.join(json.dumps(q) + '\n' for q in questions))
+    argv = ['replay', str(bag), '--questions', str(path), '--out', '-', *COMMON]
+    assert spa3r_main(argv) == 0
+    captured = capsys.readouterr()
+    # With --out -, the answers go to stdout and the summary to stderr.
+    later, never = (json.loads(text) for text in captured.out.splitlines())
+    assert later['id'] == 'later' and later['code'] == 'OK'
+    assert never['id'] == 'never' and never['code'] == 'NO_SCENE'
+    assert 'questions: 2 (NO_SCENE 1, OK 1)' in captured.err
+
+
+def test_interrupted_replay_keeps_what_it_answered(bag: Path, tmp_path: Path) -> None:
+    questions = load_questions(_write(tmp_path / 'q.jsonl', QUESTIONS[1]), QueryConfig())
+    questions += load_questions(_write(tmp_path / 'r.jsonl', QUESTIONS[2]), QueryConfig())
+    answered = []
+
+    def on_answer(question, answer) -> None:
+        answered.append(answer.code.name)
+        raise KeyboardInterrupt  # Ctrl-C while the first answer is being written
+
+    with build_engine(load_models('tiny-random', 'cpu'), scene_config(), QueryConfig()) as engine:
+        summary = run_replay(bag, questions, on_answer, engine=engine, progress=False)
+    assert summary.interrupted
+    assert answered == ['OK'] and summary.questions == 1
+    assert summary.frames < NUM_FRAMES  # the bag was not read to its end
