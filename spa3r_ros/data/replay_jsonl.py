@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The two JSONL files of ``spa3r replay``: questions in, answers out (docs/replay_formats.md).
+"""The two JSONL files of ``spa3r replay``: questions in, answers out (README: Offline questions).
 
 Questions file: one JSON object per line (blank lines and lines starting with ``#`` are skipped)
 with the SpatialQuery goal's fields by name, plus when to ask::

@@ -23,7 +23,7 @@
 Both feed the bag's camera frames (and odometry, when the bag has it) into the same
 :class:`~spa3r_ros.scene.engine.SceneEngine` the node uses. ``replay`` asks each question of the
 questions file when the bag clock reaches its time; ``ask`` asks one question after the whole bag.
-The file formats are in ``docs/replay_formats.md`` (and :mod:`spa3r_ros.data.replay_jsonl`).
+The file formats are in the README ("Offline questions") (and :mod:`spa3r_ros.data.replay_jsonl`).
 
 Speed: ``--max-speed`` (the default) feeds frames as fast as the engine takes them and, before
 each question, waits until the engine has processed every frame fed so far and updated its scene
@@ -427,7 +427,7 @@ def _replay_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog='spa3r replay',
         description='Feed a rosbag2 recording through the scene engine and answer the questions '
-        'of a JSONL file at their bag times (formats: docs/replay_formats.md).',
+        'of a JSONL file at their bag times (formats: README.md, "Offline questions").',
     )
     parser.add_argument('bag', type=Path, help='bag directory, .mcap or .db3 file')
     parser.add_argument(
