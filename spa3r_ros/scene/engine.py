@@ -53,7 +53,7 @@ from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError, Q
 from spa3r_ros.core.frame_buffer import Frame, FrameBuffer
 from spa3r_ros.core.image_decode import DecodedImage, KIND_COLOR
 from spa3r_ros.core.prompts import build_prompt, Prompt
-from spa3r_ros.core.query_runner import check_request, NO_MODEL_MESSAGE
+from spa3r_ros.core.requests import check_request, NO_MODEL_MESSAGE
 from spa3r_ros.core.types import (
     MULTIPLE_CHOICE_TASKS,
     QueryFeedback,

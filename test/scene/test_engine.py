@@ -27,7 +27,7 @@ from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
 from spa3r_ros.core.image_decode import DecodedImage
-from spa3r_ros.core.query_runner import NO_MODEL_MESSAGE
+from spa3r_ros.core.requests import NO_MODEL_MESSAGE
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Stage, Task
 from spa3r_ros.scene.engine import SceneEngine
 from spa3r_ros.scene.keyframes import KeyframeConfig

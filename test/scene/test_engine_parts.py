@@ -24,7 +24,7 @@ import torch
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import ConfigError, QueryError
-from spa3r_ros.core.query_runner import check_request
+from spa3r_ros.core.requests import check_request
 from spa3r_ros.core.types import SpatialQueryRequest, Task
 from spa3r_ros.models.preprocess import preprocess_frame, preprocess_frames, stack_frames
 from spa3r_ros.models.vggt.frame_cache import PatchTokenCache

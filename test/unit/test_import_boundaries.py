@@ -28,7 +28,7 @@ ROS_FREE = [
     'spa3r_ros.core.types',
     'spa3r_ros.core.image_decode',
     'spa3r_ros.core.frame_buffer',
-    'spa3r_ros.core.query_runner',
+    'spa3r_ros.core.requests',
     'spa3r_ros.cli.dump_params',
     'spa3r_ros.cli.main',
     'spa3r_ros.scene.keyframes',
