@@ -187,7 +187,8 @@ def test_every_family_answers_typed_and_two_clients_at_once(
 
 
 def test_wait_timeout_cancel_and_queue_limit(node_process, run_publisher, client):
-    node = node_process({**TINY, 'autostart': True})
+    # A generation budget far beyond what a cancel needs, so the answer cannot finish first.
+    node = node_process({**TINY, 'autostart': True, 'query.max_new_tokens_limit': 8192})
     assert node.wait_for_output(ACTIVE, 60), node.output()
     assert client.wait_for_server(30)
 
@@ -202,7 +203,7 @@ def test_wait_timeout_cancel_and_queue_limit(node_process, run_publisher, client
     assert 0.5 <= outcome.result.latency_sec < 5.0
 
     # Cancel mid-generation: a long free-form answer, cancelled once tokens stream.
-    long = client.send(SpatialQueryRequest(question='Describe the room.', max_new_tokens=1024))
+    long = client.send(SpatialQueryRequest(question='Describe the room.', max_new_tokens=8192))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(
         f.stage == 'generating' and f.partial_answer for f in long.outcome.feedback
