@@ -26,6 +26,7 @@ pipeline, not the model's skill).
 """
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 import sys
 import tempfile
@@ -36,7 +37,7 @@ import rclpy
 from rclpy.context import Context
 
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
-from spa3r_ros.data.rosbag_io import write_demo_bag
+from spa3r_ros.data.rosbag_io import BagReader, write_demo_bag
 from spa3r_ros.ros.bag_player import play_bag
 from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
 from spa3r_ros.ros.query_client import SpatialQueryClient
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         node_args = [
             '-m', 'spa3r_ros.ros.node', '--ros-args',
             '-p', 'autostart:=true', '-p', f'model.preset:={preset!r}',
-            '-p', 'inputs.image_topics:=[/camera/image_raw]',
+            '-p', 'inputs.image_topics:=[/camera/image_raw]', '-p', 'inputs.odom_topic:=/odom',
             '-p', 'status.rate_hz:=2.0',
         ]  # fmt: skip
         with ManagedProcess(node_args, workdir / 'node.log', env) as node:
@@ -114,8 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 player = rclpy.create_node('spa3r_demo_player', context=context)
                 start = time.monotonic()
-                sent = play_bag(player, str(bag), topics=['/camera/image_raw'], rate=2.0)
-                print(f'replayed {sent} frames at 2x in {time.monotonic() - start:.1f} s')
+                sent = play_bag(player, str(bag), topics=['/camera/image_raw', '/odom'], rate=2.0)
+                took = time.monotonic() - start
+                print(f'replayed {sent} messages (frames and odometry) at 2x in {took:.1f} s')
                 player.destroy_node()
                 client = SpatialQueryClient(context)
                 try:
@@ -123,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                         print('no action server')
                         return 1
                     failures = 0
-                    for request in QUESTIONS:
+                    # The first question waits for a scene that holds the bag's last frame
+                    # (min_stamp); the others use whatever scene is current, as planners do.
+                    with BagReader(bag) as reader:
+                        last_stamp = (reader.end_ns - 1) * 1e-9
+                    questions = [replace(QUESTIONS[0], min_stamp=last_stamp), *QUESTIONS[1:]]
+                    for request in questions:
                         outcome = client.ask(request, timeout=120)
                         result = outcome.result
                         code = ResultCode(result.code).name
@@ -132,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                         if result.code == ResultCode.OK:
                             print(
                                 f'       value={result.value} {result.unit} '
-                                f'choice={result.choice!r} scene v{result.scene_version}'
+                                f'choice={result.choice!r} scene v{result.scene_version} '
+                                f'({result.num_frames} keyframes)'
                             )
                         # The last question is malformed on purpose: INVALID_GOAL is right.
                         expected = (
-                            ResultCode.INVALID_GOAL if request is QUESTIONS[-1] else ResultCode.OK
+                            ResultCode.INVALID_GOAL if request is questions[-1] else ResultCode.OK
                         )
                         failures += result.code != expected
                 finally:
