@@ -19,6 +19,7 @@ reference, so a question holding a state never sees a half-built scene. Nothing 
 afterwards (its tensors are not written to; its tuples are tuples).
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,7 @@ class SceneState:
 
 
 @dataclass(frozen=True)
-class EngineStats:
+class EngineStats(SceneStatusReport):
     """The scene engine's health at one instant (``SceneStatus`` and ``/diagnostics``).
 
     Accounting: ``frames_received == frames_dropped + frames_seen + frames_buffered`` always holds
@@ -113,19 +114,7 @@ class EngineStats:
         resets: how many times the scene was reset.
     """
 
-    frames_received: int = 0
-    frames_dropped: int = 0
-    frames_buffered: int = 0
-    keyframes: int = 0
-    scene_version: int = 0
-    scene_stamp: float = 0.0
-    scene_age_sec: float = 0.0
-    last_update_latency_sec: float = 0.0
-    last_query_latency_sec: float = 0.0
-    device: str = ''
-    memory_bytes: int = 0
-    model_id: str = ''
-    ready: bool = False
+    # The SceneStatus fields come from SceneStatusReport; the engine's own counters follow.
     frames_seen: int = 0
     frames_bad: int = 0
     frames_overflow: int = 0
@@ -140,17 +129,5 @@ class EngineStats:
     def status_report(self) -> SceneStatusReport:
         """The fields of ``msg/SceneStatus.msg``."""
         return SceneStatusReport(
-            frames_received=self.frames_received,
-            frames_dropped=self.frames_dropped,
-            frames_buffered=self.frames_buffered,
-            keyframes=self.keyframes,
-            scene_version=self.scene_version,
-            scene_stamp=self.scene_stamp,
-            scene_age_sec=self.scene_age_sec,
-            last_update_latency_sec=self.last_update_latency_sec,
-            last_query_latency_sec=self.last_query_latency_sec,
-            device=self.device,
-            memory_bytes=self.memory_bytes,
-            model_id=self.model_id,
-            ready=self.ready,
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(SceneStatusReport)}
         )
