@@ -14,33 +14,27 @@
 
 """A bounded, thread-safe buffer of decoded camera frames.
 
-The node's image callbacks push frames here (one producer per camera, each in the frames callback
-group) while the latent update takes them out and queries wait for a fresh enough frame. The
-buffer never blocks a producer: when it is full the oldest frame is dropped and counted, because a
+The scene engine's ingest queue: the node's image callbacks (or a bag reader) push frames here
+while the engine's ingest thread takes them out for the keyframe policy. The buffer never blocks a
+producer: when it is full the oldest frame is dropped and counted, because a
 spatial scene wants the newest views and a camera callback must return quickly.
 
 Accounting: every frame offered to the buffer, decodable or not, is counted once in ``received``
 and ends up in exactly one of ``buffered``, ``taken``, ``dropped_overflow``, ``dropped_bad`` or
 ``dropped_cleared``, so ``FrameBufferStats.is_consistent()`` always holds.
 
-Threading: one lock guards the deque and the counters; a Condition on that lock wakes the waiters
-of :meth:`FrameBuffer.wait_for_stamp`. No user callback runs while the lock is held.
+Threading: one lock guards the deque and the counters; no user callback runs while it is held.
 """
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 import logging
 import math
 import threading
-import time
 
 from spa3r_ros.core.image_decode import DecodedImage
 
 logger = logging.getLogger(__name__)
-
-# Longest sleep between two calls of an is_canceled callback in wait_for_stamp (seconds).
-CANCEL_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -190,11 +184,6 @@ class FrameBuffer:
             self._taken += len(frames)
         return frames
 
-    def snapshot(self) -> list[Frame]:
-        """Return the buffered frames, oldest first, without removing them."""
-        with self._cond:
-            return list(self._frames)
-
     def clear(self, *, reset_stats: bool = False) -> None:
         """Discard the buffered frames.
 
@@ -209,56 +198,3 @@ class FrameBuffer:
             else:
                 self._dropped_cleared += len(self._frames)
             self._frames.clear()
-
-    def wait_for_stamp(
-        self,
-        min_stamp: float,
-        timeout: float,
-        is_canceled: Callable[[], bool] | None = None,
-    ) -> bool:
-        """Block until a frame with ``stamp >= min_stamp`` has been pushed.
-
-        A frame pushed earlier counts even if it has since been dropped or taken: the question is
-        whether the camera has reached that time, not whether the frame is still here.
-
-        Args:
-            min_stamp: the stamp to wait for (seconds).
-            timeout: longest wait in seconds (>= 0; ``math.inf`` waits until satisfied or
-                canceled).
-            is_canceled: polled at least every ``CANCEL_POLL_S`` seconds (outside the lock);
-                returning True ends the wait.
-
-        Returns:
-            True if such a frame has been pushed; False on timeout or cancellation.
-
-        Raises:
-            ValueError: if ``timeout`` is negative or NaN, or ``min_stamp`` is NaN.
-        """
-        if math.isnan(min_stamp):
-            raise ValueError('min_stamp must be a number, got nan')
-        if not timeout >= 0:  # also catches NaN
-            raise ValueError(f'timeout must be >= 0 seconds, got {timeout!r}')
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._cond:
-                if self._reached(min_stamp):
-                    return True
-            # The callback runs outside the lock: it may be slow or touch this buffer.
-            if is_canceled is not None and is_canceled():
-                return False
-            with self._cond:
-                # Checked again under the lock, so a push between the two blocks is not missed.
-                if self._reached(min_stamp):
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                if is_canceled is not None:
-                    wait_s: float | None = min(remaining, CANCEL_POLL_S)
-                else:
-                    wait_s = None if math.isinf(remaining) else remaining
-                self._cond.wait(wait_s)
-
-    def _reached(self, min_stamp: float) -> bool:
-        # Caller holds the lock.
-        return self._newest_stamp is not None and self._newest_stamp >= min_stamp

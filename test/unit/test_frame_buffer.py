@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Tests for spa3r_ros.core.frame_buffer: bounds, accounting, waiting, and concurrent use."""
+"""Tests for spa3r_ros.core.frame_buffer: bounds, accounting and concurrent use."""
 
 import math
 import threading
@@ -58,7 +58,6 @@ def test_bounded_drop_oldest_accounting() -> None:
     buf = FrameBuffer(3)
     for i in range(7):
         buf.push(float(i), 'c', _image(i))
-    assert [f.seq for f in buf.snapshot()] == [5, 6, 7]
     stats = buf.stats()
     assert stats.received == 7
     assert stats.dropped_overflow == 4
@@ -66,6 +65,7 @@ def test_bounded_drop_oldest_accounting() -> None:
     assert stats.newest_stamp == 6.0
     assert stats.dropped == 4
     assert stats.is_consistent() and _identity_holds(stats)
+    assert [f.seq for f in buf.take_all()] == [5, 6, 7]
 
 
 def test_bad_frames_are_received_and_counted() -> None:
@@ -91,14 +91,6 @@ def test_take_all_removes_oldest_first_and_counts_taken() -> None:
     assert stats.is_consistent()
 
 
-def test_snapshot_is_a_copy() -> None:
-    buf = FrameBuffer(3)
-    buf.push(1.0, 'c', _image())
-    snap = buf.snapshot()
-    snap.clear()
-    assert len(buf) == 1 and buf.stats().taken == 0
-
-
 def test_clear_counts_discarded_frames_or_resets() -> None:
     buf = FrameBuffer(3)
     for i in range(2):
@@ -120,58 +112,6 @@ def test_push_rejects_non_finite_stamp_without_counting() -> None:
         with pytest.raises(ValueError, match='stamp'):
             buf.push(bad, 'c', _image())
     assert buf.stats().received == 0
-
-
-def test_wait_for_stamp_already_reached_even_if_taken() -> None:
-    buf = FrameBuffer(1)
-    buf.push(5.0, 'c', _image())
-    buf.push(6.0, 'c', _image())  # drops the first
-    buf.take_all()
-    assert buf.wait_for_stamp(5.5, timeout=0.0)
-    assert not buf.wait_for_stamp(6.5, timeout=0.0)
-
-
-def test_wait_for_stamp_success_from_another_thread() -> None:
-    buf = FrameBuffer(4)
-    buf.push(1.0, 'c', _image())
-    pusher = threading.Timer(0.05, lambda: buf.push(2.0, 'c', _image()))
-    start = time.monotonic()
-    pusher.start()
-    try:
-        assert buf.wait_for_stamp(2.0, timeout=5.0)
-    finally:
-        pusher.join()
-    assert time.monotonic() - start < 2.0  # woken by the push, not by the timeout
-
-
-def test_wait_for_stamp_times_out() -> None:
-    buf = FrameBuffer(4)
-    buf.push(1.0, 'c', _image())
-    start = time.monotonic()
-    assert not buf.wait_for_stamp(2.0, timeout=0.15)
-    elapsed = time.monotonic() - start
-    assert 0.14 <= elapsed < 1.0
-
-
-def test_wait_for_stamp_cancel() -> None:
-    buf = FrameBuffer(4)
-    canceled = threading.Event()
-    threading.Timer(0.1, canceled.set).start()
-    start = time.monotonic()
-    assert not buf.wait_for_stamp(1.0, timeout=math.inf, is_canceled=canceled.is_set)
-    # Polled every <= 50 ms: cancellation is seen well before a second has passed.
-    assert 0.09 <= time.monotonic() - start < 0.5
-    assert not buf.wait_for_stamp(1.0, timeout=5.0, is_canceled=lambda: True)
-
-
-def test_wait_for_stamp_rejects_bad_arguments() -> None:
-    buf = FrameBuffer(1)
-    with pytest.raises(ValueError, match='timeout'):
-        buf.wait_for_stamp(1.0, timeout=-1.0)
-    with pytest.raises(ValueError, match='timeout'):
-        buf.wait_for_stamp(1.0, timeout=math.nan)
-    with pytest.raises(ValueError, match='min_stamp'):
-        buf.wait_for_stamp(math.nan, timeout=1.0)
 
 
 def test_concurrent_producers_and_consumer_lose_and_duplicate_nothing() -> None:
