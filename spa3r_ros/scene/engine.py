@@ -806,13 +806,17 @@ class SceneEngine:
         """Forget frames, keyframes and the scene; queued frames count as dropped, not lost.
 
         An update in progress finishes but its scene is discarded. Versions keep increasing.
+        Ingestion resumes at once; only the cache clean-up waits for the model (a running
+        question or update).
         """
         with self._ingest_lock:
-            self._clear_locked()
+            self._clear_scene_locked()
+        self._drop_caches()
         logger.info('scene reset')
 
-    def _clear_locked(self) -> None:
-        # Caller holds the ingest lock (the policy and _entries are then ours).
+    def _clear_scene_locked(self) -> None:
+        # Caller holds the ingest lock (the policy and _entries are then ours). Never takes the
+        # model lock: a question may hold it for seconds, and ingestion waits on the ingest lock.
         self._policy.reset()
         self._entries.clear()
         with self._cond:
@@ -826,6 +830,9 @@ class SceneEngine:
             self._keyframe_count = 0
             self._resets += 1
             self._cond.notify_all()
+
+    def _drop_caches(self) -> None:
+        """Free the per-keyframe caches (entries are keyed by seq: stale ones are never hit)."""
         with self._model_lock:
             self._patch_cache.clear()
             if self._generator is not None:
@@ -895,29 +902,31 @@ class SceneEngine:
                 f'produces {expected}'
             )
         start = time.monotonic()
-        with self._ingest_lock:
-            frames = []
+        frames = []
+        with self._cond:
             for keyframe in saved.keyframes:
                 # Negative, never reused: restored frames must not collide with the buffer's seqs
                 # (>= 1) nor with an earlier load's (every per-keyframe cache is keyed by seq).
                 self._restored_seq -= 1
                 image = DecodedImage(KIND_COLOR, keyframe.rgb)
                 frames.append(Frame(keyframe.stamp, keyframe.camera, image, self._restored_seq))
-            entries = sorted(
-                (self._prepare(f.seq, f.stamp, f.camera, f.image.pixels) for f in frames),
-                key=lambda e: e.stamp,
-            )
-            self._clear_locked()
+            version = max(self._next_version, saved.version)
+            self._next_version = version + 1
+        entries = sorted(
+            (self._prepare(f.seq, f.stamp, f.camera, f.image.pixels) for f in frames),
+            key=lambda e: e.stamp,
+        )
+        latents = saved.latents.to(models.device)
+        inputs = tuple(e.frame_input for e in entries)
+        # The costly part runs first, without the ingest lock: cameras keep flowing, and if it
+        # fails the live scene is untouched.
+        with self._model_lock:
+            self._generator.scene_prefix(version, inputs, latents)
+        newest = max(e.stamp for e in entries)
+        with self._ingest_lock:
+            self._clear_scene_locked()
             evicted = set(self._policy.restore(frames))
             self._entries = {e.seq: e for e in entries if e.seq not in evicted}
-            latents = saved.latents.to(models.device)
-            inputs = tuple(e.frame_input for e in entries)
-            with self._model_lock:
-                with self._cond:
-                    version = max(self._next_version, saved.version)
-                    self._next_version = version + 1
-                self._generator.scene_prefix(version, inputs, latents)
-            newest = max(e.stamp for e in entries)
             with self._cond:
                 self._seen_stamp = max(self._seen_stamp, newest)
                 state = SceneState(

@@ -476,3 +476,25 @@ def test_run_time_config_change_shrinks_the_window_and_refuses_fixed_fields(
         with pytest.raises(ConfigError, match='ingest_queue_size'):
             engine.apply_config(SceneConfig(ingest_queue_size=3))
         assert engine.config == smaller
+
+
+def test_reset_while_the_model_is_busy_never_stalls_ingestion(tiny_models, image_for):
+    engine = make_engine(tiny_models, ingest_queue_size=64)
+    with engine:
+        feed(engine, image_for, range(3))
+        engine.flush(timeout=60)
+        with engine._model_lock:  # as a long question holds it
+            resetter = threading.Thread(target=engine.reset)
+            resetter.start()
+            deadline = time.monotonic() + 30
+            while engine.stats().resets == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            feed(engine, image_for, range(10, 40), seed_offset=10)
+            while engine.stats().frames_seen < 33 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stats = engine.stats()
+            assert resetter.is_alive()  # only the cache clean-up waits for the model
+            assert stats.resets == 1 and stats.frames_seen == 33 and stats.frames_overflow == 0
+        resetter.join(30)
+        assert not resetter.is_alive()
+        assert engine.flush(timeout=60).keyframe_stamps[-1] >= 10.0
