@@ -110,6 +110,8 @@ class Spa3rNode(LifecycleNode):
         self._goal_lock = threading.Lock()
         self._goal_queue: deque[ServerGoalHandle] = deque()
         self._current_goal: ServerGoalHandle | None = None
+        self._reserved = 0  # goals accepted by _on_goal, not yet queued by _on_goal_accepted
+        self._out_of_turn: set[bytes] = set()  # queued goals canceled and executed at once
         self._accepted_at: dict[bytes, float] = {}
         self.get_logger().info('created (unconfigured); parameters declared')
 
@@ -164,8 +166,24 @@ class Spa3rNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Open the subscriptions and the action server, start status reports."""
+        """Open the subscriptions and the action server, start status reports.
+
+        Returns:
+            SUCCESS, or FAILURE with the reason logged (e.g. a topic name ROS refuses); what was
+            opened is closed again and the node stays inactive.
+        """
         self.get_logger().info('activating...')
+        try:
+            self._open_active()
+        except Exception as err:  # rclpy would only say "error" and leave things half-open
+            self.get_logger().error(f'activate failed: {type(err).__name__}: {err}')
+            self._close_active()
+            return TransitionCallbackReturn.FAILURE
+        topics = [s.topic_name for s in self._subscriptions_open]
+        self.get_logger().info(f'active: listening on {topics}, serving {ACTION_NAME}')
+        return super().on_activate(state)
+
+    def _open_active(self) -> None:
         config = self.config
         qos = QoSProfile(
             history=qos_profile_sensor_data.history,
@@ -200,23 +218,21 @@ class Spa3rNode(LifecycleNode):
                     qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                 )
             )
-        self._action_server = ActionServer(
-            self,
-            SpatialQuery,
-            ACTION_NAME,
-            execute_callback=self._execute_goal,
-            goal_callback=self._on_goal,
-            handle_accepted_callback=self._on_goal_accepted,
-            cancel_callback=self._on_cancel,
-            callback_group=self._queries_group,
-        )
+        if self._action_server is None:  # else kept by a deactivate that could not drain
+            self._action_server = ActionServer(
+                self,
+                SpatialQuery,
+                ACTION_NAME,
+                execute_callback=self._execute_goal,
+                goal_callback=self._on_goal,
+                handle_accepted_callback=self._on_goal_accepted,
+                cancel_callback=self._on_cancel,
+                callback_group=self._queries_group,
+            )
         self._status_timer = self.create_timer(
             1.0 / config.status.rate_hz, self._publish_status, callback_group=self._status_group
         )
         self._serving = True
-        topics = [s.topic_name for s in self._subscriptions_open]
-        self.get_logger().info(f'active: listening on {topics}, serving {ACTION_NAME}')
-        return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Finish running and queued goals as CANCELED, close subscriptions and the server."""
@@ -238,6 +254,23 @@ class Spa3rNode(LifecycleNode):
         self._close_active()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: free everything so the node is cleanly unconfigured again."""
+        self.get_logger().error(f'a transition from {state.label} failed: releasing everything')
+        self._close_active()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Process exit (SIGINT): end running and queued goals as CANCELED, stop the engine."""
+        self._serving = False
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SEC
+        while self._current_goal is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
 
     def _close_active(self) -> None:
         """Undo activate; the running goal sees ``_serving`` False and ends as CANCELED."""
@@ -362,8 +395,9 @@ class Spa3rNode(LifecycleNode):
                 state = engine.snapshot()
             else:
                 state = engine.load_scene(path)
-        except (Spa3rError, OSError, ValueError) as err:
-            response.success, response.message = False, f'{what} failed: {err}'
+        except Exception as err:  # e.g. CUDA out of memory: a service must not end the node
+            response.success = False
+            response.message = f'{what} failed: {type(err).__name__}: {err}'
             self.get_logger().error(response.message)
             return response
         response.success = True
@@ -423,17 +457,22 @@ class Spa3rNode(LifecycleNode):
             self.get_logger().warning('rejected a goal: the node is being deactivated')
             return GoalResponse.REJECT
         with self._goal_lock:
-            waiting = len(self._goal_queue)
-            if self._current_goal is not None and waiting >= self.config.query.max_queued_goals:
+            # Slots are reserved here, under the lock: goal callbacks run concurrently (reentrant
+            # group), and checking here but queueing in _on_goal_accepted could overfill.
+            waiting = len(self._goal_queue) + self._reserved
+            busy = self._current_goal is not None or self._reserved > 0
+            if busy and waiting >= self.config.query.max_queued_goals:
                 self.get_logger().warning(
                     f'rejected a goal: {waiting} goals already wait '
                     f'(query.max_queued_goals = {self.config.query.max_queued_goals})'
                 )
                 return GoalResponse.REJECT
+            self._reserved += 1
         return GoalResponse.ACCEPT
 
     def _on_goal_accepted(self, goal_handle: ServerGoalHandle) -> None:
         with self._goal_lock:
+            self._reserved = max(0, self._reserved - 1)
             self._accepted_at[bytes(goal_handle.goal_id.uuid)] = time.monotonic()
             if self._current_goal is None:
                 self._current_goal = goal_handle
@@ -443,6 +482,15 @@ class Spa3rNode(LifecycleNode):
 
     def _on_cancel(self, goal_handle: ServerGoalHandle) -> CancelResponse:
         self.get_logger().info('cancel requested')
+        with self._goal_lock:
+            queued = goal_handle in self._goal_queue
+            if queued:
+                # Finish it now, not when its turn comes: it frees its slot and its client
+                # learns at once (the execution sees the cancel and ends CANCELED).
+                self._goal_queue.remove(goal_handle)
+                self._out_of_turn.add(bytes(goal_handle.goal_id.uuid))
+        if queued:
+            goal_handle.execute()
         return CancelResponse.ACCEPT
 
     def _execute_goal(self, goal_handle: ServerGoalHandle) -> SpatialQuery.Result:
@@ -458,7 +506,11 @@ class Spa3rNode(LifecycleNode):
             )
         finally:
             self._accepted_at.pop(key, None)
-            self._start_next_goal()
+            with self._goal_lock:
+                out_of_turn = key in self._out_of_turn
+                self._out_of_turn.discard(key)
+            if not out_of_turn:
+                self._start_next_goal()
 
     def _run_goal(self, goal_handle: ServerGoalHandle, key: bytes) -> SpatialQuery.Result:
         engine = self._engine
@@ -473,7 +525,9 @@ class Spa3rNode(LifecycleNode):
             request,
             accepted_at=accepted_at,
             on_feedback=lambda fb: goal_handle.publish_feedback(conversions.feedback_msg(fb)),
-            is_canceled=lambda: goal_handle.is_cancel_requested or not self._serving,
+            is_canceled=lambda: (
+                goal_handle.is_cancel_requested or not self._serving or key in self._out_of_turn
+            ),
         )
         result = conversions.result_from_answer(answer)
         if answer.code == ResultCode.CANCELED and goal_handle.is_cancel_requested:
@@ -521,6 +575,7 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if node is not None:
             node.get_logger().info('shutting down')
+            node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

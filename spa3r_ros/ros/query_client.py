@@ -77,6 +77,10 @@ class PendingQuery:
         response = self._client._wait(future, timeout)
         return response is not None and len(response.goals_canceling) > 0
 
+    def done(self) -> bool:
+        """Whether the result has arrived (``wait`` then returns at once)."""
+        return self._result_future is None or self._result_future.done()
+
     def wait(self, timeout: float = 60.0) -> QueryOutcome:
         """Block until the result arrives (TimeoutError after ``timeout`` seconds)."""
         if self._result_future is None:

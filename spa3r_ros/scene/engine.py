@@ -312,6 +312,11 @@ class SceneEngine:
         changed = [name for name in fixed if getattr(old, name) != getattr(config, name)]
         if changed:
             raise ConfigError(f'SceneConfig fields {changed} cannot change while the engine runs')
+        # The per-keyframe caches follow the window, or a larger one would thrash them.
+        cache_size = config.keyframes.window + CACHE_MARGIN
+        self._patch_cache.max_frames = cache_size
+        if self._generator is not None:
+            self._generator.vision_cache.max_frames = cache_size
         with self._ingest_lock:
             evicted = self._policy.set_config(config.keyframes)
             for seq in evicted:

@@ -224,10 +224,15 @@ def test_wait_timeout_cancel_and_queue_limit(node_process, run_publisher, client
     assert queued.outcome.accepted
     rejected = client.send(SpatialQueryRequest(question='one too many'))
     assert not rejected.outcome.accepted and rejected.outcome.status == 'REJECTED'
-    assert waiting.cancel()
-    assert waiting.wait(10).result.code == ResultCode.CANCELED
+    # A queued goal's cancel is answered at once, not when its turn comes, and frees its slot.
     assert queued.cancel()
     assert queued.wait(10).result.code == ResultCode.CANCELED
+    assert not waiting.done(), 'the running goal is still waiting for a scene'
+    again = client.send(SpatialQueryRequest(question='fits again', min_stamp=1e9))
+    assert again.outcome.accepted
+    assert again.cancel() and again.wait(10).result.code == ResultCode.CANCELED
+    assert waiting.cancel()
+    assert waiting.wait(10).result.code == ResultCode.CANCELED
     assert node.stop() == 0, node.output()
     assert 'Traceback' not in node.output()
 
@@ -308,4 +313,33 @@ def test_parameters_services_reset_save_load(
     )
     assert not missing.success and 'nope' in missing.message
     assert node.stop() == 0, node.output()
+    assert 'Traceback' not in node.output()
+
+
+def test_failed_activate_leaves_the_node_inactive_and_clean(node_process, caller):
+    node = node_process({**TINY, 'inputs.image_topics': ['bad topic name']})
+    assert node.wait_for_output('created (unconfigured)', 30), node.output()
+    assert caller.transition(Transition.TRANSITION_CONFIGURE), node.output()
+    assert not caller.transition(Transition.TRANSITION_ACTIVATE)
+    assert caller.state() == 'inactive'
+    assert 'activate failed' in node.output()
+    assert caller.transition(Transition.TRANSITION_CLEANUP)
+    assert caller.state() == 'unconfigured'
+    assert node.stop() == 0, node.output()
+    assert 'Traceback' not in node.output()
+
+
+def test_sigint_ends_a_running_goal_and_exits_promptly(node_process, run_publisher, client):
+    node = node_process({**TINY, 'autostart': True})
+    assert node.wait_for_output(ACTIVE, 60), node.output()
+    assert client.wait_for_server(30)
+    publish_frames(run_publisher, count=2)
+    waiting = client.send(SpatialQueryRequest(question='later?', min_stamp=1e9, timeout_sec=300))
+    deadline = time.monotonic() + 10
+    while not waiting.outcome.feedback and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert waiting.outcome.feedback, 'the goal should be waiting for a scene'
+    started = time.monotonic()
+    assert node.stop(timeout=30) == 0, node.output()
+    assert time.monotonic() - started < 20, 'the running goal held the process up'
     assert 'Traceback' not in node.output()
