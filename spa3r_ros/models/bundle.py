@@ -303,7 +303,11 @@ def load_scene_models(
     encoder = load_pretrained(folder / 'spa3r')
     # spa3r/ rebuilds the encoder's architecture; the VLM file holds its weights too (loaded
     # into the same encoder, checked key by key).
-    vlm = load_spa3_vlm(folder / 'vlm', geometry_encoder=encoder, local_files_only=True)
+    device = torch.device(device)
+    dtype = torch.bfloat16 if device.type == 'cuda' else torch.float32  # as the presets
+    vlm = load_spa3_vlm(
+        folder / 'vlm', geometry_encoder=encoder, dtype=dtype, local_files_only=True
+    )
     tokenizer_dir = folder / 'tokenizer'
     if not tokenizer_dir.is_dir():
         raise CheckpointError(f'{tokenizer_dir} is missing')
@@ -314,7 +318,7 @@ def load_scene_models(
         tokenizer=tokenizer,
         image_processor=_image_processor(pixels),
         pixels=pixels,
-        device=torch.device(device),
+        device=device,
     )
 
 

@@ -267,6 +267,13 @@ class BagPlayer:
                     f'{", ".join(self._topics)}'
                 )
             out[old] = new
+        targets = list(out.values())
+        clashes = sorted({t for t in targets if targets.count(t) > 1})
+        if clashes:
+            raise DatasetError(
+                f'after the remaps several bag topics would be published on {clashes}; remap '
+                'onto topics that are not played'
+            )
         return out
 
     def _resolve_wait_topics(self) -> tuple[str, ...]:

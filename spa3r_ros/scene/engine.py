@@ -531,8 +531,9 @@ class SceneEngine:
             while self._seen + self._buffer.stats().dropped < target:
                 self._wait_until(deadline, 'frames to be ingested')
             generation = self._pending.generation
-            self._flush_requested = True
-            self._cond.notify_all()
+            if self._built_generation < generation:  # else nothing to build: no flag left over
+                self._flush_requested = True
+                self._cond.notify_all()
             while self._built_generation < generation:
                 self._wait_until(deadline, 'the scene update')
             if self._last_update_error:

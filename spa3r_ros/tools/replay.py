@@ -47,6 +47,7 @@ import logging
 import math
 from pathlib import Path
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -54,6 +55,7 @@ from tqdm import tqdm
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import Spa3rError
+from spa3r_ros.core.image_decode import KIND_COLOR
 from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest, Task
 from spa3r_ros.data.bag_stream import (
     CameraInfoEvent,
@@ -204,9 +206,11 @@ class _Feeder:
             else:
                 if self._max_backlog is not None:
                     self._wait_for_room()
-                # The engine counts a depth image on a camera topic as a bad frame itself.
+                # The engine counts a depth image on a camera topic as a bad frame itself; only
+                # colour frames can satisfy a question's min_stamp.
                 self._engine.add_frame(event.stamp, event.topic, event.image)
-                self.newest_stamp = max(self.newest_stamp, event.stamp)
+                if event.image.kind == KIND_COLOR:
+                    self.newest_stamp = max(self.newest_stamp, event.stamp)
         elif isinstance(event, PoseEvent):
             self._engine.add_pose(event.pose)
             summary.poses += 1
@@ -214,8 +218,18 @@ class _Feeder:
             summary.camera_infos += 1
 
 
-def _ask(engine, request: SpatialQueryRequest) -> SpatialAnswer:
-    return engine.ask(request, accepted_at=time.monotonic())
+def _ask(
+    engine,
+    request: SpatialQueryRequest,
+    asked_at: float | None = None,
+    stop: threading.Event | None = None,
+) -> SpatialAnswer:
+    """Ask the engine; latency and timeout count from ``asked_at`` (when the question was due)."""
+    return engine.ask(
+        request,
+        accepted_at=time.monotonic() if asked_at is None else asked_at,
+        is_canceled=stop.is_set if stop is not None else (lambda: False),
+    )
 
 
 def run_replay(
@@ -270,6 +284,7 @@ def run_replay(
     pacer = Pacer(rate)
     asker = ThreadPoolExecutor(1, thread_name_prefix='replay-ask') if rate is not None else None
     futures: list[Future] = []
+    stop = threading.Event()  # set on Ctrl-C: the question running on the asker ends at once
 
     def answer(question: ReplayQuestion) -> None:
         if asker is None:
@@ -277,7 +292,12 @@ def run_replay(
             result = _ask(engine, question.request)
             _record(question, result)
         else:
-            futures.append(asker.submit(lambda q=question: _record(q, _ask(engine, q.request))))
+            due_at = time.monotonic()  # time spent behind an earlier question counts
+            futures.append(
+                asker.submit(
+                    lambda q=question, t=due_at: _record(q, _ask(engine, q.request, t, stop))
+                )
+            )
 
     def due(pending: list[ReplayQuestion], bag_start: float, now: float) -> list[ReplayQuestion]:
         # pending is sorted by ask time: only its head can be due.
@@ -338,6 +358,7 @@ def run_replay(
         pending = []
     except KeyboardInterrupt:
         summary.interrupted = True
+        stop.set()
     finally:
         if asker is not None:
             # Answers already asked finish; on Ctrl-C the queued ones are dropped.

@@ -195,6 +195,7 @@ def test_play_errors_exit_2_with_a_message(tmp_path, domain_id):
         (['play', str(tmp_path / 'missing')], ['does not exist']),
         (['play', str(bag), '--remap', '/nope:=/x'], ["cannot remap '/nope'", CAMERA]),
         (['play', str(bag), '--start-offset', '5'], ['past the end']),
+        (['play', str(bag), '--remap', f'/odom:={CAMERA}'], ['several bag topics', CAMERA]),
         (['play', str(bag), '--remap', 'no_separator'], ['expected OLD:=NEW']),
         (['play', str(bag), '--ros-args', '-p', 'not a parameter'], ['rclpy refused']),
     ]
