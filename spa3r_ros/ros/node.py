@@ -80,6 +80,8 @@ ACTION_NAME = 'spatial_query'
 STATUS_TOPIC = 'scene_status'
 # Seconds deactivate waits for the running goal to notice it is being stopped.
 DRAIN_TIMEOUT_SEC = 10.0
+# How often queued goals are checked for an expired timeout.
+QUEUE_CHECK_SEC = 0.2
 
 
 class Spa3rNode(LifecycleNode):
@@ -111,7 +113,11 @@ class Spa3rNode(LifecycleNode):
         self._goal_queue: deque[ServerGoalHandle] = deque()
         self._current_goal: ServerGoalHandle | None = None
         self._reserved = 0  # goals accepted by _on_goal, not yet queued by _on_goal_accepted
-        self._out_of_turn: set[bytes] = set()  # queued goals canceled and executed at once
+        # Queued goals executed before their turn (canceled, or their timeout passed), and the
+        # subset that was canceled (their execution must see the cancel at once).
+        self._out_of_turn: set[bytes] = set()
+        self._canceled_in_queue: set[bytes] = set()
+        self._queue_timer = None
         self._accepted_at: dict[bytes, float] = {}
         self.get_logger().info('created (unconfigured); parameters declared')
 
@@ -232,6 +238,9 @@ class Spa3rNode(LifecycleNode):
         self._status_timer = self.create_timer(
             1.0 / config.status.rate_hz, self._publish_status, callback_group=self._status_group
         )
+        self._queue_timer = self.create_timer(
+            QUEUE_CHECK_SEC, self._expire_queued_goals, callback_group=self._queries_group
+        )
         self._serving = True
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -283,9 +292,10 @@ class Spa3rNode(LifecycleNode):
         for sub in self._subscriptions_open:
             self.destroy_subscription(sub)
         self._subscriptions_open.clear()
-        if self._status_timer is not None:
-            self.destroy_timer(self._status_timer)
-            self._status_timer = None
+        for timer in (self._status_timer, self._queue_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._status_timer = self._queue_timer = None
         if self._action_server is not None and self._current_goal is None:
             self._action_server.destroy()
             self._action_server = None
@@ -489,6 +499,7 @@ class Spa3rNode(LifecycleNode):
                 # learns at once (the execution sees the cancel and ends CANCELED).
                 self._goal_queue.remove(goal_handle)
                 self._out_of_turn.add(bytes(goal_handle.goal_id.uuid))
+                self._canceled_in_queue.add(bytes(goal_handle.goal_id.uuid))
         if queued:
             goal_handle.execute()
         return CancelResponse.ACCEPT
@@ -509,6 +520,7 @@ class Spa3rNode(LifecycleNode):
             with self._goal_lock:
                 out_of_turn = key in self._out_of_turn
                 self._out_of_turn.discard(key)
+                self._canceled_in_queue.discard(key)
             if not out_of_turn:
                 self._start_next_goal()
 
@@ -526,7 +538,9 @@ class Spa3rNode(LifecycleNode):
             accepted_at=accepted_at,
             on_feedback=lambda fb: goal_handle.publish_feedback(conversions.feedback_msg(fb)),
             is_canceled=lambda: (
-                goal_handle.is_cancel_requested or not self._serving or key in self._out_of_turn
+                goal_handle.is_cancel_requested
+                or not self._serving
+                or key in self._canceled_in_queue
             ),
         )
         result = conversions.result_from_answer(answer)
@@ -541,6 +555,22 @@ class Spa3rNode(LifecycleNode):
             + (f' ({answer.message})' if answer.message else '')
         )
         return result
+
+    def _expire_queued_goals(self) -> None:
+        """Finish queued goals whose timeout has passed now, not when their turn comes."""
+        now = time.monotonic()
+        default = self.config.query.default_timeout_sec
+        expired = []
+        with self._goal_lock:
+            for goal_handle in list(self._goal_queue):
+                key = bytes(goal_handle.goal_id.uuid)
+                timeout = goal_handle.request.timeout_sec or default
+                if now - self._accepted_at.get(key, now) >= timeout:
+                    self._goal_queue.remove(goal_handle)
+                    self._out_of_turn.add(key)
+                    expired.append(goal_handle)
+        for goal_handle in expired:  # each ends TIMEOUT at once (its deadline has passed)
+            goal_handle.execute()
 
     def _start_next_goal(self) -> None:
         with self._goal_lock:

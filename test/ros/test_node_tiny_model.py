@@ -231,6 +231,12 @@ def test_wait_timeout_cancel_and_queue_limit(node_process, run_publisher, client
     again = client.send(SpatialQueryRequest(question='fits again', min_stamp=1e9))
     assert again.outcome.accepted
     assert again.cancel() and again.wait(10).result.code == ResultCode.CANCELED
+    # A queued goal whose timeout passes ends TIMEOUT then, not when its turn comes.
+    short = client.send(SpatialQueryRequest(question='quick?', timeout_sec=1.0))
+    outcome = short.wait(10)
+    assert outcome.result.code == ResultCode.TIMEOUT, outcome.result
+    assert 'queued' in outcome.result.message and outcome.result.latency_sec < 5.0
+    assert not waiting.done()
     assert waiting.cancel()
     assert waiting.wait(10).result.code == ResultCode.CANCELED
     assert node.stop() == 0, node.output()
