@@ -196,6 +196,7 @@ def build_tiny_random(seed: int = 0, device: str | torch.device = 'cpu') -> Scen
     from spa3r_ros.models.vlm.model import Spa3VLM
     from spa3r_ros.models.vlm.tiny import (
         build_tiny_qwen_tokenizer,
+        randomize_adaptor,
         special_token_ids,
         TINY_GEOMETRY_WIDTH,
         tiny_qwen_config_dict,
@@ -211,10 +212,7 @@ def build_tiny_random(seed: int = 0, device: str | torch.device = 'cpu') -> Scen
         torch.manual_seed(seed)
         encoder = Spa3R(tiny_spa3r_config())
         vlm = Spa3VLM(qwen_config, geometry_encoder=encoder)
-        with torch.no_grad():
-            last = vlm.injector.geometry_adaptor[2]
-            last.weight.normal_(0.0, 0.5)
-            last.bias.normal_(0.0, 0.5)
+        randomize_adaptor(vlm)
     pixels = PixelBudgetConfig(
         geometry_width=TINY_GEOMETRY_WIDTH, min_pixels=3136, max_pixels=6272
     )

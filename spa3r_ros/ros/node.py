@@ -273,21 +273,22 @@ class Spa3rNode(LifecycleNode):
 
     def stop(self) -> None:
         """Process exit (SIGINT): end running and queued goals as CANCELED, stop the engine."""
-        self._serving = False
-        deadline = time.monotonic() + DRAIN_TIMEOUT_SEC
-        while self._current_goal is not None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self._stop_goals()
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
 
-    def _close_active(self) -> None:
-        """Undo activate; the running goal sees ``_serving`` False and ends as CANCELED."""
+    def _stop_goals(self) -> bool:
+        """Stop serving, wait for running and queued goals to end; False if one still runs."""
         self._serving = False
         deadline = time.monotonic() + DRAIN_TIMEOUT_SEC
         while self._current_goal is not None and time.monotonic() < deadline:
             time.sleep(0.02)
-        if self._current_goal is not None:
+        return self._current_goal is None
+
+    def _close_active(self) -> None:
+        """Undo activate; the running goal sees ``_serving`` False and ends as CANCELED."""
+        if not self._stop_goals():
             self.get_logger().warning('a goal is still running after deactivation was requested')
         for sub in self._subscriptions_open:
             self.destroy_subscription(sub)

@@ -483,14 +483,10 @@ class SceneEngine:
         return SceneState(
             version=version,
             latents=latents,
-            keyframe_seqs=tuple(seqs),
-            keyframe_stamps=tuple(e.stamp for e in entries),
-            frame_inputs=inputs,
-            newest_stamp=max(e.stamp for e in entries),
+            keyframes=tuple(entries),
             created_at=time.time(),
             update_sec=time.monotonic() - start,
             seen_stamp=pending.seen_stamp,
-            keyframes=entries,
         )
 
     def _prune_caches(self, keep: Sequence[int]) -> None:
@@ -938,14 +934,10 @@ class SceneEngine:
                 state = SceneState(
                     version=version,
                     latents=latents,
-                    keyframe_seqs=tuple(e.seq for e in entries),
-                    keyframe_stamps=tuple(e.stamp for e in entries),
-                    frame_inputs=inputs,
-                    newest_stamp=newest,
+                    keyframes=tuple(entries),
                     created_at=time.time(),
                     update_sec=time.monotonic() - start,
                     seen_stamp=self._seen_stamp,
-                    keyframes=tuple(entries),
                 )
                 # Published together with the state, so the update thread does not rebuild the
                 # set that the loaded scene already is.

@@ -57,33 +57,46 @@ class SceneState:
     Attributes:
         version: increases by one with every update (0 is never used: it means "no scene").
         latents: ``[1, Q, D]`` Spa3R scene latent, on the models' device.
-        keyframe_seqs: arrival numbers of the keyframes, ordered by stamp.
-        keyframe_stamps: their capture times (seconds), same order.
-        frame_inputs: the Qwen-side input of each keyframe, same order (prompt order).
-        newest_stamp: the largest keyframe stamp (``SpatialAnswer.scene_stamp``).
+        keyframes: the per-keyframe inputs (pixels, geometry tensors), ordered by stamp; the
+            ``keyframe_*``, ``frame_inputs`` and ``newest_stamp`` properties are read from them.
         created_at: ``time.time()`` when the state was published.
-        update_sec: how long the update that built it took (seconds, 0 for a loaded scene).
+        update_sec: how long the update that built it took (seconds).
         seen_stamp: newest stamp of any frame the keyframe policy had considered when this state
             was current; ``min_stamp`` waits for this. It can grow without a new version when the
             policy rejects frames (the scene's content is then unchanged).
-        keyframes: the per-keyframe inputs (pixels, geometry tensors), same order.
     """
 
     version: int
     latents: torch.Tensor
-    keyframe_seqs: tuple[int, ...]
-    keyframe_stamps: tuple[float, ...]
-    frame_inputs: tuple[FrameInput, ...]
-    newest_stamp: float
+    keyframes: tuple[KeyframeInput, ...]
     created_at: float
     update_sec: float
     seen_stamp: float = 0.0
-    keyframes: tuple[KeyframeInput, ...] = ()
+
+    @property
+    def keyframe_seqs(self) -> tuple[int, ...]:
+        """Arrival numbers of the keyframes, ordered by stamp."""
+        return tuple(k.seq for k in self.keyframes)
+
+    @property
+    def keyframe_stamps(self) -> tuple[float, ...]:
+        """Capture times of the keyframes (seconds), same order."""
+        return tuple(k.stamp for k in self.keyframes)
+
+    @property
+    def frame_inputs(self) -> tuple[FrameInput, ...]:
+        """The Qwen-side input of each keyframe, same order (prompt order)."""
+        return tuple(k.frame_input for k in self.keyframes)
+
+    @property
+    def newest_stamp(self) -> float:
+        """The largest keyframe stamp (``SpatialAnswer.scene_stamp``)."""
+        return max((k.stamp for k in self.keyframes), default=0.0)
 
     @property
     def num_frames(self) -> int:
         """How many keyframes the scene holds."""
-        return len(self.keyframe_seqs)
+        return len(self.keyframes)
 
 
 @dataclass(frozen=True)

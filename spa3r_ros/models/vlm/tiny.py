@@ -179,3 +179,17 @@ def tiny_spa3r_config() -> Spa3RConfig:
         patch_size=14,
         vggt=vggt,
     )
+
+
+def randomize_adaptor(model) -> None:
+    """Undo the zero init of a Spa3VLM adaptor's last layer, so geometry changes the logits.
+
+    The reference zero-initialises it (an untrained adaptor adds nothing); a random tiny model
+    would then ignore its geometry, and tests of the geometry path could not fail.
+    """
+    import torch
+
+    with torch.no_grad():
+        last = model.injector.geometry_adaptor[2]
+        last.weight.normal_(0.0, 0.5)
+        last.bias.normal_(0.0, 0.5)
