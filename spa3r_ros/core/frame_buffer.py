@@ -101,7 +101,7 @@ class FrameBuffer:
             raise ValueError(f'max_frames must be an integer >= 1, got {max_frames!r}')
         self._max_frames = max_frames
         self._frames: deque[Frame] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -119,7 +119,7 @@ class FrameBuffer:
         return self._max_frames
 
     def __len__(self) -> int:
-        with self._cond:
+        with self._lock:
             return len(self._frames)
 
     def push(self, stamp: float, camera: str, image: DecodedImage) -> Frame:
@@ -139,7 +139,7 @@ class FrameBuffer:
         stamp = float(stamp)
         if not math.isfinite(stamp):
             raise ValueError(f'frame stamp must be a finite number of seconds, got {stamp!r}')
-        with self._cond:
+        with self._lock:
             frame = Frame(stamp=stamp, camera=camera, image=image, seq=self._next_seq)
             self._next_seq += 1
             self._received += 1
@@ -149,7 +149,6 @@ class FrameBuffer:
             self._frames.append(frame)
             if self._newest_stamp is None or stamp > self._newest_stamp:
                 self._newest_stamp = stamp
-            self._cond.notify_all()
         return frame
 
     def record_bad_frame(self, reason: str) -> None:
@@ -158,14 +157,14 @@ class FrameBuffer:
         Args:
             reason: why (logged at debug level; the caller logs it throttled for people).
         """
-        with self._cond:
+        with self._lock:
             self._received += 1
             self._dropped_bad += 1
         logger.debug('bad frame: %s', reason)
 
     def stats(self) -> FrameBufferStats:
         """Return a consistent snapshot of the counters."""
-        with self._cond:
+        with self._lock:
             return FrameBufferStats(
                 received=self._received,
                 dropped_overflow=self._dropped_overflow,
@@ -178,7 +177,7 @@ class FrameBuffer:
 
     def take_all(self) -> list[Frame]:
         """Remove and return every buffered frame, oldest (lowest ``seq``) first."""
-        with self._cond:
+        with self._lock:
             frames = list(self._frames)
             self._frames.clear()
             self._taken += len(frames)
@@ -192,7 +191,7 @@ class FrameBuffer:
                 stamp (a fresh buffer); otherwise the discarded frames count as
                 ``dropped_cleared``.
         """
-        with self._cond:
+        with self._lock:
             if reset_stats:
                 self._reset_counters()
             else:

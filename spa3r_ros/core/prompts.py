@@ -32,7 +32,12 @@ from dataclasses import dataclass
 import re
 
 from spa3r_ros.core.errors import QueryError
-from spa3r_ros.core.types import MULTIPLE_CHOICE_TASKS, SpatialQueryRequest, Task
+from spa3r_ros.core.types import (
+    MULTIPLE_CHOICE_TASKS,
+    REQUIRED_OBJECTS,
+    SpatialQueryRequest,
+    Task,
+)
 
 PRE_PROMPT = 'These are frames of a video.'
 NUMERIC_POST_PROMPT = 'Please answer the question using a single word or phrase.'
@@ -160,16 +165,16 @@ def template_question(request: SpatialQueryRequest, option_texts: tuple[str, ...
     if task == Task.FREE_FORM:
         raise QueryError('a FREE_FORM query needs a question')
     if task == Task.OBJECT_COUNT:
-        (name,) = _objects(request, 1)[:1]
+        (name,) = _objects(request, REQUIRED_OBJECTS[task])[:1]
         return f'How many {name}(s) are in this room?'
     if task == Task.ABS_DISTANCE:
-        first, second = _objects(request, 2)[:2]
+        first, second = _objects(request, REQUIRED_OBJECTS[task])[:2]
         return (
             'Measuring from the closest point of each object, what is the direct distance '
             f'between the {first} and the {second} (in meters)?'
         )
     if task == Task.OBJECT_SIZE:
-        (name,) = _objects(request, 1)[:1]
+        (name,) = _objects(request, REQUIRED_OBJECTS[task])[:1]
         return (
             'What is the length of the longest dimension (length, width, or height) of the '
             f'{name}, measured in centimeters?'
@@ -180,13 +185,13 @@ def template_question(request: SpatialQueryRequest, option_texts: tuple[str, ...
             'estimate the size of the combined space.'
         )
     if task == Task.REL_DISTANCE:
-        (name,) = _objects(request, 1)[:1]
+        (name,) = _objects(request, REQUIRED_OBJECTS[task])[:1]
         return (
             'Measuring from the closest point of each object, which of these objects '
             f'({", ".join(option_texts)}) is the closest to the {name}?'
         )
     if task == Task.REL_DIRECTION:
-        names = _objects(request, 3)[:3]
+        names = _objects(request, REQUIRED_OBJECTS[task])[:3]
         ending = _REL_DIRECTION_ENDINGS.get(len(option_texts))
         if ending is None:
             raise QueryError(
@@ -194,7 +199,7 @@ def template_question(request: SpatialQueryRequest, option_texts: tuple[str, ...
             )
         return (_REL_DIRECTION_STEM + ending).format(*names)
     if task == Task.ROUTE_PLAN:
-        names = _objects(request, 3)
+        names = _objects(request, REQUIRED_OBJECTS[task])
         start, goal, steps = names[0], names[1], names[2:]
         numbered = ' '.join(f'{i}. {step.rstrip(".")}.' for i, step in enumerate(steps, 1))
         return (

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from spa3r_ros.configs.flatten import iter_leaf_fields, to_flat_dict
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.answers import parse_lenient, parse_strict
@@ -84,6 +85,10 @@ if TYPE_CHECKING:
     from spa3r_ros.models.bundle import SceneModels
 
 logger = logging.getLogger(__name__)
+
+READ_ONLY_SCENE_FIELDS = tuple(
+    leaf.name for leaf in iter_leaf_fields(SceneConfig) if leaf.spec.read_only
+)
 
 FeedbackFn = Callable[[QueryFeedback], None]
 CanceledFn = Callable[[], bool]
@@ -304,12 +309,12 @@ class SceneEngine:
         the next frame, update or question; a smaller window evicts keyframes at once.
 
         Raises:
-            ConfigError: if a setting that is fixed for the engine's life changed (ingest queue
-                size, geometry mode, pose history, thumbnail size).
+            ConfigError: if a read-only setting changed (ingest queue size, geometry mode, pose
+                history, thumbnail size); nothing is applied then.
         """
-        old = self._config
-        fixed = ('ingest_queue_size', 'geometry_mode', 'max_poses')
-        changed = [name for name in fixed if getattr(old, name) != getattr(config, name)]
+        # The read-only fields (the same ones ROS refuses to change) stay as they are.
+        old, new = to_flat_dict(self._config), to_flat_dict(config)
+        changed = [name for name in READ_ONLY_SCENE_FIELDS if old[name] != new[name]]
         if changed:
             raise ConfigError(f'SceneConfig fields {changed} cannot change while the engine runs')
         # The per-keyframe caches follow the window, or a larger one would thrash them.

@@ -528,7 +528,7 @@ class KeyframePolicy:
             return ()
         # Thresholds changed the units of the combined distances: recompute the pair matrix.
         self._rebuild_pair_matrix()
-        newest = max(self._records, key=lambda k: (k.stamp, k.seq))
+        newest = self._records[-1]  # records are kept in (stamp, seq) order
         evicted = self._evict_down_to(config.window, protect_seq=newest.seq)
         if evicted:
             self._publish()
@@ -604,7 +604,7 @@ class KeyframePolicy:
             self._restored += 1
         evicted: tuple[int, ...] = ()
         if self._records:
-            newest = max(self._records, key=lambda k: (k.stamp, k.seq))
+            newest = self._records[-1]  # records are kept in (stamp, seq) order
             evicted = self._evict_down_to(config.window, protect_seq=newest.seq)
         self._publish()
         return evicted

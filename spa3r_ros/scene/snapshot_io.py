@@ -125,6 +125,10 @@ def _fail(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f'scene file {path}: {why}')
 
 
+def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    return _fail(path, f'not a readable safetensors file ({type(err).__name__}: {err})')
+
+
 def read_scene(path: str | os.PathLike) -> SavedScene:
     """Read and check a scene file.
 
@@ -141,15 +145,14 @@ def read_scene(path: str | os.PathLike) -> SavedScene:
     path = Path(path)
     if not path.is_file():
         raise _fail(path, 'no such file')
+    # The header and key names are checked first, so a wrong file (say a model checkpoint) is
+    # refused without reading its tensors.
     try:
         with safe_open(str(path), framework='pt') as handle:
             header = handle.metadata() or {}
             keys = set(handle.keys())
-            tensors = {key: handle.get_tensor(key) for key in keys}
     except Exception as err:  # safetensors raises several types for a damaged file
-        raise _fail(
-            path, f'not a readable safetensors file ({type(err).__name__}: {err})'
-        ) from err
+        raise _unreadable(path, err) from err
     if METADATA_KEY not in header:
         raise _fail(path, f'no {METADATA_KEY!r} metadata: not a scene snapshot')
     try:
@@ -163,17 +166,23 @@ def read_scene(path: str | os.PathLike) -> SavedScene:
         raise _fail(path, f'malformed metadata ({type(err).__name__}: {err})') from err
     if fmt != FORMAT_VERSION:
         raise _fail(path, f'format {fmt}, this version reads format {FORMAT_VERSION}')
-    latents = tensors.get(LATENTS_KEY)
-    if latents is None or latents.ndim != 3 or latents.shape[0] != 1:
-        shape = None if latents is None else tuple(latents.shape)
-        raise _fail(path, f'latents must be a [1, Q, D] tensor, got {shape}')
-    if not torch.isfinite(latents.float()).all():
-        raise _fail(path, 'latents contain non-finite values')
+    if LATENTS_KEY not in keys:
+        raise _fail(path, 'latents must be a [1, Q, D] tensor, got None')
     if not entries:
         raise _fail(path, 'no keyframes')
     expected = {LATENTS_KEY} | {_rgb_key(i) for i in range(len(entries))}
     if keys != expected:
         raise _fail(path, f'tensors {sorted(keys)} do not match {len(entries)} keyframes')
+    try:
+        with safe_open(str(path), framework='pt') as handle:
+            tensors = {key: handle.get_tensor(key) for key in keys}
+    except Exception as err:
+        raise _unreadable(path, err) from err
+    latents = tensors[LATENTS_KEY]
+    if latents.ndim != 3 or latents.shape[0] != 1:
+        raise _fail(path, f'latents must be a [1, Q, D] tensor, got {tuple(latents.shape)}')
+    if not torch.isfinite(latents.float()).all():
+        raise _fail(path, 'latents contain non-finite values')
     keyframes = []
     for index, entry in enumerate(entries):
         rgb = tensors[_rgb_key(index)]
@@ -190,5 +199,5 @@ def read_scene(path: str | os.PathLike) -> SavedScene:
             raise _fail(path, f'malformed keyframe entry {index}: {entry!r}') from err
         if not math.isfinite(stamp):
             raise _fail(path, f'keyframe {index} has a non-finite stamp {stamp!r}')
-        keyframes.append(SavedKeyframe(stamp, camera, rgb.numpy().copy(), seq))
+        keyframes.append(SavedKeyframe(stamp, camera, rgb.numpy(), seq))  # the tensor owns it
     return SavedScene(model_id, version, latents, tuple(keyframes), newest_stamp)

@@ -29,7 +29,6 @@ References:
 """
 
 from collections.abc import Mapping
-import contextlib
 from dataclasses import dataclass, field
 from functools import partial
 import logging
@@ -38,6 +37,7 @@ import torch
 from torch import nn, Tensor
 
 from spa3r_ros.configs.spa3r import Spa3RConfig
+from spa3r_ros.models.inference import inference_context
 from spa3r_ros.models.layers.attention import Attention
 from spa3r_ros.models.layers.mlp import Mlp
 from spa3r_ros.models.layers.rope import make_patch_positions, RotaryPositionEmbedding2D
@@ -81,14 +81,6 @@ class Spa3RLossOutput:
     depth_gt: Tensor
     decoded: dict[str, Tensor]
     aggregator_last: dict[str, Tensor] = field(default_factory=dict)
-
-
-def _autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    # bf16 on Ampere and newer, fp16 before (the reference's Spa3REncoder.encode); fp32 elsewhere.
-    if device.type != 'cuda':
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast('cuda', dtype=dtype)
 
 
 def init_weights_vit(module: nn.Module) -> None:
@@ -288,7 +280,7 @@ class Spa3R(nn.Module):
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f'images must be [B, S, 3, H, W], got {tuple(images.shape)}')
         grid = self._grid(tuple(images.shape[-2:]))
-        with torch.inference_mode(), _autocast_for(images.device):
+        with inference_context(images.device):  # bf16/fp16 autocast on CUDA, as the reference
             last = self.aggregate_last(images, patch_tokens=patch_tokens)
             patches = last[:, :, self.aggregator.patch_start_idx :]
             return self.encode_features(patches, grid)

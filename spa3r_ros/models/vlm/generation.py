@@ -331,14 +331,17 @@ class Spa3VLMGenerator:
         ids = self.prefix_ids(frames)
         features = self.vision_cache.features(frames)
         grids = self._grids(frames)
+        # Computed here and passed in: the model would compute the same positions itself, and
+        # the deltas give where the question's text continues.
+        positions, deltas = self.model.rope_positions(ids, grids)
         out = self.model(
             ids,
             image_features=features,
             image_grid_thw=grids,
             geometry_latents=latents,
+            position_ids=positions,
             use_cache=True,
         )
-        _, deltas = self.model.rope_positions(ids, grids)
         prefix = ScenePrefix(
             scene_version=scene_version,
             frame_keys=keys,
@@ -373,6 +376,25 @@ class Spa3VLMGenerator:
         Returns:
             ``(logits [1, Ls, V] over the question's tokens, cache, next position, reused)``.
         """
+        logits, cache, position, reused, _ = self._question_logits(
+            user_text,
+            scene_version=scene_version,
+            frames=frames,
+            latents=latents,
+            use_cache=use_cache,
+        )
+        return logits, cache, position, reused
+
+    def _question_logits(
+        self,
+        user_text: str,
+        *,
+        scene_version: int,
+        frames: Sequence[FrameInput],
+        latents: torch.Tensor | None,
+        use_cache: bool,
+    ) -> tuple[torch.Tensor, object, int, bool, int]:
+        """:meth:`question_logits` plus the whole prompt's length (prefix and question)."""
         suffix = self.suffix_ids(user_text)
         if use_cache:
             prefix, reused = self.scene_prefix(scene_version, frames, latents)
@@ -383,21 +405,25 @@ class Spa3VLMGenerator:
                 past_key_values=cache,
                 use_cache=True,
             )
-            return out.logits, out.past_key_values, prefix.next_position + suffix.shape[1], reused
+            prompt_len = prefix.input_ids.shape[1] + suffix.shape[1]
+            next_position = prefix.next_position + suffix.shape[1]
+            return out.logits, out.past_key_values, next_position, reused, prompt_len
         prefix_ids = self.prefix_ids(frames)
         ids = torch.cat([prefix_ids, suffix], dim=1)
         grids = self._grids(frames)
         pixels = torch.cat([f.pixel_values for f in frames]).to(self.model.device)
+        positions, deltas = self.model.rope_positions(ids, grids)
         out = self.model(
             ids,
             pixel_values=pixels,
             image_grid_thw=grids,
             geometry_latents=latents,
+            position_ids=positions,
             use_cache=True,
         )
-        _, deltas = self.model.rope_positions(ids, grids)
         next_position = int(ids.shape[1] + deltas[0, 0])
-        return out.logits[:, prefix_ids.shape[1] :], out.past_key_values, next_position, False
+        logits = out.logits[:, prefix_ids.shape[1] :]
+        return logits, out.past_key_values, next_position, False, ids.shape[1]
 
     @torch.no_grad()
     def generate(
@@ -444,14 +470,15 @@ class Spa3VLMGenerator:
         with self._lock:
             if is_cancelled is not None and is_cancelled():
                 return GenerationResult('', [], 'cancelled', 0, False)
-            logits, cache, position, reused = self.question_logits(
+            # The prompt's length comes back with the logits: re-tokenising the prefix (one
+            # token per vision token, thousands) on every question would cost more than asking.
+            logits, cache, position, reused, prompt_len = self._question_logits(
                 user_text,
                 scene_version=scene_version,
                 frames=frames,
                 latents=latents,
                 use_cache=use_cache,
             )
-            prompt_len = self.prefix_ids(frames).shape[1] + self.suffix_ids(user_text).shape[1]
             next_logits = logits[0, -1]
             eos = self.tokenizer.eos_token_id
             generated: list[int] = []
