@@ -43,7 +43,6 @@ It writes ``bench_engine_<device>.json`` and ``.md`` into ``--out``.
 
 import argparse
 from dataclasses import replace
-import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -57,6 +56,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_encode import machine_info  # noqa: E402
 from spa3r_ros.configs.node import QueryConfig  # noqa: E402
 from spa3r_ros.configs.scene import SceneConfig  # noqa: E402
 from spa3r_ros.core.image_decode import DecodedImage  # noqa: E402
@@ -77,15 +77,6 @@ QUESTIONS = (
         max_new_tokens=4,
     ),
 )
-
-
-def _bench_encode_module():
-    """benchmarks/bench_encode.py, for its machine-info helpers (benchmarks/ is no package)."""
-    path = Path(__file__).with_name('bench_encode.py')
-    spec = importlib.util.spec_from_file_location('spa3r_bench_encode', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def noise_frames(count: int, wh: tuple[int, int], seed: int) -> list[DecodedImage]:
@@ -407,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [run('tiny', device, args.keyframes, args.repeats, args.ingest_frames)]
     if args.full and cuda:
         results.append(run('full', device, args.keyframes, args.repeats, args.ingest_frames))
-    info = _bench_encode_module().machine_info(device)
+    info = machine_info(device)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f'bench_engine_{device}'
     stem.with_suffix('.json').write_text(

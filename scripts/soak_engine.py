@@ -34,10 +34,8 @@ Exit status 0 when both checks pass, 1 otherwise, 2 for bad arguments.
 
 import argparse
 from dataclasses import dataclass, replace
-import importlib.util
 import itertools
 import math
-import os
 from pathlib import Path
 import sys
 import threading
@@ -48,13 +46,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.bench_encode import machine_info  # noqa: E402
 from spa3r_ros.configs.node import QueryConfig  # noqa: E402
 from spa3r_ros.configs.scene import SceneConfig  # noqa: E402
 from spa3r_ros.core.image_decode import DecodedImage  # noqa: E402
 from spa3r_ros.core.types import SpatialQueryRequest, Task  # noqa: E402
-from spa3r_ros.data.rosbag_io import render_demo_frame  # noqa: E402
+from spa3r_ros.data.rosbag_io import render_demo_view  # noqa: E402
 from spa3r_ros.models.bundle import load_preset  # noqa: E402
-from spa3r_ros.scene.engine import SceneEngine  # noqa: E402
+from spa3r_ros.scene.engine import process_memory_bytes, SceneEngine  # noqa: E402
 from spa3r_ros.scene.odometry import Pose  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,12 +70,6 @@ QUESTIONS = (
 )
 
 
-def rss_bytes() -> int:
-    """The process's resident set size now (Linux ``/proc/self/statm``)."""
-    with open('/proc/self/statm') as handle:
-        return int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-
 def camera_x(t: float) -> float:
     """Camera position along its +x axis at time ``t`` (a triangle wave, metres, from -3 m)."""
     period = 2 * SWEEP_M / SPEED_MPS
@@ -87,12 +80,7 @@ def camera_x(t: float) -> float:
 
 def render(t: float, width: int, height: int) -> DecodedImage:
     """The demo scene seen from ``camera_x(t)``: ``[H, W, 3]`` uint8."""
-    # render_demo_frame places the camera at 0.5 * index / rate_hz: index 1 at rate 0.5 / x.
-    x = camera_x(t)
-    if abs(x) < 1e-9:
-        rgb, _ = render_demo_frame(0, width=width, height=height, rate_hz=1.0)
-    else:
-        rgb, _ = render_demo_frame(1, width=width, height=height, rate_hz=SPEED_MPS / x)
+    rgb, _ = render_demo_view(camera_x(t), width=width, height=height)
     return DecodedImage('color', rgb)
 
 
@@ -161,7 +149,7 @@ def sample(engine: SceneEngine, start: float, questions: QuestionThread) -> Samp
     asked, ok = questions.counts()
     return Sample(
         elapsed_sec=time.monotonic() - start,
-        rss_mib=rss_bytes() / 2**20,
+        rss_mib=process_memory_bytes(None) / 2**20,
         received=stats.frames_received,
         seen=stats.frames_seen,
         bad=stats.frames_bad,
@@ -209,14 +197,6 @@ def table(samples: list[Sample]) -> list[str]:
             f'({s.ok}) | {s.last_query_sec:.3f} | {s.last_update_sec:.3f} |'
         )
     return rows
-
-
-def _machine_info() -> dict:
-    path = REPO / 'benchmarks' / 'bench_encode.py'
-    spec = importlib.util.spec_from_file_location('spa3r_bench_encode', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.machine_info('cpu')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print('\n'.join(table(reports) + [''] + summary + [''] + report), flush=True)
     if args.out is not None:
-        info = _machine_info()
+        info = machine_info('cpu')
         text = [
             '# Scene engine soak',
             '',

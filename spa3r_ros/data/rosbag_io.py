@@ -383,8 +383,16 @@ def render_demo_frame(
     Returns:
         ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
     """
+    return render_demo_view(_DEMO_SPEED_MPS * index / rate_hz, width=width, height=height)
+
+
+def render_demo_view(cam_x: float, *, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demo scene seen from a camera at ``x = cam_x`` metres (see :func:`render_demo_frame`).
+
+    Returns:
+        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
+    """
     k = demo_intrinsics(width, height)
-    cam_x = _DEMO_SPEED_MPS * index / rate_hz
     rows = np.linspace(90, 160, height, dtype=np.float32)[:, None]
     cols = np.linspace(0, 30, width, dtype=np.float32)[None, :]
     grey = (rows + cols).astype(np.uint8)
