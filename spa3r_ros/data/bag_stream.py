@@ -80,23 +80,17 @@ class StreamTopics:
         return self.images + odom + self.camera_info
 
 
-def describe_topics(bag: BagReader) -> str:
-    """``'/a (sensor_msgs/msg/Image, 12), /b (...)'``: the bag's topics for error messages."""
-    listed = [f'{t} ({mt}, {n})' for t, (mt, n) in bag.topics().items()]
-    return ', '.join(listed) if listed else 'none'
-
-
 def _check_named(bag: BagReader, topic: str, allowed: Sequence[str], what: str) -> None:
     topics = bag.topics()
     if topic not in topics:
         raise DatasetError(
-            f'bag {str(bag.path)!r} has no {what} topic {topic!r}; it has: {describe_topics(bag)}'
+            f'bag {str(bag.path)!r} has no {what} topic {topic!r}; it has: {bag.describe_topics()}'
         )
     msgtype = topics[topic][0]
     if msgtype not in allowed:
         raise DatasetError(
             f'topic {topic!r} of bag {str(bag.path)!r} carries {msgtype}, expected '
-            f'{" or ".join(allowed)} for the {what} topic; the bag has: {describe_topics(bag)}'
+            f'{" or ".join(allowed)} for the {what} topic; the bag has: {bag.describe_topics()}'
         )
 
 
@@ -144,7 +138,7 @@ def select_topics(
     if not images:
         raise DatasetError(
             f'bag {str(bag.path)!r} has no camera topic ({IMAGE_MSGTYPE} or '
-            f'{COMPRESSED_IMAGE_MSGTYPE}, depth excluded); it has: {describe_topics(bag)}'
+            f'{COMPRESSED_IMAGE_MSGTYPE}, depth excluded); it has: {bag.describe_topics()}'
         )
 
     odometry = None

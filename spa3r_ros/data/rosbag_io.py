@@ -231,9 +231,19 @@ class BagReader:
         wanted = normalize_msgtype(msgtype)
         return [t for t, (mt, _) in self.topics().items() if mt == wanted]
 
-    def _describe_topics(self) -> str:
+    def describe_topics(self) -> str:
+        """``'/a (sensor_msgs/msg/Image, 12), /b (...)'``: the bag's topics, for error messages."""
         listed = [f'{t} ({mt}, {n})' for t, (mt, n) in self.topics().items()]
         return ', '.join(listed) if listed else 'none'
+
+    def check_topics(self, topics: Sequence[str]) -> None:
+        """Raise :class:`DatasetError` naming the bag's topics if one of ``topics`` is missing."""
+        missing = [t for t in topics if t not in self.topics()]
+        if missing:
+            raise DatasetError(
+                f'bag {str(self._path)!r} has no topic {", ".join(map(repr, missing))}; '
+                f'it has: {self.describe_topics()}'
+            )
 
     def messages(
         self,
@@ -263,14 +273,8 @@ class BagReader:
         if topics is not None:
             if isinstance(topics, str):
                 topics = [topics]
-            known = {c.topic for c in connections}
-            missing = [t for t in topics if t not in known]
-            if missing:
-                # Raised here, not on the first next(), so a bad topic fails where it is asked for.
-                raise DatasetError(
-                    f'bag {str(self._path)!r} has no topic {", ".join(map(repr, missing))}; '
-                    f'it has: {self._describe_topics()}'
-                )
+            # Checked here, not on the first next(), so a bad topic fails where it is asked for.
+            self.check_topics(topics)
             wanted = set(topics)
             connections = [c for c in connections if c.topic in wanted]
         return self._iter_messages(reader, connections, start_ns, stop_ns, deserialize)

@@ -240,15 +240,10 @@ class BagPlayer:
             if not chosen:
                 raise DatasetError(
                     f'bag {str(self._reader.path)!r} has no topic whose type can be imported '
-                    f'here; it has: {_describe(available)}'
+                    f'here; it has: {self._reader.describe_topics()}'
                 )
             return chosen
-        missing = [t for t in requested if t not in available]
-        if missing:
-            raise DatasetError(
-                f'bag {str(self._reader.path)!r} has no topic '
-                f'{", ".join(map(repr, missing))}; it has: {_describe(available)}'
-            )
+        self._reader.check_topics(requested)
         for topic in requested:
             msgtype = available[topic][0]
             if not importable(msgtype):
@@ -532,8 +527,3 @@ def play_bag(
     )
     with BagPlayer(node, bag_path, options) as player:
         return player.play(on_message).total
-
-
-def _describe(available: dict[str, tuple[str, int]]) -> str:
-    listed = [f'{t} ({mt}, {n} messages)' for t, (mt, n) in available.items()]
-    return ', '.join(listed) if listed else 'none'
