@@ -62,6 +62,7 @@ from spa3r_ros.configs.scene import SceneConfig  # noqa: E402
 from spa3r_ros.core.image_decode import DecodedImage  # noqa: E402
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task  # noqa: E402
 from spa3r_ros.models.bundle import build_tiny_random, SceneModels  # noqa: E402
+from spa3r_ros.models.inference import weights_dtype  # noqa: E402
 from spa3r_ros.scene.engine import SceneEngine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def build_full_random(device: str) -> SceneModels:
     with torch.device(device):
         encoder = Spa3R(spa3r_config)
         vlm = Spa3VLM(Qwen2_5_VLConfig(**config), geometry_encoder=encoder)
-    dtype = torch.bfloat16 if torch.device(device).type == 'cuda' else torch.float32
+    dtype = weights_dtype(device)
     pixels = PixelBudgetConfig(geometry_width=518, min_pixels=12544, max_pixels=451584)
     return SceneModels(
         model_id='full-random',

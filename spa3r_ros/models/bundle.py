@@ -30,7 +30,7 @@ points at such a folder or at a published Spa3-VLM folder). Nothing here runs at
 constructors never touch disk: loading is explicit.
 """
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import json
 import logging
 import os
@@ -40,9 +40,11 @@ import sys
 import torch
 import yaml
 
-from spa3r_ros.configs.spa3r import spa3r_official_config
+from spa3r_ros.configs.serialize import config_from_dict, config_to_dict
+from spa3r_ros.configs.spa3r import spa3r_official_config, Spa3RConfig
 from spa3r_ros.configs.vlm import PixelBudgetConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError
+from spa3r_ros.models.inference import weights_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -229,10 +231,9 @@ def build_tiny_random(seed: int = 0, device: str | torch.device = 'cpu') -> Scen
 def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
     """Write a bundle so :func:`load_scene_models` rebuilds it exactly.
 
-    Layout: ``scene_models.json`` (schema, model_id, pixel budget), ``vlm/`` (the Spa3-VLM in the
-    published layout: ``config.json`` + ``model.safetensors``, encoder keys included),
-    ``spa3r/`` (the encoder in the project's own format: its config rebuilds it) and
-    ``tokenizer/``.
+    Layout: ``scene_models.json`` (schema, model_id, pixel budget, the Spa3R encoder's config),
+    ``vlm/`` (the Spa3-VLM in the published layout: ``config.json`` + ``model.safetensors``, the
+    encoder's weights included as ``geometry_encoder.spa3r.*``) and ``tokenizer/``.
 
     Args:
         models: the bundle.
@@ -243,7 +244,6 @@ def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
     """
     from safetensors.torch import save_file
 
-    from spa3r_ros.models.checkpoint import save_pretrained
     from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
 
     folder = Path(folder)
@@ -254,12 +254,13 @@ def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
     }
     save_file(state, str(folder / 'vlm' / 'model.safetensors'))
     (folder / 'vlm' / 'config.json').write_text(json.dumps(models.vlm.config.to_dict(), indent=2))
-    save_pretrained(models.spa3r, models.spa3r.config, folder / 'spa3r')
     models.tokenizer.save_pretrained(str(folder / 'tokenizer'))
     doc = {
         'schema_version': BUNDLE_SCHEMA_VERSION,
         'model_id': models.model_id,
-        'pixels': asdict(models.pixels),
+        'pixels': config_to_dict(models.pixels),
+        # The encoder's architecture; its weights are in the VLM file (geometry_encoder.spa3r.*).
+        'spa3r_config': config_to_dict(models.spa3r.config),
     }
     # Written last: a present scene_models.json means the other files are complete.
     (folder / BUNDLE_FILE).write_text(json.dumps(doc, indent=2))
@@ -281,7 +282,7 @@ def load_scene_models(
     """
     from transformers import AutoTokenizer
 
-    from spa3r_ros.models.checkpoint import load_pretrained
+    from spa3r_ros.models.spa3r.model import Spa3R
     from spa3r_ros.models.vlm.checkpoint import load_spa3_vlm
 
     folder = Path(folder).expanduser()
@@ -293,16 +294,16 @@ def load_scene_models(
     try:
         doc = json.loads(bundle_file.read_text())
         version = doc['schema_version']
-        pixels = PixelBudgetConfig(**doc['pixels'])
+        pixels = config_from_dict(PixelBudgetConfig, doc['pixels'])
+        spa3r_config = config_from_dict(Spa3RConfig, doc['spa3r_config'])
     except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as err:
         raise CheckpointError(f'{bundle_file} is not a valid bundle description: {err}') from err
     if version != BUNDLE_SCHEMA_VERSION:
         raise CheckpointError(f'{bundle_file}: unknown schema_version {version!r}')
-    encoder = load_pretrained(folder / 'spa3r')
-    # spa3r/ rebuilds the encoder's architecture; the VLM file holds its weights too (loaded
-    # into the same encoder, checked key by key).
+    # Built empty from its config; the VLM file fills it (checked key by key).
+    encoder = Spa3R(spa3r_config)
     device = torch.device(device)
-    dtype = torch.bfloat16 if device.type == 'cuda' else torch.float32  # as the presets
+    dtype = weights_dtype(device)
     vlm = load_spa3_vlm(
         folder / 'vlm', geometry_encoder=encoder, dtype=dtype, local_files_only=True
     )
@@ -336,7 +337,7 @@ def _load_spa3_vlm_preset(
             'model.checkpoint_path to a local folder holding it.'
         ) from err
     encoder = Spa3R(spa3r_official_config())
-    dtype = torch.bfloat16 if device.type == 'cuda' else torch.float32
+    dtype = weights_dtype(device)
     vlm = load_spa3_vlm(
         folder,
         geometry_encoder=encoder,

@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Dictionary keys of model predictions and batches (one place, like LeRobot's constants)."""
+"""Dictionary keys of VGGT's predictions (one place, like LeRobot's constants)."""
 
 # VGGT predictions (names as in the reference's prediction dict).
 PRED_POSE_ENC = 'pose_enc'
@@ -26,6 +26,3 @@ PRED_AGGREGATED_TOKENS = 'aggregated_tokens'
 PRED_PATCH_START_IDX = 'patch_start_idx'
 PRED_EXTRINSIC = 'extrinsic'
 PRED_INTRINSIC = 'intrinsic'
-
-# Batches.
-BATCH_IMAGES = 'images'

@@ -61,6 +61,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import qos_profile_sensor_data, QoSProfile
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from spa3r_ros.action import SpatialQuery
@@ -426,13 +427,13 @@ class Spa3rNode(LifecycleNode):
 
     def _publish_status(self) -> None:
         report = self._status_report()
-        now = self.get_clock().now().to_msg()
+        status = conversions.status_msg(report, self.get_clock().now().to_msg())
         if self._status_pub is not None:
-            self._status_pub.publish(conversions.status_msg(report, now))
+            self._status_pub.publish(status)
         if self._diagnostics_pub is not None:
-            self._diagnostics_pub.publish(self._diagnostics(report, now))
+            self._diagnostics_pub.publish(self._diagnostics(report, status.header))
 
-    def _diagnostics(self, report: SceneStatusReport, now) -> DiagnosticArray:
+    def _diagnostics(self, report: SceneStatusReport, header: Header) -> DiagnosticArray:
         status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: scene')
         status.hardware_id = report.device or 'none'
         if not report.model_id:
@@ -459,7 +460,7 @@ class Spa3rNode(LifecycleNode):
                 'model_id',
             )
         ]
-        return DiagnosticArray(header=conversions.status_msg(report, now).header, status=[status])
+        return DiagnosticArray(header=header, status=[status])
 
     # ---------------------------------------------------------------- action server
 

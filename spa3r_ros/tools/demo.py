@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             "preset's weights are on this machine."
         )
 
-    bag = write_demo_bag(
-        workdir / 'demo_bag', storage=args.storage, num_frames=args.frames,
-        compressed_topic='/camera/image_raw/compressed',
-    )  # fmt: skip
+    bag = write_demo_bag(workdir / 'demo_bag', storage=args.storage, num_frames=args.frames)
     print(f'bag: {bag} ({args.frames} frames, {args.storage})')
 
     with domain_coordinator.domain_id() as domain:

@@ -443,6 +443,21 @@ def _interruptible(name: str, run: Callable[[list[str] | None], int]):
     return main
 
 
+def _bag_and_engine(args: argparse.Namespace, query_config: QueryConfig):
+    """The bag's topics (checked before any model is loaded), the engine and its backlog."""
+    with BagReader(args.bag) as bag:
+        topics = select_topics(
+            bag,
+            image_topics=args.image_topics,
+            odom_topic=args.odom_topic,
+            use_odometry=not args.no_odom,
+        )
+    config = scene_config(args.window)
+    engine = build_engine(load_models(args.preset, args.device), config, query_config)
+    # Half the ingest queue: the feeder waits before the queue could overflow and drop frames.
+    return topics, engine, max(1, config.ingest_queue_size // 2)
+
+
 def _replay_main(argv: list[str] | None = None) -> int:
     """``spa3r replay``: answer a questions file against a bag; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -475,16 +490,7 @@ def _replay_main(argv: list[str] | None = None) -> int:
     summary_out = sys.stderr if args.out == '-' else sys.stdout
     try:
         questions = load_questions(args.questions, query_config)
-        with BagReader(args.bag) as bag:  # fail on a bad bag or topic before loading models
-            topics = select_topics(
-                bag,
-                image_topics=args.image_topics,
-                odom_topic=args.odom_topic,
-                use_odometry=not args.no_odom,
-            )
-        config = scene_config(args.window)
-        models = load_models(args.preset, args.device)
-        engine = build_engine(models, config, query_config)
+        topics, engine, max_backlog = _bag_and_engine(args, query_config)
         with engine, AnswerWriter(args.out, stream=sys.stdout) as writer:
             summary = run_replay(
                 args.bag,
@@ -493,7 +499,7 @@ def _replay_main(argv: list[str] | None = None) -> int:
                 engine=engine,
                 topics=topics,
                 rate=args.rate,
-                max_backlog=max(1, config.ingest_queue_size // 2),
+                max_backlog=max_backlog,
                 progress=not args.no_progress,
             )
     except (Spa3rError, ValueError) as err:
@@ -556,16 +562,7 @@ def _ask_main(argv: list[str] | None = None) -> int:
     try:
         # The same checks as a questions-file line, so the two tools accept the same goals.
         question = parse_question(json.dumps(goal), 1, 'command line', query_config)
-        with BagReader(args.bag) as bag:
-            topics = select_topics(
-                bag,
-                image_topics=args.image_topics,
-                odom_topic=args.odom_topic,
-                use_odometry=not args.no_odom,
-            )
-        config = scene_config(args.window)
-        models = load_models(args.preset, args.device)
-        engine = build_engine(models, config, query_config)
+        topics, engine, max_backlog = _bag_and_engine(args, query_config)
         answers: list[SpatialAnswer] = []
         with engine:
             summary = run_replay(
@@ -574,7 +571,7 @@ def _ask_main(argv: list[str] | None = None) -> int:
                 lambda _q, a: answers.append(a),
                 engine=engine,
                 topics=topics,
-                max_backlog=max(1, config.ingest_queue_size // 2),
+                max_backlog=max_backlog,
                 progress=not args.no_progress,
             )
     except (Spa3rError, ValueError) as err:

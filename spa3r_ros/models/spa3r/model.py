@@ -140,7 +140,6 @@ class Spa3R(nn.Module):
                 d,
                 config.num_heads,
                 qk_norm=config.qk_norm,
-                freq_base=config.prope_freq_base,
             ),
             num_register_tokens=config.num_register_tokens,
             mlp_ratio=config.mlp_ratio,

@@ -261,7 +261,9 @@ class PRoPEAttention(nn.Module):
         qkv_bias: bias of the fused qkv projection.
         proj_bias: bias of the output projection.
         qk_norm: apply ``RMSNorm(head_dim)`` to q and k.
-        freq_base: base frequency of the RoPE blocks.
+
+    The RoPE frequencies live in the :class:`PRoPETransforms` passed to ``forward`` (built once per
+    camera set, shared by every layer).
     """
 
     def __init__(
@@ -271,7 +273,6 @@ class PRoPEAttention(nn.Module):
         qkv_bias: bool = True,
         proj_bias: bool = True,
         qk_norm: bool = True,
-        freq_base: float = 100.0,
     ) -> None:
         super().__init__()
         if dim % num_heads:
@@ -280,7 +281,6 @@ class PRoPEAttention(nn.Module):
         self.head_dim = dim // num_heads
         if self.head_dim % 8:
             raise ValueError(f'PRoPE needs head_dim % 8 == 0, got head_dim = {self.head_dim}')
-        self.freq_base = freq_base
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.q_norm = nn.RMSNorm(self.head_dim, eps=None) if qk_norm else nn.Identity()
         self.k_norm = nn.RMSNorm(self.head_dim, eps=None) if qk_norm else nn.Identity()
