@@ -51,3 +51,30 @@ def _seed_everything() -> None:
     torch = sys.modules.get('torch')  # importing torch costs seconds: only seed it when in use
     if torch is not None:
         torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Run tiny models on one thread (when a test uses torch).
+
+    On a shared 2-core machine a thread pool only adds contention (about 20x slower); the golden
+    tolerances still hold (golden README: 1 vs 2 threads moves outputs by < 5e-7 relative).
+    """
+    import sys
+
+    torch = sys.modules.get('torch')
+    if torch is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope='session')
+def tiny_models():
+    """The tiny-random model bundle (seed 0), shared: nothing changes its weights."""
+    from spa3r_ros.models.bundle import build_tiny_random
+
+    return build_tiny_random(seed=0)

@@ -79,6 +79,8 @@ from spa3r_ros.srv import SceneFile
 NODE_NAME = 'spa3r_node'
 ACTION_NAME = 'spatial_query'
 STATUS_TOPIC = 'scene_status'
+# Logged once the node is active (launchers and tests wait for it).
+ACTIVE_MESSAGE = 'active: listening on'
 # Seconds deactivate waits for the running goal to notice it is being stopped.
 DRAIN_TIMEOUT_SEC = 10.0
 # How often queued goals are checked for an expired timeout.
@@ -187,7 +189,7 @@ class Spa3rNode(LifecycleNode):
             self._close_active()
             return TransitionCallbackReturn.FAILURE
         topics = [s.topic_name for s in self._subscriptions_open]
-        self.get_logger().info(f'active: listening on {topics}, serving {ACTION_NAME}')
+        self.get_logger().info(f'{ACTIVE_MESSAGE} {topics}, serving {ACTION_NAME}')
         return super().on_activate(state)
 
     def _open_active(self) -> None:

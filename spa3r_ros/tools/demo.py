@@ -39,6 +39,7 @@ from rclpy.context import Context
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
 from spa3r_ros.data.rosbag_io import BagReader, write_demo_bag
 from spa3r_ros.ros.bag_player import play_bag
+from spa3r_ros.ros.node import ACTIVE_MESSAGE
 from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
 from spa3r_ros.ros.query_client import SpatialQueryClient
 
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             '-p', 'status.rate_hz:=2.0',
         ]  # fmt: skip
         with ManagedProcess(node_args, workdir / 'node.log', env) as node:
-            if not node.wait_for_output('active: listening on', 30):
+            if not node.wait_for_output(ACTIVE_MESSAGE, 30):
                 print(node.output())
                 print('the node did not become active')
                 return 1

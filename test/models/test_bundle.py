@@ -33,11 +33,6 @@ from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
 from spa3r_ros.models.vlm.preprocess import frame_inputs
 
 
-@pytest.fixture(scope='module')
-def tiny():
-    return build_tiny_random(seed=0)
-
-
 def _answer(models, seed: int = 3) -> tuple[str, torch.Tensor]:
     """Latent and greedy text of a tiny scene, from frames through both branches."""
     images = torch.rand(
@@ -52,17 +47,24 @@ def _answer(models, seed: int = 3) -> tuple[str, torch.Tensor]:
     return result.text, latents
 
 
-def test_tiny_random_is_deterministic_and_seeded(tiny):
+def test_tiny_random_is_deterministic_and_seeded(tiny_models):
     again = build_tiny_random(seed=0)
     other = build_tiny_random(seed=1)
-    state, same, different = tiny.vlm.state_dict(), again.vlm.state_dict(), other.vlm.state_dict()
+    state, same, different = (
+        tiny_models.vlm.state_dict(),
+        again.vlm.state_dict(),
+        other.vlm.state_dict(),
+    )
     assert all(torch.equal(state[k], same[k]) for k in state)
     assert any(not torch.equal(state[k], different[k]) for k in state)
-    assert tiny.model_id == 'tiny-random' and tiny.spa3r is tiny.vlm.geometry_encoder
-    assert tiny.geometry_width % 14 == 0 and not tiny.vlm.training
+    assert (
+        tiny_models.model_id == 'tiny-random'
+        and tiny_models.spa3r is tiny_models.vlm.geometry_encoder
+    )
+    assert tiny_models.geometry_width % 14 == 0 and not tiny_models.vlm.training
 
 
-def test_building_does_not_touch_the_global_rng(tiny):
+def test_building_does_not_touch_the_global_rng():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
@@ -70,21 +72,21 @@ def test_building_does_not_touch_the_global_rng(tiny):
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_save_and_load_round_trip_gives_the_same_answers(tiny, tmp_path):
-    save_scene_models(tiny, tmp_path / 'bundle')
+def test_save_and_load_round_trip_gives_the_same_answers(tiny_models, tmp_path):
+    save_scene_models(tiny_models, tmp_path / 'bundle')
     loaded = load_scene_models(tmp_path / 'bundle')
-    state, back = tiny.vlm.state_dict(), loaded.vlm.state_dict()
+    state, back = tiny_models.vlm.state_dict(), loaded.vlm.state_dict()
     assert set(state) == set(back) and all(torch.equal(state[k], back[k]) for k in state)
-    assert loaded.pixels == tiny.pixels and loaded.model_id == 'tiny-random'
-    text, latents = _answer(tiny)
+    assert loaded.pixels == tiny_models.pixels and loaded.model_id == 'tiny-random'
+    text, latents = _answer(tiny_models)
     text_back, latents_back = _answer(loaded)
     assert torch.equal(latents, latents_back) and text == text_back
 
 
-def test_load_refuses_incomplete_folders(tiny, tmp_path):
+def test_load_refuses_incomplete_folders(tiny_models, tmp_path):
     with pytest.raises(CheckpointError, match='scene_models.json'):
         load_scene_models(tmp_path)
-    folder = save_scene_models(tiny, tmp_path / 'bundle')
+    folder = save_scene_models(tiny_models, tmp_path / 'bundle')
     (folder / 'vlm' / 'model.safetensors').unlink()
     with pytest.raises(CheckpointError, match='model.safetensors'):
         load_scene_models(folder)
@@ -96,13 +98,13 @@ def test_registry_lists_the_presets():
     assert presets['official']['kind'] == 'spa3_vlm' and presets['official']['vlm']
 
 
-def test_load_preset_tiny_and_with_a_checkpoint_path(tiny, tmp_path):
+def test_load_preset_tiny_and_with_a_checkpoint_path(tiny_models, tmp_path):
     models = load_preset('tiny-random', device='cpu')
     assert models.model_id == 'tiny-random' and models.device == torch.device('cpu')
     missing = tmp_path / 'not_there'
     with pytest.raises(CheckpointError, match='not_there'):
         load_preset('tiny-random', device='cpu', checkpoint_path=str(missing))
-    save_scene_models(tiny, missing)  # the file appears: the same call now succeeds
+    save_scene_models(tiny_models, missing)  # the file appears: the same call now succeeds
     loaded = load_preset('tiny-random', device='cpu', checkpoint_path=str(missing))
     assert loaded.model_id == f'tiny-random:{missing}'
 

@@ -14,30 +14,17 @@
 
 """Per-frame patch-token cache: same aggregator outputs as without it, only new frames computed."""
 
-import json
-
 import pytest
-from safetensors.torch import load_file
 import torch
 
-from spa3r_ros.configs.vggt import vggt_config_from_golden
 from spa3r_ros.models.inference import autocast_dtype, inference_context
-from spa3r_ros.models.vggt.aggregator import Aggregator
 from spa3r_ros.models.vggt.frame_cache import PatchTokenCache
+from spa3r_ros.tools.golden_cases import vggt as vggt_case
 
 
 @pytest.fixture(scope='module')
 def aggregator(golden_dir):
-    folder = golden_dir / 'vggt_tiny'
-    cfg = vggt_config_from_golden(json.loads((folder / 'config.json').read_text()))
-    model = Aggregator(cfg.aggregator).eval()
-    weights = {
-        k.removeprefix('aggregator.'): v.float()
-        for k, v in load_file(folder / 'weights.safetensors').items()
-        if k.startswith('aggregator.')
-    }
-    model.load_state_dict(weights)
-    return model
+    return vggt_case.build_model(golden_dir / 'vggt_tiny').aggregator
 
 
 def test_cached_and_uncached_outputs_are_equal(aggregator):

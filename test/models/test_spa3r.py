@@ -20,8 +20,6 @@ import pytest
 from safetensors.torch import load_file
 import torch
 
-from spa3r_ros.configs.spa3r import spa3r_config_from_golden
-from spa3r_ros.models.checkpoint import load_checked
 from spa3r_ros.models.spa3r import constants as K
 from spa3r_ros.models.spa3r.camera_rays import extrinsics_to_viewmats, get_camera_rays
 from spa3r_ros.models.spa3r.masking import (
@@ -32,6 +30,7 @@ from spa3r_ros.models.spa3r.masking import (
 )
 from spa3r_ros.models.spa3r.model import FROZEN_VGGT_PREFIXES, Spa3R
 from spa3r_ros.models.spa3r.prope import PRoPEAttention, PRoPETransforms
+from spa3r_ros.tools.golden_cases import spa3r as spa3r_case
 
 RTOL = ATOL = 1e-4  # golden README tolerances for float tensors
 
@@ -41,10 +40,7 @@ def tiny(golden_dir):
     """The tiny golden Spa3R with its weights (cast from float16 to float32)."""
     torch.set_num_threads(2)
     folder = golden_dir / 'spa3r_tiny'
-    model = Spa3R(spa3r_config_from_golden(folder / 'config.json')).eval()
-    weights = {k: v.float() for k, v in load_file(folder / 'weights.safetensors').items()}
-    load_checked(model, weights)
-    return model, folder
+    return spa3r_case.build_model(folder), folder
 
 
 def test_decoder_matches_golden(tiny):
@@ -218,7 +214,7 @@ def test_select_views_keeps_order():
 @pytest.mark.parametrize(('mode', 'asymmetric'), [('asym', True), ('sym', False)])
 def test_loss_matches_golden(tiny, mode, asymmetric):
     model, folder = tiny
-    model = _with_masking(model, asymmetric)
+    model = spa3r_case.build_model(folder, asymmetric_masking=asymmetric)
     inputs = load_file(folder / 'loss_inputs.safetensors')
     ref = load_file(folder / 'loss_outputs.safetensors')
     batch = {K.BATCH_IMAGES: inputs['images'], K.BATCH_SEM_TARGETS: inputs['sem_targets']}
@@ -253,15 +249,9 @@ def test_loss_matches_golden(tiny, mode, asymmetric):
         torch.testing.assert_close(out.aggregator_last[key], ref[ref_key], rtol=RTOL, atol=ATOL)
 
 
-def _with_masking(model, asymmetric):
-    other = Spa3R(dataclasses.replace(model.config, asymmetric_masking=asymmetric))
-    other.load_state_dict(model.state_dict())
-    return other
-
-
 def test_loss_gradients_reach_only_trainable_modules(tiny):
     model, folder = tiny
-    model = _with_masking(model, False).train()
+    model = spa3r_case.build_model(folder, asymmetric_masking=False).train()
     inputs = load_file(folder / 'loss_inputs.safetensors')
     batch = {K.BATCH_IMAGES: inputs['images'], K.BATCH_SEM_TARGETS: inputs['sem_targets']}
     torch.manual_seed(int(inputs['seed']))

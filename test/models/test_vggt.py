@@ -14,27 +14,21 @@
 
 """Full VGGT on the golden vectors; shapes, gradients and determinism on a tiny config."""
 
-import json
-
 import pytest
 from safetensors.torch import load_file
 import torch
 
-from spa3r_ros.configs.vggt import vggt_config_from_golden
 from spa3r_ros.models import constants as K
 from spa3r_ros.models.pose_encoding import pose_encoding_to_extri_intri
 from spa3r_ros.models.vggt.model import VGGT
+from spa3r_ros.tools.golden_cases import vggt as vggt_case
 
 
 @pytest.fixture(scope='module')
 def golden(golden_dir):
     folder = golden_dir / 'vggt_tiny'
-    cfg = vggt_config_from_golden(json.loads((folder / 'config.json').read_text()))
-    model = VGGT(cfg).eval()
-    weights = {k: v.float() for k, v in load_file(folder / 'weights.safetensors').items()}
-    model.load_state_dict(weights, strict=True)
     return {
-        'model': model,
+        'model': vggt_case.build_model(folder),
         'images': load_file(folder / 'inputs.safetensors')['images'],
         'outputs': load_file(folder / 'outputs.safetensors'),
     }

@@ -23,9 +23,8 @@ import torch
 from spa3r_ros.configs.vggt import vggt_config_from_golden
 from spa3r_ros.models import constants as K
 from spa3r_ros.models.checkpoint import load_checked
+from spa3r_ros.models.spa3r.model import FROZEN_VGGT_PREFIXES
 from spa3r_ros.models.vggt.model import VGGT
-
-VGGT_PREFIXES = ('aggregator.', 'camera_head.', 'point_head.', 'depth_head.')
 
 
 @pytest.fixture(scope='module')
@@ -39,7 +38,7 @@ def spa3r(golden_dir):
     # The Spa3R checkpoint holds exactly the VGGT keys of the RMS variant (no q/k norm biases).
     load_checked(
         model,
-        {k: v for k, v in weights.items() if k.startswith(VGGT_PREFIXES)},
+        {k: v for k, v in weights.items() if k.startswith(FROZEN_VGGT_PREFIXES)},
         dtype=torch.float32,
     )
     return {

@@ -40,6 +40,7 @@ except ImportError as err:  # pragma: no cover - a broken environment, reported 
     ) from err
 
 from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
+from spa3r_ros.ros.query_client import SpatialQueryClient
 
 # This process takes part in discovery too: localhost only, like every child.
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -128,3 +129,11 @@ def run_publisher(tmp_path, domain_id):
         return out
 
     return run
+
+
+@pytest.fixture
+def client(ros_context):
+    """A SpatialQuery client in this process (closed at teardown)."""
+    client = SpatialQueryClient(ros_context)
+    yield client
+    client.close()

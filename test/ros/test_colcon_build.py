@@ -29,7 +29,9 @@ import sysconfig
 
 import pytest
 
+import spa3r_ros
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
+from spa3r_ros.ros.node import ACTIVE_MESSAGE
 from spa3r_ros.ros.processes import ManagedProcess, REPO_ROOT, ros_child_env
 from spa3r_ros.ros.query_client import SpatialQueryClient
 
@@ -92,7 +94,7 @@ def test_installed_package_imports_from_the_install_space(colcon_install, domain
     assert result.returncode == 0, result.stderr
     module_file, version, share = result.stdout.split()
     assert module_file.startswith(str(colcon_install)), module_file
-    assert version == '0.1.0'  # our __init__.py, not the generated empty one
+    assert version == spa3r_ros.__version__  # our __init__.py, not the generated empty one
     for asset in ('launch/spa3r.launch.py', 'config/spa3r.yaml', 'package.xml'):
         assert (Path(share) / asset).is_file(), asset
 
@@ -104,7 +106,7 @@ def test_installed_node_starts_and_serves(colcon_install, domain_id, ros_context
     with ManagedProcess(
         [str(executable), '--ros-args', '-p', 'autostart:=true'], tmp_path / 'node.log', env
     ) as node:
-        assert node.wait_for_output('active: listening on', 30), node.output()
+        assert node.wait_for_output(ACTIVE_MESSAGE, 30), node.output()
         client = SpatialQueryClient(ros_context)
         try:
             assert client.wait_for_server(30)

@@ -30,11 +30,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
 from spa3r_ros.msg import SceneStatus
-from spa3r_ros.ros.query_client import SpatialQueryClient
+from spa3r_ros.ros.node import ACTIVE_MESSAGE
 
 pytestmark = pytest.mark.ros
 
-ACTIVE = 'active: listening on'
+ACTIVE = ACTIVE_MESSAGE
 
 
 class StatusListener:
@@ -71,13 +71,6 @@ class StatusListener:
         self._stop.set()
         self._thread.join(timeout=5)
         self.node.destroy_node()
-
-
-@pytest.fixture
-def client(ros_context):
-    client = SpatialQueryClient(ros_context)
-    yield client
-    client.close()
 
 
 def test_frames_goals_cancel_and_clean_shutdown(node_process, run_publisher, ros_context, client):

@@ -34,11 +34,12 @@ from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
 from spa3r_ros.core.types import REQUIRED_OBJECTS, ResultCode, SpatialQueryRequest, Task
+from spa3r_ros.ros.node import ACTIVE_MESSAGE
 from spa3r_ros.ros.query_client import SpatialQueryClient
 
 pytestmark = pytest.mark.ros
 
-ACTIVE = 'active: listening on'
+ACTIVE = ACTIVE_MESSAGE
 TINY = {
     'model.preset': 'tiny-random',
     'model.device': 'cpu',
@@ -100,13 +101,6 @@ def caller(ros_context):
     caller = RosCaller(ros_context)
     yield caller
     caller.close()
-
-
-@pytest.fixture
-def client(ros_context):
-    client = SpatialQueryClient(ros_context)
-    yield client
-    client.close()
 
 
 def publish_frames(run_publisher, count: int = 6, start: float = 1000.0) -> None:

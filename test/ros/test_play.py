@@ -40,11 +40,12 @@ from sensor_msgs.msg import CameraInfo, Image
 from spa3r_ros.data.rosbag_io import DEMO_EPOCH_NS, demo_intrinsics, write_demo_bag
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros.bag_player import BagPlayer, PlayOptions
+from spa3r_ros.ros.node import ACTIVE_MESSAGE
 from spa3r_ros.ros.processes import ManagedProcess, REPO_ROOT, ros_child_env
 
 pytestmark = pytest.mark.ros
 
-ACTIVE = 'active: listening on'
+ACTIVE = ACTIVE_MESSAGE
 CAMERA, COMPRESSED, INFO, ODOM = (
     '/camera/image_raw',
     '/camera/image_raw/compressed',

@@ -12,29 +12,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Scene-tier fixtures: one torch thread, the tiny-random bundle and camera frames."""
+"""Scene-tier fixtures: camera frames (one torch thread and the tiny bundle: test/conftest.py)."""
 
 import numpy as np
 import pytest
-import torch
 
 from spa3r_ros.core.image_decode import DecodedImage
-from spa3r_ros.models.bundle import build_tiny_random
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Run tiny models on one thread (on a shared 2-core machine a pool only adds contention)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope='session')
-def tiny_models():
-    """The tiny-random bundle (seed 0), shared: the engine never changes the weights."""
-    return build_tiny_random(seed=0)
 
 
 def random_image(seed: int, height: int = 48, width: int = 64) -> DecodedImage:
