@@ -29,12 +29,17 @@ fi
 
 REQS=("$ROOT"/requirements/ros-kilted.txt "$ROOT"/requirements/ml.txt "$ROOT"/requirements/vlm.txt
       "$ROOT"/requirements/data.txt "$ROOT"/requirements/test.txt)
-pip_hash="$(hash_of "${REQS[@]}" "$ROOT/requirements/constraints.txt")"
+NO_DEPS_REQS="$ROOT/requirements/reference-eval.txt"
+pip_hash="$(hash_of "${REQS[@]}" "$NO_DEPS_REQS" "$ROOT/requirements/constraints.txt")"
 if [ "$(cat "$VENV/.spa3r_pip_hash" 2>/dev/null)" != "$pip_hash" ]; then
   log "installing pinned Python packages (ROS 2 Kilted wheels, torch CPU, transformers, rosbags, test tools)"
   args=()
   for r in "${REQS[@]}"; do args+=(-r "$r"); done
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" \
+    -c "$ROOT/requirements/constraints.txt"
+  # Reference code whose declared dependencies would break the pins (torch): only what it imports
+  # is installed, through test.txt.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$NO_DEPS_REQS" \
     -c "$ROOT/requirements/constraints.txt"
   echo "$pip_hash" > "$VENV/.spa3r_pip_hash"
 else

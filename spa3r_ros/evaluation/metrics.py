@@ -20,18 +20,39 @@ Torch-free and numpy-free. Definitions follow lmms-eval's ``vsibench`` task (spa
 * multiple-choice families score 1 when the predicted letter equals the ground truth,
   case-insensitively, else 0;
 * numeric families score the MRA: the fraction of the ten thresholds 0.50, 0.55, ..., 0.95 for
-  which ``|pred - target| / target <= 1 - threshold``. The thresholds are written out here: the
-  reference builds them with ``linspace(0.5, 0.95, int((0.95 - 0.5) / 0.05 + 2))``, which gives
-  ten points only by floating-point accident. Like the reference code (not the paper, which
-  writes ``<``) the comparison is ``<=``. A missing or unparsable prediction scores 0;
+  which ``|pred - target| / target <= 1 - threshold``. The thresholds are the floating-point
+  values the reference computes, ``linspace(0.5, 0.95, int((0.95 - 0.5) / 0.05 + 2))``, not the
+  decimal literals: its ninth point is ``0.8999999999999999``, so ``1 - threshold`` is
+  ``0.10000000000000009`` and an answer exactly 10 % off (9 or 11 for 10) passes it and scores
+  0.9, as in every published VSI-Bench number. (The ``+ 2`` gives ten points only by
+  floating-point truncation.) Like the reference code (not the paper, which writes ``<``) the
+  comparison is ``<=``. A missing or unparsable prediction scores 0. A target of 0, where the
+  reference divides by zero, falls back to the absolute error (VLMEvalKit's and SPAR's choice);
 * the overall score is the unweighted mean of eight category scores, the three relative-direction
   levels first averaged into one.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 import math
 
-MRA_THRESHOLDS: tuple[float, ...] = (0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95)
+from spa3r_ros.core.answers import parse_strict
+from spa3r_ros.core.prompts import VSI_QUESTION_TYPES
+from spa3r_ros.core.types import MULTIPLE_CHOICE_TASKS, Task
+
+
+def _reference_thresholds(start: float, end: float, interval: float) -> tuple[float, ...]:
+    """The MRA thresholds exactly as lmms-eval's ``mean_relative_accuracy`` builds them.
+
+    ``np.linspace(start, end, int((end - start) / interval + 2))``, written out without numpy:
+    point ``i`` is ``i * step + start`` with ``step = (end - start) / (n - 1)``, and the last point
+    is ``end`` itself (numpy's ``endpoint`` rule). A test checks it against numpy and lmms-eval.
+    """
+    count = int((end - start) / interval + 2)
+    step = (end - start) / (count - 1)
+    return tuple(i * step + start for i in range(count - 1)) + (end,)
+
+
+MRA_THRESHOLDS: tuple[float, ...] = _reference_thresholds(0.5, 0.95, 0.05)
 
 REL_DIRECTION_TYPES = (
     'object_rel_direction_easy',
@@ -80,6 +101,42 @@ def mean_relative_accuracy(prediction: float | None, target: float) -> float:
     relative = error / abs(target) if target != 0 else error
     hits = sum(1 for theta in MRA_THRESHOLDS if relative <= 1 - theta)
     return hits / len(MRA_THRESHOLDS)
+
+
+_TASK_OF_QUESTION_TYPE: dict[str, Task] = {
+    name: task for task, names in VSI_QUESTION_TYPES.items() for name in names
+}
+
+
+def score_strict(
+    answer: str, question_type: str, ground_truth: str | float, options: Sequence[str] = ()
+) -> float:
+    """Score one generated answer as lmms-eval's ``vsibench`` task does (strict parsing).
+
+    The first space-separated token of the answer is kept (:func:`parse_strict`); a
+    multiple-choice family scores its :func:`accuracy` against the ground-truth letter, a
+    numeric family its :func:`mean_relative_accuracy` against the ground-truth number. A test
+    compares this with lmms-eval's own ``vsibench_process_results`` over a bank of answers.
+
+    Args:
+        answer: the model's text.
+        question_type: VSI-Bench's name (``object_counting``, ``object_rel_direction_hard``, ...).
+        ground_truth: the option letter, or the number (as text or float).
+        options: the multiple-choice options (letter-prefixed or plain).
+
+    Returns:
+        The score in [0, 1].
+
+    Raises:
+        ValueError: for an unknown question type or a non-numeric numeric ground truth.
+    """
+    task = _TASK_OF_QUESTION_TYPE.get(question_type)
+    if task is None:
+        raise ValueError(f'unknown VSI-Bench question type {question_type!r}')
+    parsed = parse_strict(answer, task, tuple(options))
+    if task in MULTIPLE_CHOICE_TASKS:
+        return accuracy(parsed.letter if parsed.ok else None, str(ground_truth))
+    return mean_relative_accuracy(parsed.value if parsed.ok else None, float(ground_truth))
 
 
 def vsibench_scores(records: Iterable[tuple[str, float]]) -> dict[str, float]:
