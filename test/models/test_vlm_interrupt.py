@@ -202,3 +202,25 @@ def test_without_a_stop_every_layer_runs_once_per_pass(model, tokenizer, latents
     assert counter.lm == LM_LAYERS * (2 + steps)
     # Checked before each vision block and prompt layer, and once before each token.
     assert len(checks) == 1 + VISION_BLOCKS + 2 * LM_LAYERS + len(result.token_ids)
+
+
+def test_geometry_encoder_stops_between_blocks():
+    """The Spa3R encoder of the tiny bundle stops between its blocks too (scene updates)."""
+    from spa3r_ros.models.bundle import build_tiny_random
+
+    vlm = build_tiny_random().vlm
+    blocks = []
+    handle = vlm.geometry_encoder.aggregator.frame_blocks[0].register_forward_hook(
+        lambda *_: blocks.append(1)
+    )
+    images = torch.rand(1, 2, 3, 56, 56, generator=torch.Generator().manual_seed(3))
+    try:
+        with pytest.raises(ForwardInterrupted), vlm.stop_between_layers(lambda: len(blocks) >= 1):
+            vlm.encode_geometry(images)
+        stopped_after = len(blocks)
+        with vlm.stop_between_layers(lambda: False):
+            latents = vlm.encode_geometry(images)
+    finally:
+        handle.remove()
+    assert stopped_after == 1  # the first frame block ran, the pass stopped before the next one
+    torch.testing.assert_close(latents, vlm.encode_geometry(images))

@@ -175,11 +175,13 @@ class Spa3VLM(nn.Module):
     def stop_between_layers(self, stop: Callable[[], bool] | None) -> Iterator[None]:
         """Inside this block, forward passes check ``stop`` before every layer.
 
-        Every decoder layer of the language model and every block of Qwen's vision tower checks
-        ``stop()`` before it runs; when it returns true the pass raises
-        :class:`ForwardInterrupted` before that layer, so a stop is honoured within one layer's
-        time. Nothing the pass was building is kept by the model; a KV cache passed in holds
-        the layers that ran, so callers extend only a copy they can throw away.
+        Every decoder layer of the language model, every block of Qwen's vision tower and every
+        block of the geometry encoder (each member of its ``ModuleList``s: the Spa3R
+        aggregator's frame and global blocks, its encoder's) checks ``stop()`` before it runs;
+        when it returns true the pass raises :class:`ForwardInterrupted` before that layer, so
+        a stop is honoured within one layer's time. Nothing the pass was building is kept by the
+        model; a KV cache passed in holds the layers that ran, so callers extend only a copy they
+        can throw away.
 
         On CUDA each check first waits for the work already queued (one stream synchronisation
         per layer): otherwise the host queues the whole pass in milliseconds, every check passes
@@ -199,6 +201,10 @@ class Spa3VLM(nn.Module):
             yield
             return
         layers = [*self.qwen.model.language_model.layers, *self.qwen.model.visual.blocks]
+        if self.geometry_encoder is not None:
+            for module in self.geometry_encoder.modules():
+                if isinstance(module, nn.ModuleList):
+                    layers.extend(module)
         device = self.device
         ran = [0]
 
