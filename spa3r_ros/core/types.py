@@ -135,9 +135,10 @@ class SpatialQueryRequest:
         """Check the request against the task's needs and the node's limits.
 
         Every piece of user text is bounded (the question, each object name, each option, and
-        the number of objects and options); counts and lengths are checked before any text is
-        looked at, so an oversized goal costs no more than its length. The prompt's length in
-        tokens is checked later, by the generator, before the model runs.
+        the number of objects and options). A list's length is checked before its items, and
+        every length before any text is read, so refusing an oversized goal costs next to
+        nothing. The prompt's length in tokens is checked later, by the generator, before the
+        model runs.
 
         Args:
             max_question_chars: longest accepted ``question`` (characters).
