@@ -130,7 +130,15 @@ QWEN_SPLIT = (
 
 def _qwen_like_tokenizer():
     """Qwen2's pipeline (NFC, its split regex, byte level, BPE with merges) on a small vocab."""
-    from tokenizers import decoders, models, normalizers, pre_tokenizers, Regex, Tokenizer
+    from tokenizers import (
+        AddedToken,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        Regex,
+        Tokenizer,
+    )
     from transformers import PreTrainedTokenizerFast
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
@@ -148,6 +156,8 @@ def _qwen_like_tokenizer():
     )
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(list(QWEN_SPECIAL_TOKENS))
+    plain = [AddedToken(t, special=False, normalized=False) for t in QWEN_PLAIN_ADDED_TOKENS]
+    backend.add_tokens(plain)
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=IM_END)
 
 
@@ -160,6 +170,18 @@ def test_plain_text_ids_equal_ordinary_tokenisation_of_ordinary_text(tokenizer):
     for text in texts:
         expected = tokenizer(text, add_special_tokens=False)['input_ids']
         assert plain_text_ids(tokenizer, text, control_token_ids(tokenizer)) == expected, text
+
+
+def test_qwen_pipeline_keeps_every_control_token_as_text():
+    """On Qwen2's normalizer, split regex and merges too, no control token comes out of text."""
+    tokenizer = _qwen_like_tokenizer()
+    control = control_token_ids(tokenizer)
+    assert len(control) == 22
+    for token in [*QWEN_SPECIAL_TOKENS, *QWEN_PLAIN_ADDED_TOKENS, INJECTION]:
+        text = build_prompt(_request('question', f'the {token}lamp')).text
+        assert set(tokenizer(text, add_special_tokens=False)['input_ids']) & control  # the bug
+        ids = plain_text_ids(tokenizer, text, control)
+        assert not set(ids) & control and tokenizer.decode(ids) == text
 
 
 def test_a_vocabulary_that_maps_text_to_a_control_token_is_refused():
