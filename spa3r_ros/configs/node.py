@@ -32,6 +32,10 @@ from spa3r_ros.core.errors import ConfigError
 # so (the documented behaviour of a node without a model).
 MODEL_PRESETS = ('', 'tiny-random', 'official')
 
+# Longest prompt a question may run, in tokens (also the generator's default when called directly).
+# The reference's evaluation (32 frames at Qwen's largest pixel budget) needs at most ~18.5 k.
+DEFAULT_MAX_PROMPT_TOKENS = 32768
+
 
 @dataclass(frozen=True)
 class InputsConfig:
@@ -72,9 +76,17 @@ class InputsConfig:
 class QueryConfig:
     """Limits and defaults of the SpatialQuery action server (changeable at run time).
 
+    Every piece of a goal's text counts against a limit: the cheap ones (characters, list lengths)
+    are checked before anything is tokenised, the prompt's length in tokens before the model runs.
+
     Args:
         max_queued_goals: goals that may wait while one is executing; further goals are rejected.
         max_question_chars: longest accepted question text.
+        max_objects: most object names a goal may carry.
+        max_options: most answer options a goal may carry.
+        max_item_chars: longest accepted object name or option.
+        max_prompt_tokens: longest prompt (system turn, every frame's vision tokens, the question
+            with its options and instructions) a question may run.
         default_timeout_sec: timeout of goals that give none (``timeout_sec`` 0).
         max_timeout_sec: the longest timeout a goal may ask for.
         default_max_new_tokens: generation budget of goals that give none.
@@ -86,6 +98,22 @@ class QueryConfig:
     )
     max_question_chars: int = param(
         2000, description='Longest accepted question text', bounds=(1, 100000), unit='characters'
+    )
+    max_objects: int = param(16, description='Most object names a goal may carry', bounds=(3, 256))
+    max_options: int = param(
+        10, description='Most answer options a goal may carry', bounds=(2, 10)
+    )
+    max_item_chars: int = param(
+        256,
+        description='Longest accepted object name or option',
+        bounds=(1, 10000),
+        unit='characters',
+    )
+    max_prompt_tokens: int = param(
+        DEFAULT_MAX_PROMPT_TOKENS,
+        description='Longest prompt (frames and question) a question may run',
+        bounds=(64, 1000000),
+        unit='tokens',
     )
     default_timeout_sec: float = param(
         30.0, description='Timeout of goals that set none', bounds=(0.1, 3600.0), unit='s'

@@ -26,6 +26,11 @@ parts, as lmms-eval's ``vsibench`` task builds it (spatial_tasks.md sections 4.1
 
 The chat wrapper (:func:`chat_text`) is Qwen2.5-VL's template with the frames first, as the
 reference's evaluation wrapper sends them (32 images, then the text).
+
+User text may contain anything, markup included: these functions only build strings. The
+generator never tokenises the user text inside the markup; it tokenises it as plain text on its
+own (:func:`spa3r_ros.models.vlm.generation.plain_text_ids`), so only the template's markup
+becomes control tokens.
 """
 
 from dataclasses import dataclass
@@ -280,12 +285,19 @@ def chat_prefix(num_images: int, system_prompt: str = 'You are a helpful assista
 
 
 def chat_suffix(user_text: str) -> str:
-    """The chat after the frames: the question and the assistant turn's opening."""
+    """The chat after the frames: the question and the assistant turn's opening.
+
+    ``chat_suffix('')`` is the template's part alone (what follows the plain-text user tokens).
+    """
     return f'{user_text}{IM_END}\n{IM_START}assistant\n'
 
 
 def chat_text(
     user_text: str, num_images: int, system_prompt: str = 'You are a helpful assistant.'
 ) -> str:
-    """The whole chat text (Qwen2.5-VL template, frames before the question, generation prompt)."""
+    """The whole chat text (Qwen2.5-VL template, frames before the question, generation prompt).
+
+    For reading and logs: tokenising it whole would turn markup in ``user_text`` into control
+    tokens (the generator tokenises the user text apart, as plain text).
+    """
     return chat_prefix(num_images, system_prompt) + chat_suffix(user_text)

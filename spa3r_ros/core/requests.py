@@ -16,7 +16,11 @@
 
 The scene engine (and so the node and the offline tools) accept and refuse the same goals with the
 same messages: the task's own needs (:meth:`SpatialQueryRequest.validate`) and the limits and
-defaults of :class:`~spa3r_ros.configs.node.QueryConfig`.
+defaults of :class:`~spa3r_ros.configs.node.QueryConfig`. Every piece of user text is bounded
+here in characters and counts (cheap, before tokenising); the whole prompt's length in tokens is
+bounded by ``query.max_prompt_tokens``, which the question path passes to
+:meth:`~spa3r_ros.models.vlm.generation.Spa3VLMGenerator.generate` (checked before the model
+runs).
 """
 
 from dataclasses import replace
@@ -50,6 +54,9 @@ def check_request(
     request.validate(
         max_question_chars=config.max_question_chars,
         max_new_tokens_limit=config.max_new_tokens_limit,
+        max_objects=config.max_objects,
+        max_options=config.max_options,
+        max_item_chars=config.max_item_chars,
     )
     if request.timeout_sec > config.max_timeout_sec:
         raise QueryError(

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 import enum
 import math
 
+from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import QueryError
+
+# validate's list and item limits for callers that pass only the question and token limits.
+_DEFAULT_LIMITS = QueryConfig()
 
 
 class Task(enum.IntEnum):
@@ -119,12 +123,30 @@ class SpatialQueryRequest:
     timeout_sec: float = 0.0
     max_new_tokens: int = 0
 
-    def validate(self, *, max_question_chars: int, max_new_tokens_limit: int) -> None:
+    def validate(
+        self,
+        *,
+        max_question_chars: int,
+        max_new_tokens_limit: int,
+        max_objects: int = _DEFAULT_LIMITS.max_objects,
+        max_options: int = _DEFAULT_LIMITS.max_options,
+        max_item_chars: int = _DEFAULT_LIMITS.max_item_chars,
+    ) -> None:
         """Check the request against the task's needs and the node's limits.
+
+        Every piece of user text is bounded (the question, each object name, each option, and
+        the number of objects and options). A list's length is checked before its items, and
+        every length before any text is read, so refusing an oversized goal costs next to
+        nothing. The prompt's length in tokens is checked later, by the generator, before the
+        model runs.
 
         Args:
             max_question_chars: longest accepted ``question`` (characters).
             max_new_tokens_limit: largest accepted ``max_new_tokens``.
+            max_objects: most accepted ``objects`` (default: ``QueryConfig``'s).
+            max_options: most accepted ``options`` (default: ``QueryConfig``'s).
+            max_item_chars: longest accepted object name or option, in characters (default:
+                ``QueryConfig``'s).
 
         Raises:
             QueryError: with a message that says what is wrong, for a planner's log.
@@ -137,6 +159,18 @@ class SpatialQueryRequest:
             raise QueryError(
                 f'question is {len(self.question)} characters; the limit is {max_question_chars}'
             )
+        for field_name, items, limit in (
+            ('objects', self.objects, max_objects),
+            ('options', self.options, max_options),
+        ):
+            if len(items) > limit:
+                raise QueryError(f'{len(items)} {field_name} given; the limit is {limit}')
+            for index, item in enumerate(items):
+                if len(item) > max_item_chars:
+                    raise QueryError(
+                        f'{field_name}[{index}] is {len(item)} characters; the limit is '
+                        f'{max_item_chars}'
+                    )
         if task == Task.FREE_FORM and not self.question.strip():
             raise QueryError('a FREE_FORM query needs a question')
         needed = REQUIRED_OBJECTS[task]

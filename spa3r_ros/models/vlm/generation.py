@@ -29,13 +29,19 @@ text after the last frame continues at ``prefix_length + rope_delta`` on all thr
 exactly what a forward over the whole prompt computes (the equivalence is tested).
 
 Decoding is greedy (VSI-Bench's setting), streamed to a callback token by token, and checks a
-cancel flag before every step so the action server can abort a goal. An optional
-:class:`AnswerConstraint` restricts the next token (a number, or an option letter) so a small
-model's answer always parses.
+cancel flag before every step so the action server can abort a goal; the prompt passes before it
+check the same flag between language-model layers and vision blocks, so a long prompt ends within
+one layer of a cancel or a deadline. An optional :class:`AnswerConstraint` restricts the next
+token (a number, or an option letter) so a small model's answer always parses.
+
+User text is never markup: the question (with the object names and options filled into it) is
+tokenised as plain text (:func:`plain_text_ids`), so ``<|im_end|>`` or ``<|image_pad|>`` typed by
+a client are characters, not the chat's control tokens; only the template places those. The
+whole prompt's length in tokens is checked against a limit before any model work.
 """
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 import copy
 from dataclasses import dataclass, field
 import logging
@@ -43,6 +49,7 @@ import threading
 
 import torch
 
+from spa3r_ros.configs.node import DEFAULT_MAX_PROMPT_TOKENS
 from spa3r_ros.core.errors import QueryError
 from spa3r_ros.core.prompts import (
     chat_prefix,
@@ -51,6 +58,7 @@ from spa3r_ros.core.prompts import (
     VISION_END,
     VISION_START,
 )
+from spa3r_ros.models.vlm.model import ForwardInterrupted
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +147,61 @@ class VisionTokenCache:
         while len(self._entries) > self.max_frames:
             self._entries.popitem(last=False)
         return out
+
+
+def control_token_ids(tokenizer) -> frozenset[int]:
+    """Ids of every token the tokenizer matches whole in text: its special and added tokens.
+
+    For Qwen2.5-VL these are the 22 ids 151643-151664 (``<|im_start|>``, ``<|image_pad|>``,
+    ``<tool_call>``, ``<|fim_prefix|>``, ...), special or not.
+    """
+    ids = set(tokenizer.all_special_ids)
+    ids.update(tokenizer.added_tokens_decoder)
+    return frozenset(ids)
+
+
+def plain_text_ids(tokenizer, text: str, forbidden: Collection[int] = ()) -> list[int]:
+    """Token ids of ``text`` read as plain text: markup such as ``<|im_end|>`` stays characters.
+
+    Runs the tokenizer's own pipeline without its added-token matching: normalizer,
+    pre-tokenizer, then the model on each piece. For text that spells no added token this is
+    exactly ``tokenizer(text, add_special_tokens=False)`` (added tokens split the text before
+    those steps anyway, so the pieces are the same); text that does spell one gets the ordinary
+    tokens of its characters, and nothing of it is lost (decoding gives the text back).
+    ``split_special_tokens`` would not do: it leaves non-special added tokens such as Qwen's
+    ``<tool_call>`` matched.
+
+    Args:
+        tokenizer: a transformers tokenizer with a ``tokenizers`` backend (``backend_tokenizer``).
+        text: the user's text.
+        forbidden: ids that must not come out (:func:`control_token_ids`).
+
+    Returns:
+        The ids.
+
+    Raises:
+        QueryError: if an id in ``forbidden`` still came out (a vocabulary whose ordinary tokens
+            include a control token's text), so user text can never act as markup.
+        ValueError: for a tokenizer without a ``tokenizers`` backend.
+    """
+    backend = getattr(tokenizer, 'backend_tokenizer', None)
+    if backend is None:
+        raise ValueError(
+            f'{type(tokenizer).__name__} has no tokenizers backend; user text cannot be '
+            'tokenised as plain text'
+        )
+    if backend.normalizer is not None:
+        text = backend.normalizer.normalize_str(text)
+    if backend.pre_tokenizer is not None:
+        pieces = [piece for piece, _ in backend.pre_tokenizer.pre_tokenize_str(text)]
+    else:
+        pieces = [text]
+    ids = [token.id for piece in pieces if piece for token in backend.model.tokenize(piece)]
+    leaked = sorted(set(ids) & set(forbidden))
+    if leaked:
+        names = ', '.join(repr(tokenizer.convert_ids_to_tokens(i)) for i in leaked)
+        raise QueryError(f'the question text tokenises into control tokens ({names}); rephrase it')
+    return ids
 
 
 class AnswerConstraint:
@@ -232,7 +295,8 @@ class GenerationResult:
     Attributes:
         text: the decoded answer (special tokens skipped).
         token_ids: the generated ids (EOS included when reached).
-        finish_reason: ``'eos'``, ``'length'`` or ``'cancelled'``.
+        finish_reason: ``'eos'``, ``'length'`` or ``'cancelled'`` (stopped before the prompt
+            pass, during it between two layers, or between two generated tokens).
         prompt_tokens: length of the whole prompt (prefix and question).
         prefix_reused: whether a cached scene prefix served this question.
         step_logits: logits of every decoding step (``[V]`` each), kept when asked for.
@@ -279,6 +343,12 @@ class Spa3VLMGenerator:
                 f'differs from the config image_token_id ({config.image_token_id})'
             )
         self.merge = config.vision_config.spatial_merge_size
+        self.control_ids = control_token_ids(tokenizer)
+        plain_text_ids(tokenizer, '')  # a tokenizer without a backend fails here, not per question
+        # The chat before the first frame, and after the question: fixed text, ordinary
+        # tokenisation (the template's own control tokens are meant).
+        self._head_length = int(self._encode(chat_prefix(0, system_prompt)).shape[1])
+        self._tail_ids = self._encode(chat_suffix(''))
 
     def invalidate(self) -> None:
         """Drop the scene prefix (the vision-token cache stays valid: it holds no geometry)."""
@@ -301,16 +371,38 @@ class Spa3VLMGenerator:
         )
         return self._encode(text)
 
+    def prefix_length(self, frames: Sequence[FrameInput]) -> int:
+        """``Lp``, the length of :meth:`prefix_ids`, counted without tokenising the frames."""
+        return self._head_length + sum(self._tokens_per_frame(f) + 2 for f in frames)
+
+    def user_text_ids(self, user_text: str) -> torch.Tensor:
+        """``[1, Lu]`` ids of the user's text as plain text (see :func:`plain_text_ids`).
+
+        Raises:
+            QueryError: if the text would still produce a control token.
+        """
+        ids = plain_text_ids(self.tokenizer, user_text, self.control_ids)
+        return torch.tensor([ids], dtype=torch.long, device=self.model.device)
+
     def suffix_ids(self, user_text: str) -> torch.Tensor:
-        """``[1, Ls]`` ids of the question and the assistant turn's opening."""
-        return self._encode(chat_suffix(user_text))
+        """``[1, Ls]`` ids of the question (plain text) and the assistant turn's opening.
+
+        Raises:
+            QueryError: if the user text would still produce a control token.
+        """
+        return torch.cat([self.user_text_ids(user_text), self._tail_ids], dim=1)
 
     def _grids(self, frames: Sequence[FrameInput]) -> torch.Tensor:
         return torch.tensor([f.grid_thw for f in frames], device=self.model.device)
 
     @torch.no_grad()
     def scene_prefix(
-        self, scene_version: int, frames: Sequence[FrameInput], latents: torch.Tensor | None
+        self,
+        scene_version: int,
+        frames: Sequence[FrameInput],
+        latents: torch.Tensor | None,
+        *,
+        cancel: Callable[[], bool] | None = None,
     ) -> tuple[ScenePrefix, bool]:
         """The cached prefix of this scene version, computing it when needed.
 
@@ -318,9 +410,14 @@ class Spa3VLMGenerator:
             scene_version: version of the scene (a new version invalidates the prefix).
             frames: the frames of the scene, in prompt order.
             latents: ``[1, Q, E]`` scene latent (None: no geometry).
+            cancel: checked between the vision tower's blocks and the language model's layers.
 
         Returns:
             The prefix and whether it came from the cache.
+
+        Raises:
+            ForwardInterrupted: when ``cancel`` turned true; nothing is cached from the
+                stopped pass (frames whose vision tokens were complete stay in their cache).
         """
         keys = tuple(f.key for f in frames)
         cached = self._prefix
@@ -329,19 +426,22 @@ class Spa3VLMGenerator:
                 return cached, True
             logger.warning('scene version %d reused with other frames; recomputing', scene_version)
         ids = self.prefix_ids(frames)
-        features = self.vision_cache.features(frames)
+        with self.model.stop_between_layers(cancel):
+            features = self.vision_cache.features(frames)
         grids = self._grids(frames)
         # Computed here and passed in: the model would compute the same positions itself, and
         # the deltas give where the question's text continues.
         positions, deltas = self.model.rope_positions(ids, grids)
-        out = self.model(
-            ids,
-            image_features=features,
-            image_grid_thw=grids,
-            geometry_latents=latents,
-            position_ids=positions,
-            use_cache=True,
-        )
+        with self.model.stop_between_layers(cancel):
+            out = self.model(
+                ids,
+                image_features=features,
+                image_grid_thw=grids,
+                geometry_latents=latents,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,  # [1, Lp, V] logits would cost Lp x V memory for nothing
+            )
         prefix = ScenePrefix(
             scene_version=scene_version,
             frame_keys=keys,
@@ -376,8 +476,8 @@ class Spa3VLMGenerator:
         Returns:
             ``(logits [1, Ls, V] over the question's tokens, cache, next position, reused)``.
         """
-        logits, cache, position, reused, _ = self._question_logits(
-            user_text,
+        logits, cache, position, reused = self._question_logits(
+            self.suffix_ids(user_text),
             scene_version=scene_version,
             frames=frames,
             latents=latents,
@@ -387,43 +487,53 @@ class Spa3VLMGenerator:
 
     def _question_logits(
         self,
-        user_text: str,
+        suffix: torch.Tensor,
         *,
         scene_version: int,
         frames: Sequence[FrameInput],
         latents: torch.Tensor | None,
         use_cache: bool,
-    ) -> tuple[torch.Tensor, object, int, bool, int]:
-        """:meth:`question_logits` plus the whole prompt's length (prefix and question)."""
-        suffix = self.suffix_ids(user_text)
+        stop: Callable[[], bool] | None = None,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, object, int, bool]:
+        """:meth:`question_logits` for the question's ids ``suffix`` ``[1, Ls]``.
+
+        ``stop`` is checked between layers of every pass (raising :class:`ForwardInterrupted`);
+        with ``last_only`` the logits are ``[1, 1, V]`` at the last position only (what
+        generation needs; a long question's ``[1, Ls, V]`` would cost ``Ls x V`` memory).
+        """
+        keep = 1 if last_only else 0
         if use_cache:
-            prefix, reused = self.scene_prefix(scene_version, frames, latents)
-            cache = copy.deepcopy(prefix.past_key_values)
-            out = self.model(
-                suffix,
-                position_ids=self._positions(prefix.next_position, suffix.shape[1]),
-                past_key_values=cache,
-                use_cache=True,
-            )
-            prompt_len = prefix.input_ids.shape[1] + suffix.shape[1]
+            prefix, reused = self.scene_prefix(scene_version, frames, latents, cancel=stop)
+            cache = copy.deepcopy(prefix.past_key_values)  # a stopped pass leaves only the copy
+            with self.model.stop_between_layers(stop):
+                out = self.model(
+                    suffix,
+                    position_ids=self._positions(prefix.next_position, suffix.shape[1]),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=keep,
+                )
             next_position = prefix.next_position + suffix.shape[1]
-            return out.logits, out.past_key_values, next_position, reused, prompt_len
+            return out.logits, out.past_key_values, next_position, reused
         prefix_ids = self.prefix_ids(frames)
         ids = torch.cat([prefix_ids, suffix], dim=1)
         grids = self._grids(frames)
         pixels = torch.cat([f.pixel_values for f in frames]).to(self.model.device)
         positions, deltas = self.model.rope_positions(ids, grids)
-        out = self.model(
-            ids,
-            pixel_values=pixels,
-            image_grid_thw=grids,
-            geometry_latents=latents,
-            position_ids=positions,
-            use_cache=True,
-        )
+        with self.model.stop_between_layers(stop):
+            out = self.model(
+                ids,
+                pixel_values=pixels,
+                image_grid_thw=grids,
+                geometry_latents=latents,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=keep,
+            )
         next_position = int(ids.shape[1] + deltas[0, 0])
-        logits = out.logits[:, prefix_ids.shape[1] :]
-        return logits, out.past_key_values, next_position, False, ids.shape[1]
+        logits = out.logits if last_only else out.logits[:, prefix_ids.shape[1] :]
+        return logits, out.past_key_values, next_position, False
 
     @torch.no_grad()
     def generate(
@@ -439,8 +549,12 @@ class Spa3VLMGenerator:
         constraint: AnswerConstraint | None = None,
         use_cache: bool = True,
         keep_logits: bool = False,
+        max_prompt_tokens: int | None = DEFAULT_MAX_PROMPT_TOKENS,
     ) -> GenerationResult:
         """Greedy answer to one question about a scene, streamed as it is produced.
+
+        Before any model work the user text is tokenised as plain text (markup it contains stays
+        characters) and the whole prompt's length is checked against ``max_prompt_tokens``.
 
         Args:
             user_text: the question's user text (see :func:`spa3r_ros.core.prompts.build_prompt`).
@@ -450,35 +564,55 @@ class Spa3VLMGenerator:
             max_new_tokens: generation budget.
             on_text: called with ``(new_text, text_so_far)`` whenever the answer grows (partial
                 answers for action feedback); text is only ever appended.
-            cancel: an Event or a callable; checked before every step, stops with
-                ``finish_reason='cancelled'``.
+            cancel: an Event or a callable (a cancel flag, a deadline); checked before the
+                prompt pass, between its layers (vision blocks and language-model layers) and
+                before every generated token; stops with ``finish_reason='cancelled'``, the
+                caches as they were before the stopped pass.
             constraint: restricts the tokens (numbers or option letters).
             use_cache: use the per-frame and per-scene caches (False recomputes everything).
             keep_logits: keep every step's logits in the result (for tests and debugging).
+            max_prompt_tokens: longest accepted prompt (system turn, every frame's vision
+                tokens, the question); None: no limit.
 
         Returns:
             The :class:`GenerationResult`.
 
         Raises:
-            QueryError: if ``max_new_tokens`` < 1 or there are no frames.
+            QueryError: before any model work, if ``max_new_tokens`` < 1, there are no frames,
+                the prompt is longer than ``max_prompt_tokens`` or the user text would produce
+                a control token.
         """
         if max_new_tokens < 1:
             raise QueryError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
         if not frames:
             raise QueryError('a question needs at least one frame')
+        suffix = self.suffix_ids(user_text)
+        # Counted, not tokenised: the prefix holds one token per vision token (thousands).
+        prefix_len = self.prefix_length(frames)
+        prompt_len = prefix_len + suffix.shape[1]
+        if max_prompt_tokens is not None and prompt_len > max_prompt_tokens:
+            raise QueryError(
+                f'the prompt is {prompt_len} tokens ({prefix_len} for the system turn and '
+                f'{len(frames)} frames, {suffix.shape[1]} for the question); the limit '
+                f'(max_prompt_tokens) is {max_prompt_tokens}'
+            )
         is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
         with self._lock:
             if is_cancelled is not None and is_cancelled():
-                return GenerationResult('', [], 'cancelled', 0, False)
-            # The prompt's length comes back with the logits: re-tokenising the prefix (one
-            # token per vision token, thousands) on every question would cost more than asking.
-            logits, cache, position, reused, prompt_len = self._question_logits(
-                user_text,
-                scene_version=scene_version,
-                frames=frames,
-                latents=latents,
-                use_cache=use_cache,
-            )
+                return GenerationResult('', [], 'cancelled', prompt_len, False)
+            try:
+                logits, cache, position, reused = self._question_logits(
+                    suffix,
+                    scene_version=scene_version,
+                    frames=frames,
+                    latents=latents,
+                    use_cache=use_cache,
+                    stop=is_cancelled,
+                    last_only=True,
+                )
+            except ForwardInterrupted as stopped:
+                logger.info('prompt pass stopped after %d layer(s)', stopped.layers_run)
+                return GenerationResult('', [], 'cancelled', prompt_len, False)
             next_logits = logits[0, -1]
             eos = self.tokenizer.eos_token_id
             generated: list[int] = []

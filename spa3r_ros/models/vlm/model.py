@@ -26,9 +26,14 @@ its ``forward``. We compose instead, through the seams transformers 5.x exposes:
 The one trap (transformers5_notes.md): 5.x builds the 3-D M-RoPE positions only when it gets
 ``mm_token_type_ids`` (1 at image tokens, 2 at video tokens, 0 elsewhere). Without them it falls
 back to 1-D positions silently, so :meth:`Spa3VLM.forward` always derives them from the ids.
+
+A long prompt pass can be stopped between layers (:meth:`Spa3VLM.stop_between_layers`): a cancel
+or a deadline then ends it within one language-model layer (or one vision-tower block) instead of
+after the whole pass.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
 import logging
 from typing import Protocol, runtime_checkable
 
@@ -46,6 +51,19 @@ logger = logging.getLogger(__name__)
 TEXT_TOKEN_TYPE = 0
 IMAGE_TOKEN_TYPE = 1
 VIDEO_TOKEN_TYPE = 2
+
+
+class ForwardInterrupted(Exception):
+    """A forward pass stopped between two layers because its stop callable returned true.
+
+    Attributes:
+        layers_run: language-model layers and vision blocks that completed inside the
+            :meth:`Spa3VLM.stop_between_layers` block before the stop.
+    """
+
+    def __init__(self, layers_run: int) -> None:
+        super().__init__(f'forward pass stopped after {layers_run} layer(s)')
+        self.layers_run = layers_run
 
 
 @runtime_checkable
@@ -152,6 +170,57 @@ class Spa3VLM(nn.Module):
     def dtype(self) -> torch.dtype:
         """Dtype of the language model's weights."""
         return self.qwen.lm_head.weight.dtype
+
+    @contextlib.contextmanager
+    def stop_between_layers(self, stop: Callable[[], bool] | None) -> Iterator[None]:
+        """Inside this block, forward passes check ``stop`` before every layer.
+
+        Every decoder layer of the language model, every block of Qwen's vision tower and every
+        block of the geometry encoder (each member of its ``ModuleList``s: the Spa3R
+        aggregator's frame and global blocks, its encoder's) checks ``stop()`` before it runs;
+        when it returns true the pass raises :class:`ForwardInterrupted` before that layer, so
+        a stop is honoured within one layer's time. Nothing the pass was building is kept by the
+        model; a KV cache passed in holds the layers that ran, so callers extend only a copy they
+        can throw away.
+
+        On CUDA each check first waits for the work already queued (one stream synchronisation
+        per layer): otherwise the host queues the whole pass in milliseconds, every check passes
+        before the stop comes, and the GPU runs the pass to its end regardless. Use it for prompt
+        passes, not for one-token decoding steps, where a check per token is enough.
+
+        Not for concurrent forwards on this model (the hooks are the module's): callers
+        serialise model use (the scene engine holds its model lock).
+
+        Args:
+            stop: the stop condition (a cancel flag, a deadline); None checks nothing.
+
+        Raises:
+            ForwardInterrupted: from a forward inside the block, when ``stop()`` turned true.
+        """
+        if stop is None:
+            yield
+            return
+        layers = [*self.qwen.model.language_model.layers, *self.qwen.model.visual.blocks]
+        if self.geometry_encoder is not None:
+            for module in self.geometry_encoder.modules():
+                if isinstance(module, nn.ModuleList):
+                    layers.extend(module)
+        device = self.device
+        ran = [0]
+
+        def check(_module: nn.Module, _args: tuple) -> None:
+            if device.type == 'cuda':
+                torch.cuda.current_stream(device).synchronize()
+            if stop():
+                raise ForwardInterrupted(ran[0])
+            ran[0] += 1
+
+        handles = [layer.register_forward_pre_hook(check) for layer in layers]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     @torch.no_grad()
     def encode_geometry(

@@ -20,7 +20,8 @@ mean nothing: the preset exists to exercise the whole pipeline, not to answer qu
 
 Tokenizer: byte-level BPE without merges. Every byte of the text is one token, so any text
 round-trips exactly, digits and option letters are single tokens (as in Qwen's real tokenizer),
-and the vocabulary stays small (256 bytes + Qwen's special tokens).
+and the vocabulary stays small: 256 bytes, then Qwen2.5-VL's 22 added tokens in Qwen's order
+(14 special, 8 plain), so user-text handling is tested against the real token list.
 """
 
 from dataclasses import replace
@@ -28,7 +29,7 @@ from dataclasses import replace
 from spa3r_ros.configs.spa3r import Spa3RConfig
 from spa3r_ros.configs.vggt import AggregatorConfig, DinoV2Config, VGGTConfig
 
-# Qwen2.5-VL's special tokens, in the order the real vocabulary lists them.
+# Qwen2.5-VL's special tokens, in the order the real vocabulary lists them (ids 151643-151656).
 QWEN_SPECIAL_TOKENS = (
     '<|endoftext|>',
     '<|im_start|>',
@@ -46,6 +47,19 @@ QWEN_SPECIAL_TOKENS = (
     '<|video_pad|>',
 )
 
+# The rest of Qwen2.5-VL's added tokens (ids 151657-151664): matched in text like the special
+# ones, but not flagged special (so ``skip_special_tokens`` keeps them).
+QWEN_PLAIN_ADDED_TOKENS = (
+    '<tool_call>',
+    '</tool_call>',
+    '<|fim_prefix|>',
+    '<|fim_middle|>',
+    '<|fim_suffix|>',
+    '<|fim_pad|>',
+    '<|repo_name|>',
+    '<|file_sep|>',
+)
+
 # Width and number of the tiny Spa3R's latent tokens (the official model: 768 x 256).
 TINY_LATENT_DIM = 32
 TINY_NUM_QUERIES = 8
@@ -54,12 +68,12 @@ TINY_GEOMETRY_WIDTH = 56
 
 
 def build_tiny_qwen_tokenizer():
-    """A byte-level tokenizer: ids 0-255 are bytes, the Qwen special tokens follow.
+    """A byte-level tokenizer: ids 0-255 are bytes, Qwen2.5-VL's added tokens follow.
 
     Returns:
         A ``PreTrainedTokenizerFast`` with ``<|im_end|>`` as EOS and ``<|endoftext|>`` as pad.
     """
-    from tokenizers import decoders, models, pre_tokenizers, Tokenizer
+    from tokenizers import AddedToken, decoders, models, pre_tokenizers, Tokenizer
     from transformers import PreTrainedTokenizerFast
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -68,6 +82,9 @@ def build_tiny_qwen_tokenizer():
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens(list(QWEN_SPECIAL_TOKENS))
+    backend.add_tokens(
+        [AddedToken(t, special=False, normalized=False) for t in QWEN_PLAIN_ADDED_TOKENS]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, eos_token='<|im_end|>', pad_token='<|endoftext|>'
     )
