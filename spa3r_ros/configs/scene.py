@@ -23,7 +23,7 @@ answers are decoded. Like every config here it imports no torch.
 from dataclasses import dataclass
 
 from spa3r_ros.configs.fields import check_fields, param
-from spa3r_ros.scene.keyframes import KeyframeConfig
+from spa3r_ros.configs.keyframes import KeyframeConfig
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
@@ -30,7 +31,6 @@ from spa3r_ros.core.image_decode import DecodedImage
 from spa3r_ros.core.requests import NO_MODEL_MESSAGE
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Stage, Task
 from spa3r_ros.scene.engine import SceneEngine
-from spa3r_ros.scene.keyframes import KeyframeConfig
 from spa3r_ros.scene.odometry import Pose
 
 COUNT = SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',), max_new_tokens=6)

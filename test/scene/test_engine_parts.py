@@ -20,6 +20,7 @@ import dataclasses
 import pytest
 import torch
 
+from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import ConfigError, QueryError
@@ -29,7 +30,6 @@ from spa3r_ros.models.preprocess import stack_frames
 from spa3r_ros.models.vggt.frame_cache import PatchTokenCache
 from spa3r_ros.models.vlm.generation import VisionTokenCache
 from spa3r_ros.models.vlm.preprocess import frame_inputs
-from spa3r_ros.scene.keyframes import KeyframeConfig
 from spa3r_ros.scene.state import EngineStats
 
 

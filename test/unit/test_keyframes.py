@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 
 from spa3r_ros.configs.fields import spec_of
+from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.core.frame_buffer import Frame
 from spa3r_ros.core.image_decode import DecodedImage
 from spa3r_ros.scene.keyframes import (
     compute_thumbnail,
     image_distance,
-    KeyframeConfig,
     KeyframeDecision,
     KeyframePolicy,
     REASON_DEPTH,
