@@ -99,9 +99,19 @@ def test_scene_config_validates_with_field_names():
 
 
 def test_engine_stats_accounting_and_status_report():
-    stats = EngineStats(frames_received=10, frames_dropped=3, frames_seen=5, frames_buffered=2)
+    stats = EngineStats(
+        frames_received=10,
+        frames_dropped=3,
+        frames_seen=5,
+        frames_buffered=2,
+        frames_bad=1,
+        frames_too_large=2,
+    )
     assert stats.is_consistent()
+    assert stats.drop_reasons() == {'bad': 1, 'too_large': 2, 'overflow': 0, 'cleared': 0}
     assert not dataclasses.replace(stats, frames_seen=4).is_consistent()
+    # A drop without its reason is an accounting error too.
+    assert not dataclasses.replace(stats, frames_dropped=4, frames_seen=4).is_consistent()
     report = dataclasses.replace(stats, scene_version=4, model_id='tiny-random').status_report()
     assert (report.frames_received, report.scene_version, report.model_id) == (
         10,
