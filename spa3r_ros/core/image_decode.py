@@ -509,6 +509,39 @@ def _split_format(fmt: str) -> tuple[str, str]:
     return '', fmt.strip()
 
 
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (they carry the image size): C0-CF except DHT, JPG and DAC.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _header_size(payload: np.ndarray, codec: str) -> tuple[int, int] | None:
+    """``(width, height)`` read from a PNG's IHDR or a JPEG's start-of-frame, or None.
+
+    Read by hand because Pillow refuses images above about 179 MP in ``open`` with its own
+    decompression-bomb error, which does not say the size: this way every oversize image is
+    reported as too large. None (not a well-formed header) leaves the verdict to Pillow.
+    """
+    head = payload[:65536].tobytes() if isinstance(payload, np.ndarray) else bytes(payload[:65536])
+    if codec == 'png':
+        if head[:8] == _PNG_SIGNATURE and head[12:16] == b'IHDR' and len(head) >= 24:
+            return struct.unpack('>II', head[16:24])
+        return None
+    position = 2 if head[:2] == b'\xff\xd8' else len(head)
+    while position + 9 <= len(head):
+        if head[position] != 0xFF:
+            return None
+        marker = head[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        (length,) = struct.unpack('>H', head[position + 2 : position + 4])
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack('>HH', head[position + 5 : position + 9])
+            return width, height
+        position += 2 + length
+    return None
+
+
 def _open_with_pillow(
     payload: np.ndarray | bytes, codec: str, fmt: str, max_size: tuple[int, int] | None
 ) -> 'PILImage.Image':
@@ -523,12 +556,16 @@ def _open_with_pillow(
         UnidentifiedImageError,
         Image.DecompressionBombError,
     )
+    what = f'compressed image (format {fmt!r})'
+    claimed = _header_size(payload, 'png' if pil_format == 'PNG' else 'jpeg')
+    if claimed is not None:
+        check_frame_size(what, claimed[0], claimed[1], max_size)
     try:
         # open() reads only the header; the size is checked before load() decodes the pixels.
         image = Image.open(io.BytesIO(bytes(payload)), formats=[pil_format])
     except errors as err:
         raise _undecodable(fmt, len(payload), pil_format, err) from None
-    check_frame_size(f'compressed image (format {fmt!r})', image.width, image.height, max_size)
+    check_frame_size(what, image.width, image.height, max_size)
     try:
         image.load()
     except errors as err:
