@@ -68,6 +68,11 @@ def test_oversize_frames_are_dropped_and_counted_as_too_large(tiny_models):
         engine.record_bad_frame('unsupported encoding nv12')
         state = engine.flush(timeout=60)
         stats = engine.stats()
+        # The limit is a run-time setting: the next frame is held to the new one.
+        engine.apply_config(SceneConfig(min_update_interval_sec=0.0, max_frame_width=256))
+        engine.add_frame(5.0, 'cam', noise(5, 96, 129))
+        assert engine.flush(timeout=60).newest_stamp == 5.0
+        assert engine.stats().frames_too_large == 3
     assert state.keyframe_stamps == (1.0,)
     assert stats.frames_received == 5 and stats.frames_seen == 1
     assert stats.drop_reasons() == {'bad': 1, 'too_large': 3, 'overflow': 0, 'cleared': 0}

@@ -96,6 +96,17 @@ def test_scene_config_validates_with_field_names():
         SceneConfig(ingest_queue_size=0)
     with pytest.raises(ConfigError, match='SceneConfig.min_update_interval_sec'):
         SceneConfig(min_update_interval_sec=-1.0)
+    # The frame-size limit: generous for cameras, bounded both ways, whole pixels.
+    assert SceneConfig().max_frame_size == (4096, 4096)
+    assert SceneConfig(max_frame_width=64, max_frame_height=16384).max_frame_size == (64, 16384)
+    for field, value in (
+        ('max_frame_width', 63),
+        ('max_frame_height', 16385),
+        ('max_frame_width', 1000.5),
+        ('max_frame_height', True),
+    ):
+        with pytest.raises(ConfigError, match=f'SceneConfig.{field}'):
+            SceneConfig(**{field: value})
 
 
 def test_engine_stats_accounting_and_status_report():
