@@ -908,7 +908,8 @@ class SceneEngine:
                 config.keyframes.window,
                 len(keyframes) + 1,
             )
-        kept = keyframes if current in keyframes else [*keyframes, current]
+        keyframe_seqs = {f.seq for f in keyframes}
+        kept = keyframes if current.seq in keyframe_seqs else [*keyframes, current]
         entries = sorted(
             (self._prepare(f.seq, f.stamp, f.camera, f.image.pixels) for f in kept),
             key=lambda e: (e.stamp, e.seq),
@@ -924,7 +925,6 @@ class SceneEngine:
             self._clear_scene_locked()
             evicted = self._policy.restore(keyframes)
             assert not evicted, 'the keyframes were already fitted to the window'
-            keyframe_seqs = {f.seq for f in keyframes}
             self._entries = {e.seq: e for e in entries if e.seq in keyframe_seqs}
             self._current_input = current_entry
             if current.seq in keyframe_seqs:
