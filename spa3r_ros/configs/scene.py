@@ -23,7 +23,17 @@ answers are decoded. Like every config here it imports no torch.
 from dataclasses import dataclass
 
 from spa3r_ros.configs.fields import check_fields, param
-from spa3r_ros.scene.keyframes import KeyframeConfig
+from spa3r_ros.configs.keyframes import KeyframeConfig
+from spa3r_ros.core.errors import ConfigError
+
+# Largest camera frame taken by default, per side (px): above every common camera (4K UHD is
+# 3840 x 2160, a 12 MP phone photo 4000 x 3000), while a 16000 x 16000 frame (768 MB decoded) is
+# refused before it is decoded.
+DEFAULT_MAX_FRAME_WIDTH = 4096
+DEFAULT_MAX_FRAME_HEIGHT = 4096
+# Bounds of the two limits: below 64 px there is nothing for the models to see; above 16384 px a
+# single decoded frame alone would need 805 MB.
+FRAME_SIDE_BOUNDS = (64, 16384)
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,9 @@ class SceneConfig:
         constrain_answers: restrict decoding to a number or an option letter for the numeric and
             multiple-choice task families, so a small model's answer always parses.
         max_number_tokens: longest numeric answer (tokens) under the number constraint.
+        max_frame_width: frames wider than this are dropped before decoding where the format
+            allows (raw images, JPEG and PNG headers) and counted (``frames_too_large``).
+        max_frame_height: the same for the height.
         keyframes: the keyframe policy (window, novelty and motion thresholds).
     """
 
@@ -81,9 +94,30 @@ class SceneConfig:
     max_number_tokens: int = param(
         8, description='Longest numeric answer under the number constraint', bounds=(1, 64)
     )
+    max_frame_width: int = param(
+        DEFAULT_MAX_FRAME_WIDTH,
+        description='Widest camera frame taken; wider frames are dropped and counted',
+        bounds=FRAME_SIDE_BOUNDS,
+        unit='px',
+    )
+    max_frame_height: int = param(
+        DEFAULT_MAX_FRAME_HEIGHT,
+        description='Tallest camera frame taken; taller frames are dropped and counted',
+        bounds=FRAME_SIDE_BOUNDS,
+        unit='px',
+    )
     keyframes: KeyframeConfig = param(
         default_factory=KeyframeConfig, description='Keyframe policy'
     )
 
     def __post_init__(self) -> None:
         check_fields(self)
+        for name in ('max_frame_width', 'max_frame_height'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f'SceneConfig.{name} = {value!r} must be an integer')
+
+    @property
+    def max_frame_size(self) -> tuple[int, int]:
+        """``(max_frame_width, max_frame_height)``, as the image decoders take it."""
+        return (self.max_frame_width, self.max_frame_height)

@@ -20,8 +20,9 @@ producer: when it is full the oldest frame is dropped and counted, because a
 spatial scene wants the newest views and a camera callback must return quickly.
 
 Accounting: every frame offered to the buffer, decodable or not, is counted once in ``received``
-and ends up in exactly one of ``buffered``, ``taken``, ``dropped_overflow``, ``dropped_bad`` or
-``dropped_cleared``, so ``FrameBufferStats.is_consistent()`` always holds.
+and ends up in exactly one of ``buffered``, ``taken``, ``dropped_overflow``, ``dropped_bad``,
+``dropped_too_large`` or ``dropped_cleared``, so ``FrameBufferStats.is_consistent()`` always
+holds. Each way of being dropped is a reason of its own, so a status can say why frames were lost.
 
 Threading: one lock guards the deque and the counters; no user callback runs while it is held.
 """
@@ -66,6 +67,8 @@ class FrameBufferStats:
         newest_stamp: the largest stamp ever pushed (seconds), ``None`` before the first push.
         taken: frames removed by :meth:`FrameBuffer.take_all`.
         dropped_cleared: frames discarded by :meth:`FrameBuffer.clear`.
+        dropped_too_large: frames larger than the frame-size limit
+            (:meth:`FrameBuffer.record_too_large`).
     """
 
     received: int
@@ -75,11 +78,17 @@ class FrameBufferStats:
     newest_stamp: float | None
     taken: int = 0
     dropped_cleared: int = 0
+    dropped_too_large: int = 0
 
     @property
     def dropped(self) -> int:
-        """All frames lost before use (overflow + bad + cleared), e.g. for SceneStatus."""
-        return self.dropped_overflow + self.dropped_bad + self.dropped_cleared
+        """All frames lost before use (overflow + bad + too large + cleared), e.g. SceneStatus."""
+        return (
+            self.dropped_overflow
+            + self.dropped_bad
+            + self.dropped_too_large
+            + self.dropped_cleared
+        )
 
     def is_consistent(self) -> bool:
         """Whether every received frame is accounted for exactly once."""
@@ -110,6 +119,7 @@ class FrameBuffer:
         self._dropped_overflow = 0
         self._dropped_bad = 0
         self._dropped_cleared = 0
+        self._dropped_too_large = 0
         self._taken = 0
         self._newest_stamp: float | None = None
 
@@ -162,6 +172,17 @@ class FrameBuffer:
             self._dropped_bad += 1
         logger.debug('bad frame: %s', reason)
 
+    def record_too_large(self, reason: str) -> None:
+        """Count a frame dropped because it is larger than the frame-size limit.
+
+        Args:
+            reason: its size and the limit (logged at debug level, like bad frames).
+        """
+        with self._lock:
+            self._received += 1
+            self._dropped_too_large += 1
+        logger.debug('frame too large: %s', reason)
+
     def stats(self) -> FrameBufferStats:
         """Return a consistent snapshot of the counters."""
         with self._lock:
@@ -173,6 +194,7 @@ class FrameBuffer:
                 newest_stamp=self._newest_stamp,
                 taken=self._taken,
                 dropped_cleared=self._dropped_cleared,
+                dropped_too_large=self._dropped_too_large,
             )
 
     def take_all(self) -> list[Frame]:

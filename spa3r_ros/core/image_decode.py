@@ -25,6 +25,12 @@ the model as the same arrays. Two kinds of image come out:
 The result is always a copy: it never aliases the message buffer, which the middleware may reuse
 once the callback returns.
 
+Size limit: every decoder takes ``max_size`` (width, height; default 4096 x 4096, the default of
+``scene.max_frame_width`` / ``scene.max_frame_height``) and refuses a larger image with
+:class:`FrameTooLargeError` *before* decoding it: raw images by their ``width`` / ``height``
+fields, JPEG and PNG by their header (Pillow opens lazily and reads the pixels only on ``load``),
+so a small file that claims a huge image costs nothing.
+
 References:
     * ``sensor_msgs/image_encodings.hpp`` (encoding names, channel counts, bit depths).
     * ``compressed_image_transport`` and ``compressed_depth_image_transport``
@@ -45,6 +51,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
+from spa3r_ros.configs.scene import DEFAULT_MAX_FRAME_HEIGHT, DEFAULT_MAX_FRAME_WIDTH
 from spa3r_ros.core.errors import ImageDecodeError
 
 if TYPE_CHECKING:
@@ -57,6 +64,37 @@ ImageData: TypeAlias = 'bytes | bytearray | memoryview | array.array[int] | np.n
 
 KIND_COLOR = 'color'
 KIND_DEPTH = 'depth'
+
+DEFAULT_MAX_FRAME_SIZE = (DEFAULT_MAX_FRAME_WIDTH, DEFAULT_MAX_FRAME_HEIGHT)
+
+
+class FrameTooLargeError(ImageDecodeError):
+    """An image larger than the frame-size limit (refused before its pixels are decoded).
+
+    Attributes:
+        width: the image's width (px).
+        height: the image's height (px).
+        max_size: the limit ``(max_width, max_height)`` it exceeds.
+    """
+
+    def __init__(self, what: str, width: int, height: int, max_size: tuple[int, int]) -> None:
+        self.width = int(width)
+        self.height = int(height)
+        self.max_size = (int(max_size[0]), int(max_size[1]))
+        super().__init__(
+            f'{what}: {self.width}x{self.height} is larger than the frame-size limit '
+            f'{self.max_size[0]}x{self.max_size[1]} (scene.max_frame_width / max_frame_height)'
+        )
+
+
+def check_frame_size(what: str, width: int, height: int, max_size: tuple[int, int] | None) -> None:
+    """Refuse an image larger than ``max_size`` (``(width, height)``; None: no limit).
+
+    Raises:
+        FrameTooLargeError: if ``width`` or ``height`` exceeds its limit.
+    """
+    if max_size is not None and (width > max_size[0] or height > max_size[1]):
+        raise FrameTooLargeError(what, width, height, max_size)
 
 
 @dataclass(frozen=True)
@@ -237,6 +275,8 @@ def decode_raw(
     step: int,
     data: ImageData,
     is_bigendian: bool = False,
+    *,
+    max_size: tuple[int, int] | None = DEFAULT_MAX_FRAME_SIZE,
 ) -> DecodedImage:
     """Decode the fields of a ``sensor_msgs/Image`` into RGB or metric depth.
 
@@ -253,12 +293,15 @@ def decode_raw(
         data: at least ``step * height`` bytes (bytes, memoryview, ``array.array`` or an ndarray;
             rosbags gives a uint8 ndarray, rclpy an ``array.array``).
         is_bigendian: byte order of 16- and 32-bit elements.
+        max_size: largest ``(width, height)`` decoded (None: no limit); checked on the fields,
+            before the data is touched.
 
     Returns:
         A :class:`DecodedImage` that owns its pixels: ``'color'`` ``[H, W, 3]`` uint8 RGB, or
         ``'depth'`` ``[H, W]`` float32 metres with NaN where invalid (zero, non-finite, negative).
 
     Raises:
+        FrameTooLargeError: the image is larger than ``max_size``.
         ImageDecodeError: unknown encoding, non-positive sizes, a step too small for the width,
             data shorter than ``step * height``, or an odd width for YUV 4:2:2.
     """
@@ -272,6 +315,7 @@ def decode_raw(
     _check_size('width', width, encoding)
     _check_size('step', step, encoding)
     height, width, step = int(height), int(width), int(step)
+    check_frame_size(f'{encoding} image', width, height, max_size)
     is_yuv = encoding in _UYVY or encoding in _YUYV
     if is_yuv and width % 2:
         raise ImageDecodeError(
@@ -465,30 +509,78 @@ def _split_format(fmt: str) -> tuple[str, str]:
     return '', fmt.strip()
 
 
-def _open_with_pillow(payload: np.ndarray | bytes, codec: str, fmt: str) -> 'PILImage.Image':
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+# JPEG start-of-frame markers (they carry the image size): C0-CF except DHT, JPG and DAC.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _header_size(payload: np.ndarray, codec: str) -> tuple[int, int] | None:
+    """``(width, height)`` read from a PNG's IHDR or a JPEG's start-of-frame, or None.
+
+    Read by hand because Pillow refuses images above about 179 MP in ``open`` with its own
+    decompression-bomb error, which does not say the size: this way every oversize image is
+    reported as too large. None (not a well-formed header) leaves the verdict to Pillow.
+    """
+    head = payload[:65536].tobytes() if isinstance(payload, np.ndarray) else bytes(payload[:65536])
+    if codec == 'png':
+        if head[:8] == _PNG_SIGNATURE and head[12:16] == b'IHDR' and len(head) >= 24:
+            return struct.unpack('>II', head[16:24])
+        return None
+    position = 2 if head[:2] == b'\xff\xd8' else len(head)
+    while position + 9 <= len(head):
+        if head[position] != 0xFF:
+            return None
+        marker = head[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        (length,) = struct.unpack('>H', head[position + 2 : position + 4])
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack('>HH', head[position + 5 : position + 9])
+            return width, height
+        position += 2 + length
+    return None
+
+
+def _open_with_pillow(
+    payload: np.ndarray | bytes, codec: str, fmt: str, max_size: tuple[int, int] | None
+) -> 'PILImage.Image':
     # Pillow is imported here so that importing this module stays cheap for the raw path.
     from PIL import Image, UnidentifiedImageError
 
     pil_format = {'jpeg': 'JPEG', 'jpg': 'JPEG', 'png': 'PNG'}[codec]
-    try:
-        image = Image.open(io.BytesIO(bytes(payload)), formats=[pil_format])
-        image.load()
-    except (
+    errors = (
         OSError,
         ValueError,
         SyntaxError,
         UnidentifiedImageError,
         Image.DecompressionBombError,
-    ) as err:
-        raise ImageDecodeError(
-            f'compressed image (format {fmt!r}): cannot decode {len(payload)} bytes as '
-            f'{pil_format}: {err}'
-        ) from None
+    )
+    what = f'compressed image (format {fmt!r})'
+    claimed = _header_size(payload, 'png' if pil_format == 'PNG' else 'jpeg')
+    if claimed is not None:
+        check_frame_size(what, claimed[0], claimed[1], max_size)
+    try:
+        # open() reads only the header; the size is checked before load() decodes the pixels.
+        image = Image.open(io.BytesIO(bytes(payload)), formats=[pil_format])
+    except errors as err:
+        raise _undecodable(fmt, len(payload), pil_format, err) from None
+    check_frame_size(what, image.width, image.height, max_size)
+    try:
+        image.load()
+    except errors as err:
+        raise _undecodable(fmt, len(payload), pil_format, err) from None
     return image
 
 
+def _undecodable(fmt: str, size: int, pil_format: str, err: Exception) -> ImageDecodeError:
+    return ImageDecodeError(
+        f'compressed image (format {fmt!r}): cannot decode {size} bytes as {pil_format}: {err}'
+    )
+
+
 def _decode_compressed_depth(
-    fmt: str, encoding: str, compression: str, buf: np.ndarray
+    fmt: str, encoding: str, compression: str, buf: np.ndarray, max_size: tuple[int, int] | None
 ) -> DecodedImage:
     """The ``compressedDepth`` format: a 12-byte header, then a PNG of uint16 values."""
     words = compression.split()
@@ -509,7 +601,7 @@ def _decode_compressed_depth(
             f'{DEPTH_HEADER_BYTES}-byte header and a PNG'
         )
     _, quant_a, quant_b = _DEPTH_HEADER.unpack(buf[:DEPTH_HEADER_BYTES].tobytes())
-    image = _open_with_pillow(buf[DEPTH_HEADER_BYTES:], 'png', fmt)
+    image = _open_with_pillow(buf[DEPTH_HEADER_BYTES:], 'png', fmt, max_size)
     if image.mode not in ('I;16', 'I;16B', 'I;16L', 'I'):
         raise ImageDecodeError(
             f'compressed depth image (format {fmt!r}): expected a 16-bit single-channel PNG, '
@@ -528,7 +620,12 @@ def _decode_compressed_depth(
     return DecodedImage(KIND_DEPTH, _clean_depth_m(depth))
 
 
-def decode_compressed(format: str, data: ImageData) -> DecodedImage:
+def decode_compressed(
+    format: str,
+    data: ImageData,
+    *,
+    max_size: tuple[int, int] | None = DEFAULT_MAX_FRAME_SIZE,
+) -> DecodedImage:
     """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG, or image_transport compressedDepth).
 
     Args:
@@ -536,6 +633,8 @@ def decode_compressed(format: str, data: ImageData) -> DecodedImage:
             ``'rgb8; jpeg compressed bgr8'``, ``'16UC1; png compressed '``,
             ``'16UC1; compressedDepth png'``, ``'32FC1; compressedDepth'``.
         data: the compressed bytes.
+        max_size: largest ``(width, height)`` decoded (None: no limit); checked on the header,
+            before the pixels are decoded.
 
     Returns:
         ``'color'`` ``[H, W, 3]`` uint8 RGB for 8-bit images (grey replicated, alpha and palettes
@@ -545,6 +644,7 @@ def decode_compressed(format: str, data: ImageData) -> DecodedImage:
         quantisation undone). Zero depth is NaN.
 
     Raises:
+        FrameTooLargeError: the image is larger than ``max_size``.
         ImageDecodeError: an unknown codec, an RVL compressedDepth payload, data the codec cannot
             read, or a pixel layout with no RGB/depth meaning.
     """
@@ -553,7 +653,7 @@ def decode_compressed(format: str, data: ImageData) -> DecodedImage:
     buf = _as_bytes_array(data, f'compressed image (format {format!r})')
     encoding, compression = _split_format(format)
     if 'compresseddepth' in compression.lower():
-        return _decode_compressed_depth(format, encoding, compression, buf)
+        return _decode_compressed_depth(format, encoding, compression, buf, max_size)
 
     codec = compression.split()[0].lower() if compression else ''
     if codec not in ('jpeg', 'jpg', 'png'):
@@ -563,7 +663,7 @@ def decode_compressed(format: str, data: ImageData) -> DecodedImage:
         )
     if buf.size == 0:
         raise ImageDecodeError(f'compressed image (format {format!r}): data is empty')
-    image = _open_with_pillow(buf, codec, format)
+    image = _open_with_pillow(buf, codec, format, max_size)
 
     if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
         values = np.asarray(image)

@@ -18,21 +18,36 @@ Two rates are kept apart (design.md section 3):
 
 * **ingest** (camera rate): :meth:`SceneEngine.add_frame` puts a frame in a bounded queue and
   returns; the *ingest thread* runs the keyframe policy on every queued frame and prepares what a
-  keyframe needs on its own (the geometry-branch tensor, the Qwen-side pixels). It never takes the
-  model lock, so a slow scene update or a long question never stalls the cameras.
-* **scene update** (when the keyframe set changes, at most once per ``min_update_interval_sec``):
-  the *update thread* runs the backbone and the Spa3R encoder over the keyframes under the model
-  lock, reusing the cached per-keyframe backbone patch tokens and Qwen vision tokens, warms the
+  keyframe needs on its own (the model-resolution pixels, the Qwen-side inputs). It never takes
+  the model lock, so a slow scene update or a long question never stalls the cameras.
+* **scene update** (when the scene's frames change, at most once per ``min_update_interval_sec``):
+  the *update thread* runs the backbone and the Spa3R encoder over the scene's frames under the
+  model lock, reusing the cached per-frame backbone patch tokens and Qwen vision tokens, warms the
   language model's prefix cache for the new scene, and publishes an immutable :class:`SceneState`
   by swapping one reference.
-* **questions** (:meth:`SceneEngine.ask`, on demand): take the current state, wait for a newer one
-  only when the request's ``min_stamp`` asks for it, and generate under the model lock; the scene
-  prefix is cached per version, so a question pays for its own tokens.
+* **questions** (:meth:`SceneEngine.ask`, on demand): the :class:`~spa3r_ros.scene.questions.
+  QuestionPath` takes the current state, waits for a newer one only when the request's
+  ``min_stamp`` asks for it, and generates under the model lock; the scene prefix is cached per
+  version, so a question pays for its own tokens.
+
+**The scene's frames** are the keyframe window plus the *current view*: the newest frame seen
+(by stamp), whether or not the policy made it a keyframe. A robot cares most about what it sees
+now, and ``min_stamp`` / ``scene_stamp`` speak of the newest frame in the scene. A camera that
+keeps sending frames therefore causes an update at most every ``min_update_interval_sec``.
+
+**Limits.** A frame larger than ``max_frame_width`` x ``max_frame_height`` is dropped and counted
+(``frames_too_large``); the decoders refuse such frames before decoding them (pass
+``config.max_frame_size`` and hand the :class:`~spa3r_ros.core.image_decode.FrameTooLargeError` to
+:meth:`SceneEngine.record_bad_frame`). Per frame the engine keeps only what the models need: the
+model-resolution pixels and Qwen inputs (:class:`KeyframeInput`) and the policy's thumbnail,
+never the camera's full-resolution pixels (:mod:`spa3r_ros.scene.memory` gives the bytes). A
+loaded scene obeys the same limits (:meth:`SceneEngine.load_scene`).
 
 Accounting: every frame given to :meth:`SceneEngine.add_frame` or
 :meth:`SceneEngine.record_bad_frame` is counted once as received, and is at any moment either
 waiting (``frames_buffered``), considered by the keyframe policy (``frames_seen``) or dropped
-(bad, queue overflow, discarded by :meth:`SceneEngine.reset`), see :class:`EngineStats`.
+for a reason (bad, too large, queue overflow, discarded by :meth:`SceneEngine.reset`), see
+:class:`EngineStats`.
 """
 
 from collections.abc import Callable, Sequence
@@ -44,40 +59,29 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from spa3r_ros.configs.flatten import iter_leaf_fields, to_flat_dict
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
-from spa3r_ros.core.answers import parse_lenient, parse_strict
-from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError, QueryError
+from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
 from spa3r_ros.core.frame_buffer import Frame, FrameBuffer
-from spa3r_ros.core.image_decode import DecodedImage, KIND_COLOR
-from spa3r_ros.core.prompts import build_prompt, Prompt
-from spa3r_ros.core.requests import check_request, NO_MODEL_MESSAGE
-from spa3r_ros.core.types import (
-    MULTIPLE_CHOICE_TASKS,
-    QueryFeedback,
-    ResultCode,
-    SpatialAnswer,
-    SpatialQueryRequest,
-    Stage,
-    Task,
-)
+from spa3r_ros.core.image_decode import DecodedImage, FrameTooLargeError, KIND_COLOR
+from spa3r_ros.core.types import QueryFeedback, SpatialAnswer, SpatialQueryRequest
 from spa3r_ros.models.inference import inference_context
 from spa3r_ros.models.preprocess import preprocess_frame, stack_frames
 from spa3r_ros.models.vggt.frame_cache import PatchTokenCache
-from spa3r_ros.models.vlm.generation import (
-    AnswerConstraint,
-    choice_constraint,
-    FrameInput,
-    GenerationResult,
-    number_constraint,
-    Spa3VLMGenerator,
-)
+from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
 from spa3r_ros.models.vlm.preprocess import frame_inputs
 from spa3r_ros.scene.keyframes import KeyframePolicy
 from spa3r_ros.scene.odometry import Pose, PoseTrack
+from spa3r_ros.scene.questions import (
+    ignore_feedback,
+    never_canceled,
+    POLL_SEC,
+    QuestionPath,
+)
 from spa3r_ros.scene.snapshot_io import read_scene, SavedKeyframe, SavedScene, write_scene
 from spa3r_ros.scene.state import EngineStats, KeyframeInput, SceneState
 
@@ -93,19 +97,9 @@ READ_ONLY_SCENE_FIELDS = tuple(
 FeedbackFn = Callable[[QueryFeedback], None]
 CanceledFn = Callable[[], bool]
 
-# Longest sleep between two checks of a cancel flag or a deadline while a question waits (s).
-POLL_SEC = 0.05
-# Per-keyframe caches hold the window plus this many frames, so a keyframe that is evicted and an
-# update in flight never push each other out.
+# Per-frame caches hold the window, the current view and this many frames more, so a keyframe
+# that is evicted and an update in flight never push each other out.
 CACHE_MARGIN = 8
-
-
-def _never_canceled() -> bool:
-    return False
-
-
-def _ignore_feedback(_: QueryFeedback) -> None:
-    return None
 
 
 def process_memory_bytes(device: torch.device | None) -> int:
@@ -122,21 +116,41 @@ def process_memory_bytes(device: torch.device | None) -> int:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def model_resolution_rgb(geometry: torch.Tensor) -> np.ndarray:
+    """``[3, H, W]`` geometry tensor in [0, 1] -> ``[H, W, 3]`` uint8, exact (it is uint8/255)."""
+    pixels = geometry.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(pixels.permute(1, 2, 0).numpy())
+
+
 @dataclasses.dataclass(frozen=True)
 class _KeyframeSet:
-    """A keyframe set as published by the ingest thread for the update thread.
+    """A scene's frames as published by the ingest thread for the update thread.
 
     Attributes:
         generation: increases whenever the set changes (the engine's own counter).
         entries: the keyframes' inputs, in stamp order.
         seen_stamp: newest frame stamp the policy had considered when the set was published.
         epoch: the reset epoch it belongs to (an update for an older epoch is discarded).
+        current: the current view (the newest frame seen) when it is not a keyframe; the update
+            thread prepares it.
     """
 
     generation: int
     entries: tuple[KeyframeInput, ...]
     seen_stamp: float
     epoch: int
+    current: Frame | None = None
+
+    @property
+    def seqs(self) -> list[int]:
+        """Every frame of the set, the current view last."""
+        return [e.seq for e in self.entries] + ([self.current.seq] if self.current else [])
+
+    @property
+    def newest_stamp(self) -> float:
+        """The newest stamp among the set's frames (0 when empty)."""
+        stamps = [e.stamp for e in self.entries] + ([self.current.stamp] if self.current else [])
+        return max(stamps, default=0.0)
 
 
 class SceneEngine:
@@ -146,7 +160,7 @@ class SceneEngine:
         models: the model bundle (VLM with its Spa3R, tokenizer, image processor, device); None
             for an engine that only ingests and counts frames (every question then gets
             MODEL_ERROR, as a node without a model does).
-        config: ingestion, keyframe and update settings.
+        config: ingestion, keyframe, frame-size and update settings.
         query_config: limits and defaults of questions, or a callable returning them (read at
             every question, so run-time parameter changes apply to the next one).
 
@@ -173,7 +187,7 @@ class SceneEngine:
         self._poses = PoseTrack(max_poses=config.max_poses)
         self._have_poses = False
         self._policy = KeyframePolicy(config.keyframes)
-        cache_size = config.keyframes.window + CACHE_MARGIN
+        cache_size = config.keyframes.window + 1 + CACHE_MARGIN
         self._patch_cache = PatchTokenCache(max_frames=cache_size)
         self._generator: Spa3VLMGenerator | None = None
         if models is not None:
@@ -188,6 +202,10 @@ class SceneEngine:
         self._ingest_lock = threading.Lock()
         self._state: SceneState | None = None
         self._entries: dict[int, KeyframeInput] = {}  # ingest thread's keyframe inputs by seq
+        # The newest colour frame seen (ingest thread): the scene's current view.
+        self._current: Frame | None = None
+        self._current_stamp = -math.inf
+        self._current_input: KeyframeInput | None = None  # the update thread's prepared view
         self._pending = _KeyframeSet(0, (), 0.0, 0)
         self._built_generation = 0
         self._policy_version = self._policy.version
@@ -206,6 +224,14 @@ class SceneEngine:
         self._last_update_error = ''
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        self._questions = QuestionPath(
+            models,
+            self._generator,
+            self._model_lock,
+            self,
+            lambda: self._config,
+            self._query_config,
+        )
 
     # ------------------------------------------------------------------ life cycle
 
@@ -246,7 +272,7 @@ class SceneEngine:
 
     @property
     def config(self) -> SceneConfig:
-        """The engine's configuration."""
+        """The engine's configuration (``config.max_frame_size`` is what decoders take)."""
         return self._config
 
     @property
@@ -259,7 +285,9 @@ class SceneEngine:
     def add_frame(self, stamp: float, camera: str, image: DecodedImage) -> None:
         """Queue a camera frame for the keyframe policy; returns at once.
 
-        A depth image or a non-finite stamp is counted as a bad frame (and logged at debug level).
+        A depth image or a non-finite stamp is counted as a bad frame, a frame larger than
+        ``config.max_frame_width`` x ``max_frame_height`` as too large (both logged at debug
+        level; callers log them throttled for people).
 
         Args:
             stamp: capture time in seconds.
@@ -269,6 +297,12 @@ class SceneEngine:
         if image.kind != KIND_COLOR:
             self.record_bad_frame(f'{camera}: a {image.kind!r} image is not a camera frame')
             return
+        config = self._config
+        if image.width > config.max_frame_width or image.height > config.max_frame_height:
+            self.record_bad_frame(
+                FrameTooLargeError(camera, image.width, image.height, config.max_frame_size)
+            )
+            return
         try:
             self._buffer.push(stamp, camera, image)
         except ValueError as err:
@@ -277,13 +311,18 @@ class SceneEngine:
         with self._cond:
             self._cond.notify_all()
 
-    def record_bad_frame(self, reason: str) -> None:
-        """Count a frame that arrived but cannot be used (undecodable, wrong encoding).
+    def record_bad_frame(self, reason: str | Exception) -> None:
+        """Count a frame that arrived but cannot be used, under its reason.
 
         Args:
-            reason: why, for the debug log (callers log it throttled for people).
+            reason: why, for the debug log; a :class:`FrameTooLargeError` (from a decoder given
+                ``config.max_frame_size``) counts as too large, anything else as bad
+                (undecodable, wrong encoding).
         """
-        self._buffer.record_bad_frame(reason)
+        if isinstance(reason, FrameTooLargeError):
+            self._buffer.record_too_large(str(reason))
+        else:
+            self._buffer.record_bad_frame(str(reason))
 
     def add_pose(self, pose: Pose) -> None:
         """Record an odometry pose; frames get the pose interpolated at their stamp."""
@@ -305,8 +344,9 @@ class SceneEngine:
     def apply_config(self, config: SceneConfig) -> None:
         """Apply a run-time change of the engine's settings (the node's parameter callback).
 
-        Thresholds, the window, the update rate limit and the answer format take effect for
-        the next frame, update or question; a smaller window evicts keyframes at once.
+        Thresholds, the window, the frame-size limit, the update rate limit and the answer
+        format take effect for the next frame, update or question; a smaller window evicts
+        keyframes at once.
 
         Raises:
             ConfigError: if a read-only setting changed (ingest queue size, geometry mode, pose
@@ -317,8 +357,8 @@ class SceneEngine:
         changed = [name for name in READ_ONLY_SCENE_FIELDS if old[name] != new[name]]
         if changed:
             raise ConfigError(f'SceneConfig fields {changed} cannot change while the engine runs')
-        # The per-keyframe caches follow the window, or a larger one would thrash them.
-        cache_size = config.keyframes.window + CACHE_MARGIN
+        # The per-frame caches follow the window, or a larger one would thrash them.
+        cache_size = config.keyframes.window + 1 + CACHE_MARGIN
         self._patch_cache.max_frames = cache_size
         if self._generator is not None:
             self._generator.vision_cache.max_frames = cache_size
@@ -368,36 +408,48 @@ class SceneEngine:
                 logger.warning(
                     'keyframe %d (%s) cannot be preprocessed: %s', frame.seq, frame.camera, err
                 )
+        if frame.image.kind == KIND_COLOR and frame.stamp >= self._current_stamp:
+            self._current = frame
+            self._current_stamp = frame.stamp
         logger.debug('frame %d: %s', frame.seq, decision.reason)
 
-    def _prepare(self, seq: int, stamp: float, camera: str, rgb) -> KeyframeInput:
-        """Per-keyframe work that needs no model: both branches' preprocessing."""
+    def _prepare(self, seq: int, stamp: float, camera: str, rgb: np.ndarray) -> KeyframeInput:
+        """Per-frame work that needs no model: both branches' preprocessing.
+
+        Only the model-resolution result is kept: the camera's pixels are dropped here.
+        """
         models = self._models
         assert models is not None
         geometry = preprocess_frame(rgb, self._config.geometry_mode, models.geometry_width)
         (qwen_input,) = frame_inputs([geometry], [seq], models.image_processor)
-        return KeyframeInput(seq, stamp, camera, rgb, geometry, qwen_input)
+        return KeyframeInput(seq, stamp, camera, model_resolution_rgb(geometry), qwen_input)
 
     def _publish_keyframes(self) -> None:
-        """Hand the policy's keyframe set to the update thread when it changed."""
+        """Hand the scene's frames to the update thread when they changed."""
         with self._cond:
             if not self._publish_keyframes_locked():
                 if self._state is not None and self._built_generation == self._pending.generation:
-                    # Only rejected frames: the scene's content is unchanged but covers them now.
+                    # Only older frames: the scene's content is unchanged but covers them now.
                     self._state = dataclasses.replace(self._state, seen_stamp=self._seen_stamp)
             self._cond.notify_all()
 
     def _publish_keyframes_locked(self) -> bool:
-        """Publish the policy's set if it changed (caller holds _cond and the ingest lock)."""
+        """Publish the keyframes and current view if they changed (holds _cond, ingest lock)."""
         version = self._policy.version
-        if version == self._policy_version:
+        seqs = [k.seq for k in self._policy.keyframes]
+        current = self._current
+        if current is not None and current.seq in set(seqs):
+            current = None  # the newest frame is a keyframe: nothing to add
+        current_seq = current.seq if current is not None else 0
+        pending_current = self._pending.current
+        pending_seq = pending_current.seq if pending_current is not None else 0
+        if version == self._policy_version and current_seq == pending_seq:
             return False
         self._policy_version = version
-        seqs = [k.frame.seq for k in self._policy.keyframes]
         self._keyframe_count = len(seqs)
         entries = tuple(self._entries[s] for s in seqs if s in self._entries)
         self._pending = _KeyframeSet(
-            self._pending.generation + 1, entries, self._seen_stamp, self._epoch
+            self._pending.generation + 1, entries, self._seen_stamp, self._epoch, current
         )
         return True
 
@@ -411,7 +463,10 @@ class SceneEngine:
                     return
                 self._flush_requested = False
                 self._last_update_start = time.monotonic()
-            self._run_update(pending)
+            try:
+                self._run_update(pending)
+            except Exception:  # the thread must outlive any bug; the next change retries
+                logger.exception('the update thread failed; continuing')
 
     def _wait_for_work(self) -> _KeyframeSet | None:
         """Block (holding _cond) until an update is due; None when stopping."""
@@ -433,7 +488,7 @@ class SceneEngine:
         start = time.monotonic()
         state = None
         error = ''
-        if self._models is not None and pending.entries:
+        if self._models is not None and (pending.entries or pending.current is not None):
             try:
                 state = self._build_state(pending, start)
             except Exception as err:  # keep the previous scene; report the failure
@@ -450,38 +505,53 @@ class SceneEngine:
                 self._state = state
                 self._last_update_sec = state.update_sec
                 logger.debug(
-                    'scene v%d: %d keyframes in %.3f s',
+                    'scene v%d: %d frames in %.3f s',
                     state.version,
                     state.num_frames,
                     state.update_sec,
                 )
-            elif not pending.entries:
+            elif not pending.entries and pending.current is None:
                 self._state = None
             self._cond.notify_all()
 
-    def _build_state(self, pending: _KeyframeSet, start: float) -> SceneState:
-        """Encode a keyframe set and warm the caches for it (takes the model lock twice).
+    def _current_view_input(self, frame: Frame) -> KeyframeInput | None:
+        """The prepared current view (update thread; prepared once per frame)."""
+        cached = self._current_input
+        if cached is not None and cached.seq == frame.seq:
+            return cached
+        try:
+            prepared = self._prepare(frame.seq, frame.stamp, frame.camera, frame.image.pixels)
+        except ValueError as err:
+            logger.warning(
+                'current view %d (%s) cannot be preprocessed: %s', frame.seq, frame.camera, err
+            )
+            return None
+        self._current_input = prepared
+        return prepared
+
+    def _build_state(self, pending: _KeyframeSet, start: float) -> SceneState | None:
+        """Encode a scene's frames and warm the caches for it (takes the model lock twice).
 
         The lock is released between the encoder and the prefix warm-up, so a question waiting
         for the model (on the previous scene) runs in between instead of after the whole update.
         """
-        models = self._models
-        assert models is not None and self._generator is not None
-        entries = pending.entries
-        seqs = [e.seq for e in entries]
-        device = models.device
-        images = stack_frames([e.geometry for e in entries]).to(device)
-        spa3r = models.vlm.geometry_encoder
-        with self._model_lock:
-            with inference_context(device):
-                tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
-            latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
-            self._prune_caches(seqs)
+        assert self._generator is not None
+        entries = list(pending.entries)
+        current_is_keyframe = True
+        if pending.current is not None:
+            current = self._current_view_input(pending.current)
+            if current is not None:
+                entries.append(current)
+                entries.sort(key=lambda e: (e.stamp, e.seq))
+                current_is_keyframe = False
+        if not entries:
+            return None
+        latents = self._encode(entries, prune=True)
         inputs = tuple(e.frame_input for e in entries)
         with self._cond:
             version = self._next_version
             self._next_version += 1
-        # Warm the per-keyframe vision tokens and the scene's prefix, so questions pay only for
+        # Warm the per-frame vision tokens and the scene's prefix, so questions pay only for
         # their own tokens.
         with self._model_lock:
             self._generator.scene_prefix(version, inputs, latents)
@@ -492,10 +562,32 @@ class SceneEngine:
             created_at=time.time(),
             update_sec=time.monotonic() - start,
             seen_stamp=pending.seen_stamp,
+            current_view_is_keyframe=current_is_keyframe,
         )
 
+    def _encode(self, entries: Sequence[KeyframeInput], prune: bool) -> torch.Tensor:
+        """The Spa3R latent ``[1, Q, D]`` of these frames (takes the model lock).
+
+        Args:
+            entries: the scene's frames in stamp order.
+            prune: drop every other frame from the per-frame caches (a scene update).
+        """
+        models = self._models
+        assert models is not None
+        seqs = [e.seq for e in entries]
+        device = models.device
+        images = stack_frames([e.geometry for e in entries]).to(device)
+        spa3r = models.vlm.geometry_encoder
+        with self._model_lock:
+            with inference_context(device):
+                tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
+            latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
+            if prune:
+                self._prune_caches(seqs)
+        return latents
+
     def _prune_caches(self, keep: Sequence[int]) -> None:
-        """Drop evicted keyframes from the per-keyframe caches (caller holds the model lock)."""
+        """Drop evicted frames from the per-frame caches (caller holds the model lock)."""
         keep_set = set(keep)
         self._patch_cache.discard([k for k in self._patch_cache.frame_ids() if k not in keep_set])
         if self._generator is not None:
@@ -508,6 +600,57 @@ class SceneEngine:
         """The current scene (None before the first update)."""
         with self._cond:
             return self._state
+
+    def wait_for_scene(
+        self, min_stamp: float, deadline: float, is_canceled: CanceledFn
+    ) -> SceneState | None:
+        """The first scene whose newest frame has a stamp >= ``min_stamp``.
+
+        When a frame that new has been seen but its update waits for the rate limit, the update
+        runs at once (as for :meth:`flush`): a question is waiting for it.
+
+        Args:
+            min_stamp: the stamp the scene must reach (seconds).
+            deadline: ``time.monotonic()`` after which to give up.
+            is_canceled: polled every ``POLL_SEC``.
+
+        Returns:
+            The scene, or None on timeout or cancellation.
+        """
+        while True:
+            with self._cond:
+                state = self._state
+                if state is not None and state.newest_stamp >= min_stamp:
+                    return state
+                pending = self._pending
+                if (
+                    pending.generation != self._built_generation
+                    and pending.newest_stamp >= min_stamp
+                    and not self._flush_requested
+                ):
+                    self._flush_requested = True
+                    self._cond.notify_all()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, POLL_SEC))
+            if is_canceled():
+                return None
+
+    def describe_missing_scene(self, min_stamp: float = 0.0) -> str:
+        """Why there is no scene (or none with a frame at least ``min_stamp`` new)."""
+        stats = self._buffer.stats()
+        with self._cond:
+            seen, seen_stamp = self._seen, self._seen_stamp
+        if min_stamp > 0:
+            return (
+                f'no scene including a frame with stamp >= {min_stamp:.3f} (newest frame '
+                f'seen: {seen_stamp:.3f})'
+            )
+        return (
+            f'no scene yet: {stats.received} frames received, {seen} seen by the keyframe '
+            'policy, no scene update has finished'
+        )
 
     def flush(self, timeout: float | None = None) -> SceneState | None:
         """Process every frame given so far and wait for the scene that includes them.
@@ -574,6 +717,8 @@ class SceneEngine:
                 frames_bad=buffer.dropped_bad,
                 frames_overflow=buffer.dropped_overflow,
                 resets=self._resets,
+                frames_too_large=buffer.dropped_too_large,
+                frames_cleared=buffer.dropped_cleared,
             )
         return dataclasses.replace(stats, memory_bytes=process_memory_bytes(device))
 
@@ -584,228 +729,39 @@ class SceneEngine:
         request: SpatialQueryRequest,
         *,
         accepted_at: float | None = None,
-        on_feedback: FeedbackFn = _ignore_feedback,
-        is_canceled: CanceledFn = _never_canceled,
+        on_feedback: FeedbackFn = ignore_feedback,
+        is_canceled: CanceledFn = never_canceled,
         recompute: bool = False,
     ) -> SpatialAnswer:
         """Answer a spatial question from the current scene. Never raises.
+
+        The work is the :class:`~spa3r_ros.scene.questions.QuestionPath`'s; see there for the
+        stages and how each ends.
 
         Args:
             request: the goal's fields.
             accepted_at: ``time.monotonic()`` when the goal was accepted (latency and timeout count
                 from there, so time spent queued counts too); now when None.
             on_feedback: receives stage, progress and partial answers (in this thread).
-            is_canceled: polled while waiting, between stages and before every generated token.
+            is_canceled: polled while waiting, between stages, between the language model's
+                layers during the prompt pass and before every generated token.
             recompute: the reference's way, the baseline of the benchmark: no cache at all
                 (backbone, Spa3R, vision tower and the whole prompt run for this question) on the
-                same keyframes as the current scene. The answer is the same.
+                same frames as the current scene. The answer is the same.
 
         Returns:
             The answer; ``code`` says how the question ended and ``message`` why.
         """
-        if accepted_at is None:
-            accepted_at = time.monotonic()
-        try:
-            answer = self._ask(request, accepted_at, on_feedback, is_canceled, recompute)
-        except Exception as err:  # a model bug must not reach the caller's executor
-            logger.exception('the model failed on a question')
-            answer = self._finish(
-                accepted_at, ResultCode.MODEL_ERROR, f'model failure: {type(err).__name__}: {err}'
-            )
+        answer = self._questions.ask(
+            request,
+            accepted_at=accepted_at,
+            on_feedback=on_feedback,
+            is_canceled=is_canceled,
+            recompute=recompute,
+        )
         with self._cond:
             self._last_query_sec = answer.latency_sec
         return answer
-
-    @staticmethod
-    def _finish(
-        accepted_at: float, code: ResultCode, message: str = '', **fields: object
-    ) -> SpatialAnswer:
-        if code != ResultCode.OK:
-            logger.info('question ended with %s: %s', code.name, message)
-        latency = time.monotonic() - accepted_at
-        return SpatialAnswer(code=code, message=message, latency_sec=latency, **fields)
-
-    def _ask(
-        self,
-        request: SpatialQueryRequest,
-        accepted_at: float,
-        on_feedback: FeedbackFn,
-        is_canceled: CanceledFn,
-        recompute: bool,
-    ) -> SpatialAnswer:
-        def finish(code: ResultCode, message: str = '', **fields: object) -> SpatialAnswer:
-            return self._finish(accepted_at, code, message, **fields)
-
-        config = self._query_config()
-        try:
-            request, timeout = check_request(request, config)
-            prompt = build_prompt(request, post_prompts=self._config.post_prompts)
-        except QueryError as err:
-            return finish(ResultCode.INVALID_GOAL, str(err))
-        deadline = accepted_at + timeout
-        if is_canceled():
-            return finish(ResultCode.CANCELED, 'canceled while queued')
-        if time.monotonic() >= deadline:
-            return finish(ResultCode.TIMEOUT, f'timed out after {timeout:.3g} s while queued')
-        if self._models is None:
-            return finish(ResultCode.MODEL_ERROR, NO_MODEL_MESSAGE)
-
-        if request.min_stamp > 0:
-            on_feedback(QueryFeedback(stage=Stage.WAITING_FOR_SCENE, progress=0.1))
-            state = self._wait_for_scene(request.min_stamp, deadline, is_canceled)
-            if is_canceled():
-                return finish(ResultCode.CANCELED, 'canceled while waiting for the scene')
-            if state is None:
-                return finish(
-                    ResultCode.NO_SCENE,
-                    f'no scene including a frame with stamp >= {request.min_stamp:.3f} '
-                    f'within {timeout:.3g} s (newest frame seen: {self._seen_stamp:.3f})',
-                )
-        else:
-            state = self.snapshot()
-        if state is None:
-            stats = self._buffer.stats()
-            return finish(
-                ResultCode.NO_SCENE,
-                f'no scene yet: {stats.received} frames received, {self._seen} seen by the '
-                'keyframe policy, no scene update has finished',
-            )
-
-        if not self._acquire_model(deadline, is_canceled):
-            if is_canceled():
-                return finish(ResultCode.CANCELED, 'canceled while waiting for the model')
-            return finish(
-                ResultCode.TIMEOUT,
-                f'timed out after {timeout:.3g} s waiting for the model (busy with a scene '
-                'update or another question)',
-            )
-        try:
-            if is_canceled():
-                return finish(ResultCode.CANCELED, 'canceled before prefill')
-            result = self._generate(
-                request, prompt, state, deadline, on_feedback, is_canceled, recompute
-            )
-        finally:
-            self._model_lock.release()
-
-        scene_fields = {
-            'scene_version': state.version,
-            'scene_stamp': state.newest_stamp,
-            'num_frames': state.num_frames,
-        }
-        if result.finish_reason == 'cancelled':
-            if is_canceled():
-                return finish(
-                    ResultCode.CANCELED,
-                    'canceled during generation',
-                    answer=result.text,
-                    **scene_fields,
-                )
-            return finish(
-                ResultCode.TIMEOUT,
-                f'timed out after {timeout:.3g} s during generation '
-                f'({len(result.token_ids)} tokens generated)',
-                answer=result.text,
-                **scene_fields,
-            )
-        task = Task(request.task)
-        strict = parse_strict(result.text, task, prompt.options)
-        lenient = parse_lenient(result.text, task, prompt.options)
-        logger.info(
-            'answer %r from scene v%d (frames %s): strict parse %s, lenient parse %s',
-            result.text,
-            state.version,
-            ', '.join(f'{s:.3f}' for s in state.keyframe_stamps),
-            'ok' if strict.ok else f'failed ({strict.error})',
-            'ok' if lenient.ok else f'failed ({lenient.error})',
-        )
-        message = '' if lenient.ok else f'the answer did not parse: {lenient.error}'
-        return finish(
-            ResultCode.OK, message, answer=result.text, **lenient.answer_fields(), **scene_fields
-        )
-
-    def _wait_for_scene(
-        self, min_stamp: float, deadline: float, is_canceled: CanceledFn
-    ) -> SceneState | None:
-        """The first scene that covers ``min_stamp``; None on timeout or cancellation."""
-        while True:
-            with self._cond:
-                state = self._state
-                if state is not None and state.seen_stamp >= min_stamp:
-                    return state
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self._cond.wait(min(remaining, POLL_SEC))
-            if is_canceled():
-                return None
-
-    def _acquire_model(self, deadline: float, is_canceled: CanceledFn) -> bool:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or is_canceled():
-                return False
-            if self._model_lock.acquire(timeout=min(remaining, POLL_SEC)):
-                return True
-
-    def _constraint(self, task: Task, prompt: Prompt, budget: int) -> AnswerConstraint | None:
-        if not self._config.constrain_answers or task == Task.FREE_FORM:
-            return None
-        tokenizer = self._models.tokenizer
-        if task in MULTIPLE_CHOICE_TASKS:
-            return choice_constraint(tokenizer, len(prompt.options))
-        return number_constraint(tokenizer, max_tokens=min(self._config.max_number_tokens, budget))
-
-    def _generate(
-        self,
-        request: SpatialQueryRequest,
-        prompt: Prompt,
-        state: SceneState,
-        deadline: float,
-        on_feedback: FeedbackFn,
-        is_canceled: CanceledFn,
-        recompute: bool,
-    ) -> GenerationResult:
-        """Run the VLM on one question (caller holds the model lock)."""
-        models = self._models
-        assert models is not None and self._generator is not None
-        budget = request.max_new_tokens
-        constraint = self._constraint(Task(request.task), prompt, budget)
-        latents = state.latents
-        inputs: Sequence[FrameInput] = state.frame_inputs
-        if recompute:
-            # The reference's way: preprocessing, backbone, Spa3R and (in generate) the vision
-            # tower and the whole prompt, all from the keyframes' pixels.
-            on_feedback(QueryFeedback(stage=Stage.ENCODING, progress=0.2))
-            geometry = [
-                preprocess_frame(k.rgb, self._config.geometry_mode, models.geometry_width)
-                for k in state.keyframes
-            ]
-            images = stack_frames(geometry).to(models.device)
-            latents = models.vlm.encode_geometry(images[None])
-            inputs = frame_inputs(geometry, list(state.keyframe_seqs), models.image_processor)
-        on_feedback(QueryFeedback(stage=Stage.PREFILL, progress=0.3))
-        produced = [0]
-
-        def on_text(_new: str, so_far: str) -> None:
-            produced[0] += 1
-            progress = 0.4 + 0.6 * min(1.0, produced[0] / budget)
-            on_feedback(QueryFeedback(Stage.GENERATING, progress, so_far))
-
-        def stop() -> bool:
-            return is_canceled() or time.monotonic() >= deadline
-
-        return self._generator.generate(
-            prompt.text,
-            scene_version=state.version,
-            frames=inputs,
-            latents=latents,
-            max_new_tokens=budget,
-            on_text=on_text,
-            cancel=stop,
-            constraint=constraint,
-            use_cache=not recompute,
-        )
 
     # ------------------------------------------------------------------ reset, save, load
 
@@ -826,6 +782,8 @@ class SceneEngine:
         # model lock: a question may hold it for seconds, and ingestion waits on the ingest lock.
         self._policy.reset()
         self._entries.clear()
+        self._current = None
+        self._current_stamp = -math.inf
         with self._cond:
             self._buffer.clear()
             self._epoch += 1
@@ -839,7 +797,7 @@ class SceneEngine:
             self._cond.notify_all()
 
     def _drop_caches(self) -> None:
-        """Free the per-keyframe caches (entries are keyed by seq: stale ones are never hit)."""
+        """Free the per-frame caches (entries are keyed by seq: stale ones are never hit)."""
         with self._model_lock:
             self._patch_cache.clear()
             if self._generator is not None:
@@ -847,7 +805,10 @@ class SceneEngine:
                 self._generator.invalidate()
 
     def save_scene(self, path: str | os.PathLike) -> None:
-        """Write the current scene (latent, keyframe pixels, stamps, model id) to one file.
+        """Write the current scene (latent, frames at model resolution, stamps, model id).
+
+        Every frame of the scene is written, the current view included, at the resolution the
+        models read (what :class:`KeyframeInput` keeps): enough to restore the scene exactly.
 
         Args:
             path: destination ``.safetensors`` file (written atomically).
@@ -870,26 +831,35 @@ class SceneEngine:
                 newest_stamp=state.newest_stamp,
             ),
         )
-        logger.info('saved scene v%d (%d keyframes) to %s', state.version, state.num_frames, path)
+        logger.info('saved scene v%d (%d frames) to %s', state.version, state.num_frames, path)
 
     def load_scene(self, path: str | os.PathLike) -> SceneState:
         """Replace the scene by one saved with :meth:`save_scene` (e.g. after a restart).
 
-        The saved keyframes become the keyframe policy's keyframes (``KeyframePolicy.restore``:
-        they are not counted as received frames), and the saved latent is published at once
-        without recomputing it. Frames that arrive later are compared with these keyframes and
-        extend the scene.
+        A loaded scene obeys the limits of a live one:
+
+        * every frame must fit ``max_frame_width`` x ``max_frame_height`` (else the file is
+          refused: a live frame that size would have been dropped), and only its
+          model-resolution pixels are kept, as for a live frame;
+        * the newest frame becomes the current view and at most ``keyframes.window`` of the
+          others the keyframes: when the file has more, the keyframe policy keeps the ones it
+          would keep (the most redundant leave, as in a live window), it is logged, and the
+          latent is recomputed for the frames kept instead of taken from the file.
+
+        The kept frames become the keyframe policy's keyframes (``KeyframePolicy.restore``:
+        they are not counted as received frames), and the latent is published at once. Frames
+        that arrive later are compared with these keyframes and extend the scene.
 
         Args:
             path: a file written by :meth:`save_scene`.
 
         Returns:
             The loaded scene (its version continues this engine's numbering, at least the saved
-            version). Its keyframes get negative ``seq`` numbers (they did not arrive here).
+            version). Its frames get negative ``seq`` numbers (they did not arrive here).
 
         Raises:
-            CheckpointError: a missing or corrupt file, one of another model, or latents of a
-                shape this model does not produce.
+            CheckpointError: a missing or corrupt file, one of another model, latents of a
+                shape this model does not produce, or a frame above the frame-size limit.
             NotReadyError: if the engine has no models.
         """
         models = self._models
@@ -908,34 +878,61 @@ class SceneEngine:
                 f'scene file {path} has latents {tuple(saved.latents.shape)}; this model '
                 f'produces {expected}'
             )
+        config = self._config
+        for index, keyframe in enumerate(saved.keyframes):
+            height, width = keyframe.rgb.shape[:2]
+            if width > config.max_frame_width or height > config.max_frame_height:
+                raise CheckpointError(
+                    f'scene file {path}: frame {index} is {width}x{height}, larger than the '
+                    f'frame-size limit {config.max_frame_width}x{config.max_frame_height} '
+                    '(scene.max_frame_width / max_frame_height)'
+                )
         start = time.monotonic()
         frames = []
         with self._cond:
             for keyframe in saved.keyframes:
                 # Negative, never reused: restored frames must not collide with the buffer's seqs
-                # (>= 1) nor with an earlier load's (every per-keyframe cache is keyed by seq).
+                # (>= 1) nor with an earlier load's (every per-frame cache is keyed by seq).
                 self._restored_seq -= 1
                 image = DecodedImage(KIND_COLOR, keyframe.rgb)
                 frames.append(Frame(keyframe.stamp, keyframe.camera, image, self._restored_seq))
             version = max(self._next_version, saved.version)
             self._next_version = version + 1
+        keyframes, current, dropped = self._restored_frames(frames)
+        if dropped:
+            logger.warning(
+                'scene file %s has %d frames; the window holds %d keyframes and the current '
+                'view: kept the %d the keyframe policy keeps, latent recomputed',
+                path,
+                len(frames),
+                config.keyframes.window,
+                len(keyframes) + 1,
+            )
+        keyframe_seqs = {f.seq for f in keyframes}
+        kept = keyframes if current.seq in keyframe_seqs else [*keyframes, current]
         entries = sorted(
-            (self._prepare(f.seq, f.stamp, f.camera, f.image.pixels) for f in frames),
-            key=lambda e: e.stamp,
+            (self._prepare(f.seq, f.stamp, f.camera, f.image.pixels) for f in kept),
+            key=lambda e: (e.stamp, e.seq),
         )
-        latents = saved.latents.to(models.device)
-        inputs = tuple(e.frame_input for e in entries)
+        current_entry = next(e for e in entries if e.seq == current.seq)
         # The costly part runs first, without the ingest lock: cameras keep flowing, and if it
         # fails the live scene is untouched.
+        latents = self._encode(entries, prune=False) if dropped else saved.latents
+        latents = latents.to(models.device)
         with self._model_lock:
-            self._generator.scene_prefix(version, inputs, latents)
-        newest = max(e.stamp for e in entries)
+            self._generator.scene_prefix(version, tuple(e.frame_input for e in entries), latents)
         with self._ingest_lock:
             self._clear_scene_locked()
-            evicted = set(self._policy.restore(frames))
-            self._entries = {e.seq: e for e in entries if e.seq not in evicted}
+            evicted = self._policy.restore(keyframes)
+            assert not evicted, 'the keyframes were already fitted to the window'
+            self._entries = {e.seq: e for e in entries if e.seq in keyframe_seqs}
+            self._current_input = current_entry
+            if current.seq in keyframe_seqs:
+                self._current, self._current_stamp = None, current.stamp
+            else:
+                self._current, self._current_stamp = current, current.stamp
             with self._cond:
-                self._seen_stamp = max(self._seen_stamp, newest)
+                self._seen_stamp = max(self._seen_stamp, current.stamp)
                 state = SceneState(
                     version=version,
                     latents=latents,
@@ -943,13 +940,31 @@ class SceneEngine:
                     created_at=time.time(),
                     update_sec=time.monotonic() - start,
                     seen_stamp=self._seen_stamp,
+                    current_view_is_keyframe=current.seq in keyframe_seqs,
                 )
                 # Published together with the state, so the update thread does not rebuild the
                 # set that the loaded scene already is.
                 self._publish_keyframes_locked()
                 self._state = state
-                if [e.seq for e in self._pending.entries] == list(state.keyframe_seqs):
+                if sorted(self._pending.seqs) == sorted(state.keyframe_seqs):
                     self._built_generation = self._pending.generation
                 self._cond.notify_all()
-        logger.info('loaded scene v%d (%d keyframes) from %s', version, state.num_frames, path)
+        logger.info('loaded scene v%d (%d frames) from %s', version, state.num_frames, path)
         return state
+
+    def _restored_frames(self, frames: list[Frame]) -> tuple[list[Frame], Frame, bool]:
+        """Split a saved scene's frames into keyframes and the current view, fitted to the window.
+
+        Returns:
+            ``(keyframes, current, dropped)``: the keyframes to restore (at most the window; the
+            current view among them when the file fits the window), the newest frame, and
+            whether frames were left out.
+        """
+        ordered = sorted(frames, key=lambda f: (f.stamp, f.seq))
+        current = ordered[-1]
+        window = self._config.keyframes.window
+        candidates = ordered if len(ordered) <= window else ordered[:-1]
+        # A scratch policy decides what a live window would keep, before anything changes.
+        evicted = set(KeyframePolicy(self._config.keyframes).restore(candidates))
+        keyframes = [f for f in candidates if f.seq not in evicted]
+        return keyframes, current, bool(evicted)

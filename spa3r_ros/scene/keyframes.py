@@ -44,11 +44,21 @@ Design:
   like keyframe A and stands where keyframe B stood still brings something new.)
   The first frame is always accepted. Depth images are rejected (Spa3R reads RGB only) but
   counted as seen.
-* **Eviction.** When a frame is accepted into a full window, the *most redundant* older keyframe
-  leaves: the one whose nearest neighbour among the other keyframes (the new one included) is
-  closest in combined distance; ties go to the older keyframe. Redundant views in one place
-  thin out first, while the only view of a place seen once stays, so after a revisit the
-  early, distinct views survive. The keyframe just accepted is never the one evicted.
+* **Eviction.** When a frame is accepted into a full window, one older keyframe leaves: the one
+  with the lowest *coverage score* ``redundancy * time_share``. ``redundancy`` is the combined
+  distance to its nearest neighbour among the other keyframes (the new one included): views
+  that repeat a place score low. ``time_share`` is the stretch of its camera's path (in
+  seconds) that it alone covers: half the time between its neighbours of the same camera, or,
+  for the oldest and newest of a camera, twice the time to its one neighbour (losing an end
+  shortens the covered path, so ends are dearer than the middle); a camera's only keyframe
+  gets the whole window's span. Ties go to the older keyframe; the keyframe just accepted never
+  leaves. So redundant views of one place thin out first, and after a revisit the only view of
+  a place seen once stays; and on a continuous sweep, where every keyframe is about one
+  threshold from its neighbours, the keyframes crowded into a short stretch go first, so the
+  window keeps spanning the whole path, first keyframe to newest, with no stretch (the recent
+  one included) left empty. Thinning by time alone would forget distinct places; by
+  redundancy alone a forward sweep evicts each newest keyframe in turn (its predecessor is
+  always its nearest neighbour) and the window stays in the first second of the path.
 * **Refresh.** A static camera would never replace its first frame, so a scene could grow
   arbitrarily stale (people move, doors open by degrees below the threshold). When a frame is
   not novel but its nearest keyframe is older than ``refresh_sec``, the frame *replaces* that
@@ -92,7 +102,7 @@ import math
 
 import numpy as np
 
-from spa3r_ros.configs.fields import check_fields, param
+from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.core.frame_buffer import Frame
 from spa3r_ros.core.image_decode import DecodedImage, KIND_COLOR
@@ -114,85 +124,11 @@ _SAMPLES_PER_CELL = 2
 # A thumbnail whose RMS contrast is below this (grey levels out of 255) is flat: no texture to
 # compare, only noise, so it is stored as zeros.
 _FLAT_RMS = 0.5
-# Relative tolerance under which two redundancy scores count as a tie (older keyframe leaves).
+# Relative tolerance under which two coverage scores count as a tie (older keyframe leaves).
 _TIE_RTOL = 1e-9
-
-
-@dataclass(frozen=True)
-class KeyframeConfig:
-    """How keyframes are chosen and how many are kept.
-
-    Args:
-        window: most keyframes kept (the frames the scene latent is built from).
-        novelty_threshold: image distance (``1 - correlation`` of the thumbnails) from every
-            keyframe at which a frame counts as new.
-        min_translation_m: camera travel from every same-camera keyframe at which a frame counts
-            as new (needs odometry).
-        min_rotation_deg: camera rotation from every same-camera keyframe at which a frame
-            counts as new (needs odometry).
-        refresh_sec: a frame that is not new replaces its nearest keyframe when that keyframe is
-            at least this much older, so a static camera's scene stays current; 0 disables.
-        pose_max_gap_sec: longest gap between two odometry poses across which the pose at a
-            frame's stamp is interpolated (``PoseTrack.at``); beyond it the frame has no pose.
-        thumbnail_width: width of the grey thumbnail compared between frames.
-        thumbnail_height: height of the grey thumbnail compared between frames.
-    """
-
-    window: int = param(
-        16, description='Most keyframes kept for the scene latent', bounds=(1, 256)
-    )
-    novelty_threshold: float = param(
-        0.2,
-        description='Image distance (1 - thumbnail correlation) from every keyframe that makes '
-        'a frame new',
-        bounds=(0.001, 2.0),
-    )
-    min_translation_m: float = param(
-        0.5,
-        description='Camera travel from every same-camera keyframe that makes a frame new',
-        bounds=(0.001, 1000.0),
-        unit='m',
-    )
-    min_rotation_deg: float = param(
-        20.0,
-        description='Camera rotation from every same-camera keyframe that makes a frame new',
-        bounds=(0.01, 180.0),
-        unit='deg',
-    )
-    refresh_sec: float = param(
-        10.0,
-        description='A frame that is not new replaces its nearest keyframe when that keyframe is '
-        'this much older (0: never)',
-        bounds=(0.0, 86400.0),
-        unit='s',
-    )
-    pose_max_gap_sec: float = param(
-        0.5,
-        description='Longest gap between odometry poses across which a frame pose is interpolated',
-        bounds=(0.001, 60.0),
-        unit='s',
-    )
-    thumbnail_width: int = param(
-        32,
-        description='Width of the grey thumbnail compared between frames',
-        bounds=(4, 256),
-        read_only=True,
-        unit='px',
-    )
-    thumbnail_height: int = param(
-        24,
-        description='Height of the grey thumbnail compared between frames',
-        bounds=(4, 256),
-        read_only=True,
-        unit='px',
-    )
-
-    def __post_init__(self) -> None:
-        check_fields(self)
-        for name in ('window', 'thumbnail_width', 'thumbnail_height'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f'KeyframeConfig.{name} = {value!r} must be an integer')
+# Smallest time share of a keyframe (s), so that equal stamps (two frames from one bag tick)
+# do not zero the coverage score.
+_MIN_TIME_SHARE_SEC = 1e-3
 
 
 @functools.lru_cache(maxsize=32)
@@ -268,10 +204,14 @@ def image_distance(thumbnail_a: np.ndarray, thumbnail_b: np.ndarray) -> float:
 
 @dataclass(frozen=True, eq=False)
 class Keyframe:
-    """A frame kept for the scene latent.
+    """A frame kept for the scene latent, without its pixels.
+
+    The engine keeps what the models need; the policy only compares thumbnails and poses.
 
     Attributes:
-        frame: the camera frame (its ``seq`` identifies the keyframe).
+        seq: the frame's sequence number (identifies the keyframe).
+        stamp: the frame's capture time in seconds.
+        camera: the camera it came from.
         pose: the odometry pose at the frame's stamp, if known.
         novelty: combined distance to the nearest keyframe when it was accepted, in threshold
             units (>= 1 for a novel frame; ``inf`` for the first frame; below 1 for a refresh).
@@ -279,20 +219,17 @@ class Keyframe:
             (:func:`compute_thumbnail`).
     """
 
-    frame: Frame
+    seq: int
+    stamp: float
+    camera: str
     pose: Pose | None
     novelty: float
     thumbnail: np.ndarray
 
-    @property
-    def seq(self) -> int:
-        """The frame's sequence number."""
-        return self.frame.seq
-
-    @property
-    def stamp(self) -> float:
-        """The frame's capture time in seconds."""
-        return self.frame.stamp
+    @classmethod
+    def of(cls, frame: Frame, pose: Pose | None, novelty: float, thumbnail: np.ndarray):
+        """The keyframe of ``frame`` (its pixels are not kept)."""
+        return cls(frame.seq, frame.stamp, frame.camera, pose, novelty, thumbnail)
 
 
 @dataclass(frozen=True)
@@ -445,7 +382,7 @@ class KeyframePolicy:
         config = self._config
         thumb = compute_thumbnail(frame.image, config.thumbnail_width, config.thumbnail_height)
         if not self._records:
-            self._insert(Keyframe(frame, pose, math.inf, thumb), np.empty(0))
+            self._insert(Keyframe.of(frame, pose, math.inf, thumb), np.empty(0))
             self._accepted += 1
             self._publish()
             return KeyframeDecision(
@@ -476,7 +413,7 @@ class KeyframePolicy:
                 version=self.version,
             )
 
-        keyframe = Keyframe(frame, pose, novelty, thumb)
+        keyframe = Keyframe.of(frame, pose, novelty, thumb)
         if novelty >= 1.0:
             self._insert(keyframe, combined)
             self._accepted += 1
@@ -600,7 +537,7 @@ class KeyframePolicy:
                 novelty = float(combined.min())
             else:
                 combined, novelty = np.empty(0), math.inf
-            self._insert(Keyframe(frame, pose, novelty, thumb), combined)
+            self._insert(Keyframe.of(frame, pose, novelty, thumb), combined)
             self._restored += 1
         evicted: tuple[int, ...] = ()
         if self._records:
@@ -674,7 +611,7 @@ class KeyframePolicy:
         orientation = pose.orientation if pose is not None else np.full(4, math.nan)
         self._positions = np.insert(self._positions, index, position, axis=0)
         self._orientations = np.insert(self._orientations, index, orientation, axis=0)
-        self._cameras = np.insert(self._cameras, index, keyframe.frame.camera)
+        self._cameras = np.insert(self._cameras, index, keyframe.camera)
         pair = np.insert(self._pair, index, combined, axis=0)
         self._pair = np.insert(pair, index, np.insert(combined, index, math.inf), axis=1)
 
@@ -688,27 +625,48 @@ class KeyframePolicy:
         self._pair = np.delete(np.delete(self._pair, index, axis=0), index, axis=1)
 
     def _evict_down_to(self, window: int, protect_seq: int) -> tuple[int, ...]:
-        """Evict the most redundant keyframes until at most ``window`` remain."""
+        """Evict the keyframes of lowest coverage score until at most ``window`` remain."""
         evicted: list[int] = []
         while len(self._records) > window:
             redundancy = self._pair.min(axis=1)  # distance of each to its nearest neighbour
+            scores = redundancy * self._time_shares()
             for index, keyframe in enumerate(self._records):
                 if keyframe.seq == protect_seq:
-                    redundancy[index] = math.inf
-            lowest = float(redundancy.min())
+                    scores[index] = math.inf
+            lowest = float(scores.min())
             # Records are in stamp order, so the first index within the tie tolerance is the
             # oldest of the tied keyframes.
-            tied = np.flatnonzero(redundancy <= lowest + _TIE_RTOL * max(abs(lowest), 1.0))
+            tied = np.flatnonzero(scores <= lowest + _TIE_RTOL * max(abs(lowest), 1.0))
             victim = int(tied[0])
-            evicted.append(self._records[victim].seq)
             logger.debug(
-                'evicting keyframe seq %d (nearest neighbour at %.3f)',
+                'evicting keyframe seq %d (nearest neighbour at %.3f, coverage score %.3f)',
                 self._records[victim].seq,
+                float(redundancy[victim]),
                 lowest,
             )
+            evicted.append(self._records[victim].seq)
             self._remove(victim)
             self._evicted += 1
         return tuple(evicted)
+
+    def _time_shares(self) -> np.ndarray:
+        """``[N]`` seconds of its camera's path each keyframe alone covers (module docstring)."""
+        stamps = np.array([k.stamp for k in self._records], dtype=np.float64)
+        span = float(stamps.max() - stamps.min()) if len(stamps) else 0.0
+        shares = np.full(len(stamps), max(span, _MIN_TIME_SHARE_SEC))
+        for camera in set(self._cameras.tolist()):
+            index = np.flatnonzero(self._cameras == camera)  # stamp order within the camera
+            if len(index) < 2:
+                continue
+            times = stamps[index]
+            own = np.empty(len(index))
+            own[1:-1] = 0.5 * (times[2:] - times[:-2])
+            own[0] = 2.0 * (times[1] - times[0])
+            own[-1] = 2.0 * (times[-1] - times[-2])
+            shares[index] = own
+        # Frames with equal stamps cover no time of their own, yet their images still differ:
+        # a floor keeps the redundancy factor in play.
+        return np.maximum(shares, _MIN_TIME_SHARE_SEC)
 
     def _rebuild_pair_matrix(self) -> None:
         records = list(self._records)
@@ -716,7 +674,7 @@ class KeyframePolicy:
         for keyframe in records:
             if self._records:
                 _, _, combined = self._distances_to_keyframes(
-                    keyframe.thumbnail, keyframe.pose, keyframe.frame.camera
+                    keyframe.thumbnail, keyframe.pose, keyframe.camera
                 )
             else:
                 combined = np.empty(0)

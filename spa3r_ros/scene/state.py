@@ -31,14 +31,18 @@ from spa3r_ros.models.vlm.generation import FrameInput
 
 @dataclass(frozen=True)
 class KeyframeInput:
-    """What the engine keeps per keyframe: everything that does not depend on the other frames.
+    """What the engine keeps per scene frame: everything that does not depend on the other frames.
+
+    Only model-resolution data is kept, never the camera's full-resolution pixels: a frame of any
+    size costs the same here (see :mod:`spa3r_ros.scene.memory` for the bytes per frame).
 
     Attributes:
         seq: the frame's arrival number (the key of every per-keyframe cache).
         stamp: capture time in seconds.
         camera: topic or ``frame_id`` it came from.
-        rgb: ``[h, w, 3]`` uint8 pixels as received (for save/load and the recompute baseline).
-        geometry: ``[3, H, W]`` float32 in [0, 1], the geometry branch's preprocessed frame.
+        rgb: ``[H, W, 3]`` uint8, the frame at the geometry branch's input resolution (VGGT's
+            resize and crop or pad, e.g. 392 x 518): exactly the geometry tensor times 255, so it
+            is what a saved scene stores and what the recompute baseline starts from.
         frame_input: the Qwen-side patchified pixels of the frame (cache key ``seq``).
     """
 
@@ -46,24 +50,35 @@ class KeyframeInput:
     stamp: float
     camera: str
     rgb: np.ndarray
-    geometry: torch.Tensor
     frame_input: FrameInput
+
+    @property
+    def geometry(self) -> torch.Tensor:
+        """``[3, H, W]`` float32 in [0, 1]: the geometry branch's preprocessed frame."""
+        return torch.from_numpy(self.rgb).permute(2, 0, 1).float().div_(255.0)
 
 
 @dataclass(frozen=True)
 class SceneState:
     """One version of the scene: what every question about it is answered from.
 
+    Its frames are the keyframe window plus the *current view*: the newest frame the engine had
+    seen when the update started, whether or not the keyframe policy kept it (when it is a
+    keyframe it is not repeated). So ``newest_stamp`` is the stamp of the newest frame seen, what
+    ``min_stamp`` waits for and what answers report as ``scene_stamp``.
+
     Attributes:
         version: increases by one with every update (0 is never used: it means "no scene").
         latents: ``[1, Q, D]`` Spa3R scene latent, on the models' device.
-        keyframes: the per-keyframe inputs (pixels, geometry tensors), ordered by stamp; the
-            ``keyframe_*``, ``frame_inputs`` and ``newest_stamp`` properties are read from them.
+        keyframes: the per-frame inputs (model-resolution pixels, Qwen inputs) of every frame of
+            the scene, the current view included, ordered by stamp; the ``keyframe_*``,
+            ``frame_inputs`` and ``newest_stamp`` properties are read from them.
         created_at: ``time.time()`` when the state was published.
         update_sec: how long the update that built it took (seconds).
         seen_stamp: newest stamp of any frame the keyframe policy had considered when this state
-            was current; ``min_stamp`` waits for this. It can grow without a new version when the
-            policy rejects frames (the scene's content is then unchanged).
+            was current (it can run ahead of ``newest_stamp`` while the next update is pending).
+        current_view_is_keyframe: whether the newest frame is one of the keyframes (False: it
+            was added to the window as the current view).
     """
 
     version: int
@@ -72,6 +87,7 @@ class SceneState:
     created_at: float
     update_sec: float
     seen_stamp: float = 0.0
+    current_view_is_keyframe: bool = True
 
     @property
     def keyframe_seqs(self) -> tuple[int, ...]:
@@ -90,12 +106,17 @@ class SceneState:
 
     @property
     def newest_stamp(self) -> float:
-        """The largest keyframe stamp (``SpatialAnswer.scene_stamp``)."""
+        """The current view's stamp, the newest in the scene (``SpatialAnswer.scene_stamp``)."""
         return max((k.stamp for k in self.keyframes), default=0.0)
 
     @property
+    def current_view(self) -> KeyframeInput:
+        """The newest frame of the scene (what the camera saw last when it was built)."""
+        return max(self.keyframes, key=lambda k: (k.stamp, k.seq))
+
+    @property
     def num_frames(self) -> int:
-        """How many keyframes the scene holds."""
+        """How many frames the scene holds (the keyframes and the current view)."""
         return len(self.keyframes)
 
 
@@ -103,8 +124,9 @@ class SceneState:
 class EngineStats(SceneStatusReport):
     """The scene engine's health at one instant (``SceneStatus`` and ``/diagnostics``).
 
-    Accounting: ``frames_received == frames_dropped + frames_seen + frames_buffered`` always holds
-    (``frames_dropped`` counts bad frames, queue overflow and frames discarded by ``reset``).
+    Accounting: ``frames_received == frames_dropped + frames_seen + frames_buffered`` always holds;
+    ``frames_dropped`` is the sum of its reasons: ``frames_bad + frames_too_large +
+    frames_overflow + frames_cleared``.
 
     Attributes:
         frames_received: frames offered to the engine (decodable or not).
@@ -125,6 +147,10 @@ class EngineStats(SceneStatusReport):
         frames_overflow: frames dropped because the ingest queue was full (part of
             ``frames_dropped``).
         resets: how many times the scene was reset.
+        frames_too_large: frames dropped because they exceed ``scene.max_frame_width`` /
+            ``max_frame_height`` (part of ``frames_dropped``).
+        frames_cleared: queued frames discarded by a reset or a loaded scene (part of
+            ``frames_dropped``).
     """
 
     # The SceneStatus fields come from SceneStatusReport; the engine's own counters follow.
@@ -132,10 +158,22 @@ class EngineStats(SceneStatusReport):
     frames_bad: int = 0
     frames_overflow: int = 0
     resets: int = 0
+    frames_too_large: int = 0
+    frames_cleared: int = 0
+
+    def drop_reasons(self) -> dict[str, int]:
+        """``frames_dropped`` by reason: ``bad``, ``too_large``, ``overflow``, ``cleared``."""
+        return {
+            'bad': self.frames_bad,
+            'too_large': self.frames_too_large,
+            'overflow': self.frames_overflow,
+            'cleared': self.frames_cleared,
+        }
 
     def is_consistent(self) -> bool:
-        """Whether every received frame is accounted for exactly once."""
-        return (
+        """Whether every received frame is accounted for exactly once, and every drop by reason."""
+        dropped = self.frames_dropped == sum(self.drop_reasons().values())
+        return dropped and (
             self.frames_received == self.frames_dropped + self.frames_seen + self.frames_buffered
         )
 

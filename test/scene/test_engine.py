@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import torch
 
+from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
@@ -30,7 +31,6 @@ from spa3r_ros.core.image_decode import DecodedImage
 from spa3r_ros.core.requests import NO_MODEL_MESSAGE
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Stage, Task
 from spa3r_ros.scene.engine import SceneEngine
-from spa3r_ros.scene.keyframes import KeyframeConfig
 from spa3r_ros.scene.odometry import Pose
 
 COUNT = SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',), max_new_tokens=6)
@@ -272,14 +272,26 @@ def test_min_stamp_waits_for_a_scene_that_includes_the_frame(tiny_models, image_
     assert too_new.code == ResultCode.NO_SCENE and 'stamp >= 50.000' in too_new.message
 
 
-def test_min_stamp_is_met_by_a_rejected_frame(tiny_models, image_for):
-    """A frame the policy rejects (a repeat) still counts as included: the scene covers it."""
-    with make_engine(tiny_models) as engine:
+def test_a_rejected_newest_frame_is_the_current_view_min_stamp_waits_for(tiny_models, image_for):
+    """The newest frame is in the scene even when the policy does not make it a keyframe.
+
+    The update rate limit is an hour: the waiting question makes its update run at once.
+    """
+    with make_engine(tiny_models, min_update_interval_sec=3600.0) as engine:
         feed(engine, image_for, range(3))
         first = engine.flush(timeout=60)
         engine.add_frame(8.0, 'cam', image_for(2))  # the same pixels as the newest keyframe
         answer = engine.ask(dataclasses.replace(COUNT, min_stamp=8.0, timeout_sec=30.0))
-    assert answer.code == ResultCode.OK and answer.scene_version == first.version
+        state = engine.snapshot()
+        stats = engine.stats()
+    assert first.current_view_is_keyframe and first.newest_stamp == 2.0
+    assert answer.code == ResultCode.OK and answer.scene_version == state.version > first.version
+    assert (answer.scene_stamp, answer.num_frames) == (8.0, 4)  # three keyframes + the view
+    assert stats.keyframes == 3 and stats.scene_stamp == 8.0
+    assert not state.current_view_is_keyframe
+    assert state.current_view.stamp == 8.0 and state.keyframe_stamps == (0.0, 1.0, 2.0, 8.0)
+    # The view went through the same model path as the keyframes (its cached tokens too).
+    assert state.current_view.seq in engine._generator.vision_cache.keys()
 
 
 def test_ingestion_never_waits_for_a_slow_update(tiny_models, image_for, monkeypatch):

@@ -20,6 +20,7 @@ import dataclasses
 import pytest
 import torch
 
+from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import ConfigError, QueryError
@@ -29,7 +30,6 @@ from spa3r_ros.models.preprocess import stack_frames
 from spa3r_ros.models.vggt.frame_cache import PatchTokenCache
 from spa3r_ros.models.vlm.generation import VisionTokenCache
 from spa3r_ros.models.vlm.preprocess import frame_inputs
-from spa3r_ros.scene.keyframes import KeyframeConfig
 from spa3r_ros.scene.state import EngineStats
 
 
@@ -96,12 +96,33 @@ def test_scene_config_validates_with_field_names():
         SceneConfig(ingest_queue_size=0)
     with pytest.raises(ConfigError, match='SceneConfig.min_update_interval_sec'):
         SceneConfig(min_update_interval_sec=-1.0)
+    # The frame-size limit: generous for cameras, bounded both ways, whole pixels.
+    assert SceneConfig().max_frame_size == (4096, 4096)
+    assert SceneConfig(max_frame_width=64, max_frame_height=16384).max_frame_size == (64, 16384)
+    for field, value in (
+        ('max_frame_width', 63),
+        ('max_frame_height', 16385),
+        ('max_frame_width', 1000.5),
+        ('max_frame_height', True),
+    ):
+        with pytest.raises(ConfigError, match=f'SceneConfig.{field}'):
+            SceneConfig(**{field: value})
 
 
 def test_engine_stats_accounting_and_status_report():
-    stats = EngineStats(frames_received=10, frames_dropped=3, frames_seen=5, frames_buffered=2)
+    stats = EngineStats(
+        frames_received=10,
+        frames_dropped=3,
+        frames_seen=5,
+        frames_buffered=2,
+        frames_bad=1,
+        frames_too_large=2,
+    )
     assert stats.is_consistent()
+    assert stats.drop_reasons() == {'bad': 1, 'too_large': 2, 'overflow': 0, 'cleared': 0}
     assert not dataclasses.replace(stats, frames_seen=4).is_consistent()
+    # A drop without its reason is an accounting error too.
+    assert not dataclasses.replace(stats, frames_dropped=4, frames_seen=4).is_consistent()
     report = dataclasses.replace(stats, scene_version=4, model_id='tiny-random').status_report()
     assert (report.frames_received, report.scene_version, report.model_id) == (
         10,

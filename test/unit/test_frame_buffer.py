@@ -35,6 +35,7 @@ def _identity_holds(stats: FrameBufferStats) -> bool:
         + stats.dropped_overflow
         + stats.dropped_bad
         + stats.dropped_cleared
+        + stats.dropped_too_large
         + stats.taken
     )
 
@@ -76,6 +77,18 @@ def test_bad_frames_are_received_and_counted() -> None:
     stats = buf.stats()
     assert (stats.received, stats.dropped_bad, stats.buffered) == (3, 2, 1)
     assert stats.is_consistent()
+
+
+def test_too_large_frames_are_received_and_counted_apart() -> None:
+    buf = FrameBuffer(2)
+    buf.push(1.0, 'c', _image())
+    buf.record_too_large('16000x16000 is larger than 4096x4096')
+    buf.record_bad_frame('truncated')
+    stats = buf.stats()
+    assert (stats.received, stats.dropped_too_large, stats.dropped_bad) == (3, 1, 1)
+    assert stats.dropped == 2 and stats.is_consistent() and _identity_holds(stats)
+    buf.clear(reset_stats=True)
+    assert buf.stats().dropped_too_large == 0
 
 
 def test_take_all_removes_oldest_first_and_counts_taken() -> None:

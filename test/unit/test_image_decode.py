@@ -17,17 +17,21 @@
 import array
 import io
 import struct
+import zlib
 
 import numpy as np
 from PIL import Image
 import pytest
 
+from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import ImageDecodeError
 from spa3r_ros.core.image_decode import (
     decode_compressed,
     decode_raw,
     DecodedImage,
+    DEFAULT_MAX_FRAME_SIZE,
     encode_raw,
+    FrameTooLargeError,
     supported_raw_encodings,
 )
 
@@ -380,3 +384,94 @@ def test_compressed_bad_data_and_formats(rgb: np.ndarray) -> None:
         decode_compressed('png', jpeg)  # the format must match the payload
     with pytest.raises(ImageDecodeError):
         decode_compressed('jpeg', jpeg[: len(jpeg) // 2])  # truncated stream
+
+
+# ------------------------------------------------------------------------------------ size limit
+
+
+def _claim_size(png: bytes, width: int, height: int) -> bytes:
+    """A PNG whose header claims another size (same pixel data, recomputed header CRC)."""
+    assert png[12:16] == b'IHDR'
+    body = struct.pack('>II', width, height) + png[24:29]
+    crc = struct.pack('>I', zlib.crc32(b'IHDR' + body))
+    return png[:16] + body + crc + png[33:]
+
+
+def _claim_jpeg_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose start-of-frame claims another size."""
+    sof = jpeg.index(b'\xff\xc0')
+    return jpeg[: sof + 5] + struct.pack('>HH', height, width) + jpeg[sof + 9 :]
+
+
+def test_default_limit_is_the_scene_config_default() -> None:
+    assert DEFAULT_MAX_FRAME_SIZE == SceneConfig().max_frame_size == (4096, 4096)
+
+
+@pytest.mark.parametrize(('width', 'height'), [(5000, 10), (10, 5000), (16000, 16000)])
+def test_oversize_raw_images_are_refused_from_their_fields(width: int, height: int) -> None:
+    """Checked before the data: an empty buffer is not even looked at."""
+    with pytest.raises(FrameTooLargeError, match=f'{width}x{height} is larger than') as info:
+        decode_raw('rgb8', height, width, width * 3, b'')
+    assert (info.value.width, info.value.height, info.value.max_size) == (
+        width,
+        height,
+        (4096,) * 2,
+    )
+    assert isinstance(info.value, ImageDecodeError)  # callers that catch decode errors see it
+
+
+def test_the_limit_is_inclusive_and_configurable(rgb: np.ndarray) -> None:
+    step, data = encode_raw(rgb, 'rgb8')
+    assert decode_raw('rgb8', H, W, step, data, max_size=(W, H)).width == W
+    with pytest.raises(FrameTooLargeError):
+        decode_raw('rgb8', H, W, step, data, max_size=(W - 1, H))
+    with pytest.raises(FrameTooLargeError):
+        decode_raw('mono8', H, W, W, b'\0' * (H * W), max_size=(W, H - 1))
+    assert decode_raw('rgb8', H, W, step, data, max_size=None).height == H
+
+
+@pytest.mark.parametrize(
+    ('fmt', 'payload'),
+    [
+        ('png', lambda a: _pil_bytes(a, 'PNG')),
+        ('jpeg', lambda a: _pil_bytes(a, 'JPEG')),
+        (
+            '16UC1; compressedDepth png',
+            lambda a: (
+                struct.pack('<iff', 0, 0.0, 0.0) + _pil_bytes(a[..., 0].astype(np.uint16), 'PNG')
+            ),
+        ),
+    ],
+)
+def test_oversize_compressed_images_are_refused_before_decoding(
+    rgb: np.ndarray, fmt: str, payload, monkeypatch
+) -> None:
+    from PIL import ImageFile
+
+    data = payload(rgb)
+    assert decode_compressed(fmt, data, max_size=(W, H)).width == W
+
+    def no_decoding(self):
+        raise AssertionError('the pixels were decoded')
+
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', no_decoding)
+    with pytest.raises(FrameTooLargeError, match=f'{W}x{H} is larger than the frame-size limit'):
+        decode_compressed(fmt, data, max_size=(W - 1, H))
+
+
+def test_a_small_png_claiming_a_huge_image_costs_nothing(rgb: np.ndarray) -> None:
+    """The decompression-bomb case: 9000 x 9000 (and more) claimed by a few hundred bytes.
+
+    16000 x 16000 is above Pillow's own bomb limit too; it is still reported as too large.
+    """
+    for side in (9000, 16000, 65535):
+        bomb = _claim_size(_pil_bytes(rgb, 'PNG'), side, side)
+        assert len(bomb) < 1000
+        with pytest.raises(FrameTooLargeError, match=f'{side}x{side}'):
+            decode_compressed('png', bomb)
+        with pytest.raises(FrameTooLargeError, match=f'{side}x{side}'):
+            decode_compressed('jpeg', _claim_jpeg_size(_pil_bytes(rgb, 'JPEG'), side, side))
+    # The forged header is well-formed: only the size check stands between it and decoding.
+    with pytest.raises(ImageDecodeError) as info:
+        decode_compressed('png', _claim_size(_pil_bytes(rgb, 'PNG'), 64, 64))
+    assert not isinstance(info.value, FrameTooLargeError)

@@ -26,13 +26,13 @@ import numpy as np
 import pytest
 
 from spa3r_ros.configs.fields import spec_of
+from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.core.frame_buffer import Frame
 from spa3r_ros.core.image_decode import DecodedImage
 from spa3r_ros.scene.keyframes import (
     compute_thumbnail,
     image_distance,
-    KeyframeConfig,
     KeyframeDecision,
     KeyframePolicy,
     REASON_DEPTH,
@@ -230,8 +230,9 @@ def test_revisit_does_not_evict_the_distinct_early_views() -> None:
         assert decisions[0].accepted, 'precondition: the synthetic places are distinct'
         assert not any(d.accepted for d in decisions[1:])
         place_seqs.append(decisions[0].seq)
-    # Back at the first place, looking around it (a raster over a 120 x 240 px region).
-    revisit = [(x, y) for y in range(0, 241, 40) for x in range(0, 121, 8)]
+    # Back at the first place, looking around it (a raster over a 120 x 80 px region, less than
+    # half a view: every view still shares most of the first place's content).
+    revisit = [(x, y) for y in range(80, 161, 20) for x in range(0, 121, 8)]
     accepted_on_revisit = [
         d
         for x, y in revisit
@@ -282,24 +283,67 @@ def test_motion_alone_makes_identical_images_keyframes() -> None:
     assert not other_camera.accepted and other_camera.motion_novelty is None
 
 
-def test_eviction_drops_the_most_redundant_keyframe_ties_to_the_older() -> None:
+def test_eviction_weighs_redundancy_and_time_coverage_ties_to_the_older() -> None:
     cam = Camera()
     image = cam.view(700, noise=0.0)
-    config = KeyframeConfig(window=2, min_translation_m=1.0)
 
-    def run(positions: list[float]) -> tuple[list[int], KeyframeDecision]:
-        policy = KeyframePolicy(config)
+    def run(positions: list[float], window: int) -> tuple[list[int], KeyframeDecision]:
+        policy = KeyframePolicy(KeyframeConfig(window=window, min_translation_m=1.0))
         frames = [frame(image, float(i)) for i in range(len(positions))]
         decisions = [policy.consider(f, pose_at(f.stamp, x)) for f, x in zip(frames, positions)]
         assert all(d.accepted for d in decisions)
         return [f.seq for f in frames], decisions[-1]
 
-    # 0, 3, 4 m: the keyframe at 3 m has a neighbour 1 m away and goes, though it is newer.
-    seqs, last = run([0.0, 3.0, 4.0])
+    # One frame a second at 0, 3, 4 m: the keyframe at 3 m has a neighbour 1 m away and goes,
+    # though the first is older (scores: redundancy 3 x time share 2 for the oldest, whose
+    # loss would shorten the covered path, against 1 x 1).
+    seqs, last = run([0.0, 3.0, 4.0], window=2)
     assert last.evicted == (seqs[1],)
-    # 0, 2, 4 m: both older keyframes are 2 m from their nearest neighbour: the older goes.
-    seqs, last = run([0.0, 2.0, 4.0])
-    assert last.evicted == (seqs[0],)
+    # 0, 2, 4 m: equally redundant; the middle one covers the shorter stretch of time (an end
+    # counts twice), so the window keeps spanning 0 to 4 m.
+    seqs, last = run([0.0, 2.0, 4.0], window=2)
+    assert last.evicted == (seqs[1],)
+    # 0, 2, 4, 6 m: the two middle keyframes score the same: the older goes.
+    seqs, last = run([0.0, 2.0, 4.0, 6.0], window=3)
+    assert last.evicted == (seqs[1],)
+
+
+def _drive_strip(width: int = 9000, seed: int = 5) -> np.ndarray:
+    """A long textured scene (rectangles of every size) to drive along, ``[240, width, 3]``."""
+    rng = np.random.default_rng(seed)
+    strip = np.full((VIEW_H, width, 3), 90, np.uint8)
+    for _ in range(width // 18):
+        cx, cy, r = rng.uniform(0, width), rng.uniform(0, VIEW_H), rng.uniform(10, 60)
+        rows = slice(max(0, int(cy - 0.6 * r)), int(cy + 0.6 * r) + 1)
+        strip[rows, max(0, int(cx - r)) : int(cx + r) + 1] = rng.integers(0, 256, 3)
+    return strip
+
+
+def test_a_forward_drive_keeps_the_whole_path_covered() -> None:
+    """13 s of driving forward, fast for the first second: the window spans the whole drive.
+
+    Redundancy alone filled the window in the first second and then evicted each newest
+    keyframe in turn (its predecessor is always its nearest neighbour on a sweep), so the last
+    half of the drive survived as one frame.
+    """
+    strip = _drive_strip()
+    window, fps, seconds = 16, 30, 13.0
+    tracker = Tracker(KeyframePolicy(KeyframeConfig(window=window, refresh_sec=0.0)))
+    x = 0.0
+    stamps = [i / fps for i in range(int(seconds * fps))]
+    for stamp in stamps:
+        pixels = np.ascontiguousarray(strip[:, int(x) : int(x) + VIEW_W])
+        tracker.feed(frame(DecodedImage('color', pixels), stamp), pose_at(stamp, x / 100))
+        x += (600.0 if stamp < 1.0 else 150.0) / fps  # px per second; 100 px per metre
+    kept = [k.stamp for k in tracker.policy.keyframes]
+    assert len(kept) == window
+    assert kept[0] == stamps[0]  # the start of the drive ...
+    assert kept[-1] >= stamps[-1] - 0.2  # ... to its end
+    # No stretch left empty (at most three even spacings between keyframes), and the second
+    # half of the drive holds at least a quarter of the window.
+    even = (stamps[-1] - stamps[0]) / (window - 1)
+    assert max(b - a for a, b in zip(kept, kept[1:])) <= 3 * even, kept
+    assert sum(stamp >= seconds / 2 for stamp in kept) >= window // 4, kept
 
 
 # -- refresh, depth, accounting ---------------------------------------------------------------
@@ -352,7 +396,7 @@ def test_accounting_holds_on_a_mixed_two_camera_stream() -> None:
     stats = tracker.policy.stats()
     assert stats.seen == 240 and stats.accepted > 4 and stats.rejected > 0
     assert stats.depth_rejected > 0 and stats.evicted == stats.accepted - 4
-    assert {k.frame.camera for k in tracker.policy.keyframes} <= {'left', 'right'}
+    assert {k.camera for k in tracker.policy.keyframes} <= {'left', 'right'}
 
 
 def test_reset_empties_the_set_and_keeps_the_version_increasing() -> None:
