@@ -64,6 +64,7 @@ from spa3r_ros.models.vlm.generation import (
     number_constraint,
     Spa3VLMGenerator,
 )
+from spa3r_ros.models.vlm.model import ForwardInterrupted
 from spa3r_ros.models.vlm.preprocess import frame_inputs
 from spa3r_ros.scene.state import SceneState
 
@@ -167,8 +168,9 @@ class QuestionPath:
             return finish(accepted_at, code, message, **fields)
 
         settings = self._scene_config()
+        limits = self._query_config()
         try:
-            request, timeout = check_request(request, self._query_config())
+            request, timeout = check_request(request, limits)
             prompt = build_prompt(request, post_prompts=settings.post_prompts)
         except QueryError as err:
             return end(ResultCode.INVALID_GOAL, str(err))
@@ -209,7 +211,15 @@ class QuestionPath:
                 return end(ResultCode.CANCELED, 'canceled before prefill')
             try:
                 result = self._generate(
-                    request, prompt, state, settings, deadline, on_feedback, is_canceled, recompute
+                    request,
+                    prompt,
+                    state,
+                    settings,
+                    limits.max_prompt_tokens,
+                    deadline,
+                    on_feedback,
+                    is_canceled,
+                    recompute,
                 )
             except QueryError as err:  # refused before any model work (e.g. prompt too long)
                 return end(ResultCode.INVALID_GOAL, str(err))
@@ -277,25 +287,38 @@ class QuestionPath:
         prompt: Prompt,
         state: SceneState,
         settings: SceneConfig,
+        max_prompt_tokens: int,
         deadline: float,
         on_feedback: FeedbackFn,
         is_canceled: CanceledFn,
         recompute: bool,
     ) -> GenerationResult:
-        """Run the VLM on one question (caller holds the model lock)."""
+        """Run the VLM on one question (caller holds the model lock).
+
+        Every pass (the recomputed geometry too) stops between two layers once the goal is
+        canceled or its deadline passes; the result is then ``'cancelled'``.
+        """
         models = self._models
         assert models is not None and self._generator is not None
         budget = request.max_new_tokens
         constraint = self._constraint(Task(request.task), prompt, budget, settings)
         latents = state.latents
         inputs: Sequence[FrameInput] = state.frame_inputs
+
+        def stop() -> bool:
+            return is_canceled() or time.monotonic() >= deadline
+
         if recompute:
             # The reference's way: backbone, Spa3R and (in generate) the vision tower and the
             # whole prompt, all from the frames' model-resolution pixels.
             on_feedback(QueryFeedback(stage=Stage.ENCODING, progress=0.2))
             geometry = [k.geometry for k in state.keyframes]
             images = stack_frames(geometry).to(models.device)
-            latents = models.vlm.encode_geometry(images[None])
+            try:
+                with models.vlm.stop_between_layers(stop):
+                    latents = models.vlm.encode_geometry(images[None])
+            except ForwardInterrupted:
+                return GenerationResult('', [], 'cancelled', prompt_tokens=0, prefix_reused=False)
             inputs = frame_inputs(geometry, list(state.keyframe_seqs), models.image_processor)
         on_feedback(QueryFeedback(stage=Stage.PREFILL, progress=0.3))
         produced = [0]
@@ -304,9 +327,6 @@ class QuestionPath:
             produced[0] += 1
             progress = 0.4 + 0.6 * min(1.0, produced[0] / budget)
             on_feedback(QueryFeedback(Stage.GENERATING, progress, so_far))
-
-        def stop() -> bool:
-            return is_canceled() or time.monotonic() >= deadline
 
         return self._generator.generate(
             prompt.text,
@@ -318,6 +338,7 @@ class QuestionPath:
             cancel=stop,
             constraint=constraint,
             use_cache=not recompute,
+            max_prompt_tokens=max_prompt_tokens,
         )
 
 

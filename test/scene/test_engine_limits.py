@@ -255,3 +255,55 @@ def test_a_stopped_generation_is_canceled_or_timed_out_where_it_stopped(
         monkeypatch.setattr(engine._generator, 'generate', stopped)
         answer = engine.ask(COUNT, is_canceled=lambda: flag[0])
     assert answer.code == code and message in answer.message
+
+
+def test_the_prompt_token_limit_of_the_query_config_reaches_the_generator(tiny_models):
+    """``query.max_prompt_tokens`` (a run-time parameter) is what the generator checks."""
+    limits = QueryConfig(max_prompt_tokens=64)
+    engine = SceneEngine(
+        models=tiny_models,
+        config=SceneConfig(min_update_interval_sec=0.0),
+        query_config=lambda: limits,
+    )
+    with engine:
+        engine.add_frame(1.0, 'cam', noise(1, 48, 64))
+        engine.flush(timeout=60)
+        refused = engine.ask(COUNT)
+        limits = QueryConfig()
+        answered = engine.ask(COUNT)
+    assert refused.code == ResultCode.INVALID_GOAL and '64' in refused.message
+    assert answered.code == ResultCode.OK
+
+
+def test_a_recomputing_question_stops_inside_the_geometry_encoder(tiny_models):
+    """The reference's recompute path honours a cancel between geometry layers too."""
+    vlm = tiny_models.vlm
+    block_lists = [m for m in vlm.geometry_encoder.modules() if isinstance(m, torch.nn.ModuleList)]
+    blocks = [block for blocks in block_lists for block in blocks]
+    language_layers = vlm.qwen.model.language_model.layers
+    canceled, calls = [False], {'geometry': 0, 'language': 0}
+
+    def count(kind):
+        return lambda *_: calls.__setitem__(kind, calls[kind] + 1)
+
+    def cancel_at_first_geometry_block(*_):
+        count('geometry')()
+        canceled[0] = True  # the goal is canceled as the first geometry block starts
+
+    hooks = [block.register_forward_pre_hook(cancel_at_first_geometry_block) for block in blocks]
+    hooks += [layer.register_forward_pre_hook(count('language')) for layer in language_layers]
+    try:
+        with make_engine(tiny_models) as engine:
+            engine.add_frame(1.0, 'cam', noise(1, 48, 64))
+            engine.flush(timeout=60)
+            canceled[0] = False
+            calls.update(geometry=0, language=0)
+            answer = engine.ask(COUNT, is_canceled=lambda: canceled[0], recompute=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(blocks) > 2
+    assert answer.code == ResultCode.CANCELED and answer.message == 'canceled during prefill'
+    # The cancel came as the first geometry block was called: it did not run, nor did any other
+    # (without the stop between layers, all six blocks and then no prompt pass would run).
+    assert calls == {'geometry': 1, 'language': 0}
