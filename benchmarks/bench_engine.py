@@ -92,7 +92,7 @@ def noise_frames(count: int, wh: tuple[int, int], seed: int) -> list[DecodedImag
 
 def moving_frames(count: int, wh: tuple[int, int]) -> list[DecodedImage]:
     """``count`` frames of the demo scene seen by a camera moving back and forth at 30 Hz."""
-    from spa3r_ros.data.rosbag_io import render_demo_frame
+    from spa3r_ros.data.demo_scene import render_demo_frame
 
     width, height = wh
     period = 120  # frames per sweep

@@ -51,7 +51,7 @@ from spa3r_ros.configs.node import QueryConfig  # noqa: E402
 from spa3r_ros.configs.scene import SceneConfig  # noqa: E402
 from spa3r_ros.core.image_decode import DecodedImage  # noqa: E402
 from spa3r_ros.core.types import SpatialQueryRequest, Task  # noqa: E402
-from spa3r_ros.data.rosbag_io import render_demo_view  # noqa: E402
+from spa3r_ros.data.demo_scene import render_demo_view  # noqa: E402
 from spa3r_ros.models.bundle import load_preset  # noqa: E402
 from spa3r_ros.scene.engine import process_memory_bytes, SceneEngine  # noqa: E402
 from spa3r_ros.scene.odometry import Pose  # noqa: E402
