@@ -35,7 +35,13 @@ import time
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
 from spa3r_ros.data.demo_scene import write_demo_bag
 from spa3r_ros.data.rosbag_io import BagReader
-from spa3r_ros.ros.processes import localhost_discovery_env, ManagedProcess, ros_child_env
+from spa3r_ros.ros.processes import (
+    in_private_network,
+    localhost_discovery_env,
+    ManagedProcess,
+    network_interfaces,
+    ros_child_env,
+)
 
 QUESTIONS = [
     SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('box',)),
@@ -69,10 +75,16 @@ def best_preset() -> str:
 def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
     """Run the demo with its files in ``workdir``; returns the exit status (0: as expected).
 
-    The caller makes sure this process is in a private network namespace
-    (:func:`spa3r_ros.ros.processes.in_private_network`); this process and the node discover on
-    localhost only either way.
+    Raises:
+        RuntimeError: this process is not in a private network namespace (checked before any ROS
+            context exists; :mod:`spa3r_ros.cli.demo` re-enters ``scripts/in_netns.sh`` first).
     """
+    if not in_private_network():
+        raise RuntimeError(
+            'the demo runs ROS processes only in a private network namespace with loopback only '
+            f'(this one has {", ".join(network_interfaces())}); use spa3r demo or '
+            'scripts/run_demo.sh'
+        )
     # This process takes part in discovery too (the player and the client): localhost only, with
     # no inherited peers or profiles, like the node it starts.
     localhost_discovery_env(os.environ)

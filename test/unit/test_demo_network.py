@@ -124,3 +124,16 @@ def test_the_demo_module_imports_without_ros():
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_run_demo_itself_refuses_outside_a_private_namespace(monkeypatch, tmp_path):
+    import spa3r_ros.tools.demo as demo_tool
+
+    monkeypatch.setattr(demo_tool, 'in_private_network', lambda: False)
+    monkeypatch.setattr(demo_tool, 'network_interfaces', lambda: ['eth0', 'lo'])
+    monkeypatch.setattr(demo_tool, 'write_demo_bag', _fail_if_demo_runs)
+    with pytest.raises(
+        RuntimeError, match=r'private network namespace .*\(this one has eth0, lo\)'
+    ):
+        demo_tool.run_demo(tmp_path)
+    assert list(tmp_path.iterdir()) == []
