@@ -41,6 +41,7 @@ setup(
     entry_points={
         'console_scripts': [
             'spa3r = spa3r_ros.cli.main:main',
+            'spa3r_node = spa3r_ros.cli.node:main',
             'spa3r_dump_params = spa3r_ros.cli.dump_params:main',
         ],
     },

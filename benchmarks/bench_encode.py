@@ -22,7 +22,8 @@ Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` around the timed calls;
 of the process's peak resident set size (``ru_maxrss``), measured in a fresh process per frame
 count so earlier runs do not mask later ones.
 
-Usage::
+Usage (an environment where ``spa3r_ros`` imports: the activated ``.venv`` of
+``scripts/setup_env.sh``, or ``PYTHONPATH=.``)::
 
     python benchmarks/bench_encode.py [--frames 4 8 16 32] [--repeats 3] [--out benchmarks/results]
 
@@ -30,12 +31,9 @@ It writes ``bench_encode_<device>.json`` and ``.md`` into ``--out``.
 """
 
 import argparse
-from datetime import datetime, timezone
 import json
 import multiprocessing as mp
-import os
 from pathlib import Path
-import platform
 import resource
 import statistics
 import sys
@@ -43,47 +41,15 @@ import time
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from spa3r_ros.configs.spa3r import spa3r_config_from_golden, spa3r_official_config  # noqa: E402
-from spa3r_ros.models.spa3r.model import Spa3R  # noqa: E402
+from spa3r_ros.cli.args import int_range, positive_int
+from spa3r_ros.configs.spa3r import spa3r_config_from_golden, spa3r_official_config
+from spa3r_ros.models.spa3r.model import Spa3R
+from spa3r_ros.tools.machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO.parent / 'shared' / 'golden' / 'spa3r_tiny' / 'config.json'
 TINY_HW = (56, 98)
 FULL_HW = (392, 518)
-
-
-def cpu_model_name() -> str:
-    """The CPU model string from /proc/cpuinfo (or platform as a fallback)."""
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info(device: str) -> dict:
-    """Describe the machine and software the numbers were taken on."""
-    info = {
-        'cpu_model': cpu_model_name(),
-        'cpu_cores': os.cpu_count(),
-        'torch_threads': torch.get_num_threads(),
-        'torch_version': torch.__version__,
-        'python_version': platform.python_version(),
-        'platform': platform.platform(),
-        'device': device,
-        # Other processes share the cores on busy machines; the load average says how much.
-        'load_average_1m_5m_15m': [round(x, 2) for x in os.getloadavg()],
-        'date_utc': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-    }
-    if device == 'cuda':
-        info['gpu_name'] = torch.cuda.get_device_name()
-        info['cuda_version'] = torch.version.cuda
-        info['autocast_dtype'] = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
-    return info
 
 
 def build(size: str, device: str) -> Spa3R:
@@ -171,9 +137,9 @@ def to_markdown(info: dict, rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the result files."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--frames', type=int, nargs='+', default=[4, 8, 16, 32])
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--frames', type=int_range(1, 256), nargs='+', default=[4, 8, 16, 32])
+    parser.add_argument('--repeats', type=positive_int, default=3)
+    parser.add_argument('--threads', type=int_range(1, 4096), default=2, help='torch CPU threads')
     parser.add_argument('--out', type=Path, default=REPO / 'benchmarks' / 'results')
     parser.add_argument('--no-full', action='store_true', help='skip the full-size CUDA run')
     args = parser.parse_args(argv)

@@ -34,7 +34,8 @@ full-size random-weight models (Spa3R-768 on VGGT-1B, Qwen2.5-VL-3B sizes, bf16 
 518x392 frames; the GPU name is recorded. Random weights give the same costs as trained ones
 (the number of generated tokens is fixed by ``max_new_tokens`` and the answer constraint).
 
-Usage::
+Usage (an environment where ``spa3r_ros`` imports: the activated ``.venv`` of
+``scripts/setup_env.sh``, or ``PYTHONPATH=.``)::
 
     python benchmarks/bench_engine.py [--keyframes 4 8 16 32] [--repeats 3] [--full]
 
@@ -54,16 +55,15 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bench_encode import machine_info  # noqa: E402
-from spa3r_ros.configs.node import QueryConfig  # noqa: E402
-from spa3r_ros.configs.scene import SceneConfig  # noqa: E402
-from spa3r_ros.core.image_decode import DecodedImage  # noqa: E402
-from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task  # noqa: E402
-from spa3r_ros.models.bundle import build_tiny_random, SceneModels  # noqa: E402
-from spa3r_ros.models.inference import weights_dtype  # noqa: E402
-from spa3r_ros.scene.engine import SceneEngine  # noqa: E402
+from spa3r_ros.cli.args import int_range, positive_int
+from spa3r_ros.configs.node import QueryConfig
+from spa3r_ros.configs.scene import SceneConfig
+from spa3r_ros.core.image_decode import DecodedImage
+from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
+from spa3r_ros.models.bundle import build_tiny_random, SceneModels
+from spa3r_ros.models.inference import weights_dtype
+from spa3r_ros.scene.engine import SceneEngine
+from spa3r_ros.tools.machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_WH = (98, 56)
@@ -92,7 +92,7 @@ def noise_frames(count: int, wh: tuple[int, int], seed: int) -> list[DecodedImag
 
 def moving_frames(count: int, wh: tuple[int, int]) -> list[DecodedImage]:
     """``count`` frames of the demo scene seen by a camera moving back and forth at 30 Hz."""
-    from spa3r_ros.data.rosbag_io import render_demo_frame
+    from spa3r_ros.data.demo_scene import render_demo_frame
 
     width, height = wh
     period = 120  # frames per sweep
@@ -381,10 +381,10 @@ def to_markdown(info: dict, results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the result files."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--keyframes', type=int, nargs='+', default=[4, 8, 16, 32])
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--ingest-frames', type=int, default=300)
-    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--keyframes', type=int_range(1, 256), nargs='+', default=[4, 8, 16, 32])
+    parser.add_argument('--repeats', type=positive_int, default=3)
+    parser.add_argument('--ingest-frames', type=positive_int, default=300)
+    parser.add_argument('--threads', type=int_range(1, 4096), default=2, help='torch CPU threads')
     parser.add_argument('--full', action='store_true', help='also full-size models (CUDA only)')
     parser.add_argument('--out', type=Path, default=REPO / 'benchmarks' / 'results')
     args = parser.parse_args(argv)

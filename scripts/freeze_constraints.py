@@ -20,7 +20,8 @@ def main() -> None:
         if str(getattr(dist, '_path', '')).endswith('.egg-info'):
             continue
         name = dist.metadata['Name']
-        if name.lower() in {'pip', 'setuptools', 'wheel'}:
+        # This package itself is installed editable from the source tree (setup_env.sh): no pin.
+        if name.lower() in {'pip', 'setuptools', 'wheel', 'spa3r_ros', 'spa3r-ros'}:
             continue
         rows.add(f'{name}=={dist.version}')
     out = Path(__file__).resolve().parents[1] / 'requirements' / 'constraints.txt'

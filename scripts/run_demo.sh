@@ -6,4 +6,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/setup_env.sh"
-exec "$ROOT/scripts/in_netns.sh" .venv/bin/python -m spa3r_ros.tools.demo "$@"
+exec "$ROOT/scripts/in_netns.sh" .venv/bin/python -m spa3r_ros.cli.main demo "$@"

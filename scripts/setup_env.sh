@@ -5,14 +5,20 @@
 # 3.10-3.13; the ROS 2 Kilted wheels exist for x86_64 only):
 #   1. .venv/ inside the repository, with pinned ROS 2 Kilted wheels and the Python dependencies
 #      (torch from the CPU wheel; see README "Installing elsewhere" for CUDA machines and robots);
-#   2. the spa3r_ros interfaces (msg/, action/) built with CMake and installed into .venv, so that
-#      rclpy finds them with no environment variables.
+#   2. the spa3r_ros interfaces (msg/, srv/, action/) built with CMake and installed into .venv, so
+#      that rclpy finds them with no environment variables;
+#   3. this package installed into .venv in editable mode, so that after `source .venv/bin/activate`
+#      the commands `spa3r`, `spa3r_node` and `spa3r_dump_params` run the source tree from any
+#      folder, with no PYTHONPATH.
 # Each step records a hash of its inputs in .venv and is skipped while they are unchanged, so a
-# second run takes seconds. Nothing is written outside the repository.
+# second run takes seconds. Nothing is written outside the repository (or SPA3R_VENV).
+#
+# SPA3R_VENV=/path/to/venv sets up that virtual environment instead of .venv (a scratch copy, for
+# trying this script without touching .venv).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
+VENV="${SPA3R_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3.11}"
 # A Python started from another ROS-wheel venv passes its bootstrap guard on; the guard would stop
 # this venv's bootstrapper from setting LD_LIBRARY_PATH (ros2_on_pip.md, pitfall 4).
@@ -48,9 +54,11 @@ fi
 
 # The interfaces depend on the interface files, the build files and the installed ROS packages.
 iface_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT"/action/*.action "$ROOT"/srv/*.srv "$ROOT/CMakeLists.txt" \
-  "$ROOT/package.xml" "$ROOT/cmake/ros_wheels_fix.cmake" "$VENV/.spa3r_pip_hash")"
-if [ "$(cat "$VENV/.spa3r_iface_hash" 2>/dev/null)" != "$iface_hash" ]; then
-  BUILD="$ROOT/build/interfaces"
+  "$ROOT/package.xml" "$ROOT/cmake/ros_wheels_fix.cmake" "$ROOT/spa3r_ros/__init__.py" \
+  "$VENV/.spa3r_pip_hash")"
+SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+if [ "$(cat "$VENV/.spa3r_iface_hash" 2>/dev/null)" != "$iface_hash" ] || [ ! -d "$SITE/spa3r_ros/msg" ]; then
+  BUILD="$ROOT/build/interfaces${SPA3R_VENV:+_$(basename "$VENV")}"
   log "building the spa3r_ros interfaces into $VENV (log: $BUILD/build.log)"
   rm -rf "$BUILD" && mkdir -p "$BUILD"
   (
@@ -67,8 +75,26 @@ else
   log "interfaces up to date"
 fi
 
-# The generated Python package in site-packages holds msg/, srv/ and action/ only; the rest of spa3r_ros
-# is used from this source tree (scripts put it first on PYTHONPATH).
-PYTHONPATH="$ROOT" "$VENV/bin/python" -c 'import rclpy, spa3r_ros.action, spa3r_ros.msg, spa3r_ros.srv' \
-  || { echo "setup: the built interfaces do not import" >&2; exit 1; }
-log "ready: $VENV"
+# The editable install: a .pth file puts this repository on sys.path (compat mode: setuptools' default
+# finder would be consulted after site-packages/spa3r_ros, the interfaces' half, and miss the rest)
+# and the console scripts of setup.py go into $VENV/bin. CMake installed spa3r_ros/__init__.py
+# into site-packages, so whichever half Python finds first, extend_path joins both (see CMakeLists).
+# rosidl's Python generator also installs an egg-info that claims the whole spa3r_ros folder; pip
+# would take it for an older install of this package and delete the interfaces with it when the
+# editable install replaces it. The interfaces need no distribution metadata.
+rm -rf "$SITE"/spa3r_ros-*.egg-info
+dev_hash="$(hash_of "$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/spa3r_ros/__init__.py" "$VENV/.spa3r_iface_hash")"
+if [ "$(cat "$VENV/.spa3r_dev_hash" 2>/dev/null)" != "$dev_hash" ] || [ ! -x "$VENV/bin/spa3r" ]; then
+  log "installing spa3r_ros into $VENV (editable: the commands run this source tree)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --no-build-isolation --no-index --config-settings editable_mode=compat -e "$ROOT"
+  echo "$dev_hash" > "$VENV/.spa3r_dev_hash"
+else
+  log "editable install up to date"
+fi
+
+# Both halves import from outside the repository, with no PYTHONPATH, as an activated shell has it.
+(cd / && env -u PYTHONPATH "$VENV/bin/python" -c \
+  'import rclpy, spa3r_ros.action, spa3r_ros.msg, spa3r_ros.srv, spa3r_ros.cli.main') \
+  || { echo "setup: the built interfaces or the editable install do not import" >&2; exit 1; }
+log "ready: $VENV (source $VENV/bin/activate for the spa3r and spa3r_node commands)"

@@ -25,7 +25,8 @@ is printed (and written with ``--out``) and two things are checked:
 * no frame is unaccounted for: ``received == bad + overflow + seen + buffered`` and ``received``
   equals the frames this script offered.
 
-Not part of the unit tests. Usage::
+Not part of the unit tests. Usage (an environment where ``spa3r_ros`` imports: the activated
+``.venv`` of ``scripts/setup_env.sh``, or ``PYTHONPATH=.``)::
 
     python scripts/soak_engine.py [--minutes 5] [--fps 30] [--question-every 3] [--out FILE]
 
@@ -44,17 +45,16 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bench_encode import machine_info  # noqa: E402
-from spa3r_ros.configs.node import QueryConfig  # noqa: E402
-from spa3r_ros.configs.scene import SceneConfig  # noqa: E402
-from spa3r_ros.core.image_decode import DecodedImage  # noqa: E402
-from spa3r_ros.core.types import SpatialQueryRequest, Task  # noqa: E402
-from spa3r_ros.data.rosbag_io import render_demo_view  # noqa: E402
-from spa3r_ros.models.bundle import load_preset  # noqa: E402
-from spa3r_ros.scene.engine import process_memory_bytes, SceneEngine  # noqa: E402
-from spa3r_ros.scene.odometry import Pose  # noqa: E402
+from spa3r_ros.cli.args import int_range, non_negative_float, positive_float
+from spa3r_ros.configs.node import QueryConfig
+from spa3r_ros.configs.scene import SceneConfig
+from spa3r_ros.core.image_decode import DecodedImage
+from spa3r_ros.core.types import SpatialQueryRequest, Task
+from spa3r_ros.data.demo_scene import render_demo_view
+from spa3r_ros.models.bundle import load_preset
+from spa3r_ros.scene.engine import process_memory_bytes, SceneEngine
+from spa3r_ros.scene.odometry import Pose
+from spa3r_ros.tools.machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 # The camera sweeps 6 m to the right and back; the demo renderer moves 0.5 m/s at its rate_hz.
@@ -201,19 +201,23 @@ def table(samples: list[Sample]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--minutes', type=float, default=5.0)
-    parser.add_argument('--fps', type=float, default=30.0)
-    parser.add_argument('--question-every', type=float, default=3.0, help='seconds')
-    parser.add_argument('--report-every', type=float, default=10.0, help='seconds')
-    parser.add_argument('--sample-every', type=float, default=2.0, help='seconds (memory trend)')
-    parser.add_argument('--warmup', type=float, default=30.0, help='seconds before the trend')
-    parser.add_argument('--max-growth-mib', type=float, default=32.0)
+    parser.add_argument('--minutes', type=positive_float, default=5.0)
+    parser.add_argument('--fps', type=positive_float, default=30.0)
+    parser.add_argument('--question-every', type=positive_float, default=3.0, help='seconds')
+    parser.add_argument('--report-every', type=positive_float, default=10.0, help='seconds')
+    parser.add_argument(
+        '--sample-every', type=positive_float, default=2.0, help='seconds (memory trend)'
+    )
+    parser.add_argument(
+        '--warmup', type=non_negative_float, default=30.0, help='seconds before the trend'
+    )
+    parser.add_argument('--max-growth-mib', type=non_negative_float, default=32.0)
     parser.add_argument('--preset', default='tiny-random')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--window', type=int, default=16)
-    parser.add_argument('--width', type=int, default=160)
-    parser.add_argument('--height', type=int, default=120)
-    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--window', type=int_range(1, 256), default=16)
+    parser.add_argument('--width', type=int_range(8, 8192), default=160)
+    parser.add_argument('--height', type=int_range(8, 8192), default=120)
+    parser.add_argument('--threads', type=int_range(1, 4096), default=2, help='torch CPU threads')
     parser.add_argument('--out', type=Path, help='write the report (Markdown) here')
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.fps <= 0 or args.question_every <= 0:

@@ -124,7 +124,7 @@ def _readme_with_table(readme: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog='spa3r dump-params', description=__doc__.splitlines()[0])
     parser.add_argument('--check', action='store_true', help='fail if the files are out of date')
     args = parser.parse_args(argv)
     want_yaml = render_yaml()

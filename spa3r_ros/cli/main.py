@@ -18,17 +18,19 @@
 import importlib
 import sys
 
-# command -> module with a main(argv) -> int
+# command -> module with a main(argv) -> int. Every command line lives in spa3r_ros.cli; the logic
+# behind it in tools/, data/ or ros/. Each module also runs as ``python -m spa3r_ros.cli.<name>``.
 COMMANDS = {
-    'golden': ('spa3r_ros.tools.golden', 'check a model against a golden-vector folder'),
-    'play': ('spa3r_ros.ros.play_cli', 'publish a rosbag2 recording into ROS 2 (+ /clock)'),
+    'golden': ('spa3r_ros.cli.golden', 'check a model against a golden-vector folder'),
+    'play': ('spa3r_ros.cli.play', 'publish a rosbag2 recording into ROS 2 (+ /clock)'),
+    'bag': ('spa3r_ros.cli.bag', 'write a rosbag2 recording from images or a video'),
     'dump-params': (
         'spa3r_ros.cli.dump_params',
         'regenerate config/spa3r.yaml + README table',
     ),
-    'demo': ('spa3r_ros.tools.demo', 'end-to-end run: node, bag replay, questions'),
-    'replay': ('spa3r_ros.tools.replay', 'answer a JSONL questions file against a bag'),
-    'ask': ('spa3r_ros.tools.ask', 'answer one question after a whole bag'),
+    'demo': ('spa3r_ros.cli.demo', 'end-to-end run: node, bag replay, questions'),
+    'replay': ('spa3r_ros.cli.replay', 'answer a JSONL questions file against a bag'),
+    'ask': ('spa3r_ros.cli.ask', 'answer one question after a whole bag'),
 }
 
 

@@ -36,6 +36,7 @@ has answered.
 
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+import itertools
 import json
 import math
 from pathlib import Path
@@ -44,6 +45,7 @@ from typing import Any, TextIO
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import DatasetError, QueryError
+from spa3r_ros.core.requests import check_request
 from spa3r_ros.core.types import SpatialAnswer, SpatialQueryRequest, Task
 
 # Keys a question line may have (the goal's fields, when to ask, and a free identifier).
@@ -61,6 +63,10 @@ QUESTION_KEYS = (
 )
 # Keys the answers file adds to the question's own, in this order.
 ANSWER_KEYS = ('line',) + tuple(f.name for f in fields(SpatialAnswer))
+# Longest questions-file line read (bytes). Far above any request the query limits accept
+# (``query.max_question_chars`` is at most 100000), so it only stops a runaway line from being
+# read into memory and parsed before the limits could refuse it.
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -128,10 +134,7 @@ def parse_question(
             type, or a request the engine would refuse; the message names ``source:line``.
     """
     where = f'{source}:{line}'
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DatasetError(f'{where}: not valid JSON: {err.msg} (column {err.colno})') from None
+    record = _load_json(text, where)
     if not isinstance(record, dict):
         raise DatasetError(f'{where}: expected a JSON object, got {type(record).__name__}')
     unknown = sorted(set(record) - set(QUESTION_KEYS))
@@ -170,19 +173,64 @@ def parse_question(
     )
     limits = limits if limits is not None else QueryConfig()
     try:
-        request.validate(
-            max_question_chars=limits.max_question_chars,
-            max_new_tokens_limit=limits.max_new_tokens_limit,
-        )
+        # The engine's own admission check, so a file line is refused exactly when the node
+        # would refuse the same goal (and for the same reason).
+        check_request(request, limits)
     except QueryError as err:
         raise DatasetError(f'{where}: {err}') from None
     return ReplayQuestion(line, request, stamp, offset, dict(record))
 
 
+def _load_json(text: str, where: str) -> Any:
+    """``json.loads`` whose every failure is a :class:`DatasetError` naming ``where``.
+
+    Besides malformed JSON, Python's parser fails on inputs that are valid JSON: nesting deeper
+    than the interpreter's recursion limit (``RecursionError``) and integers of more than 4300
+    digits (``ValueError``). Strings holding an unpaired surrogate (an escape of D800 .. DFFF)
+    parse but cannot be written to the UTF-8 answers file, so they are refused here too.
+    """
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DatasetError(f'{where}: not valid JSON: {err.msg} (column {err.colno})') from None
+    except RecursionError:
+        raise DatasetError(f'{where}: not accepted: JSON nested too deeply') from None
+    except ValueError as err:  # e.g. "Exceeds the limit (4300 digits) for integer string ..."
+        raise DatasetError(f'{where}: not accepted: {err}') from None
+    try:
+        json.dumps(record, ensure_ascii=False).encode('utf-8')
+    except UnicodeEncodeError:
+        raise DatasetError(
+            f'{where}: a string holds an unpaired UTF-16 surrogate escape (such as \\ud800)'
+        ) from None
+    except (RecursionError, ValueError) as err:  # deep but parsable, e.g. close to the limit
+        raise DatasetError(f'{where}: not accepted: {err or type(err).__name__}') from None
+    return record
+
+
 def iter_question_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line number, text)`` of the non-blank, non-comment lines of a file."""
-    with open(path, encoding='utf-8') as stream:
-        for number, text in enumerate(stream, start=1):
+    """Yield ``(line number, text)`` of the non-blank, non-comment lines of a file.
+
+    Raises:
+        OSError: the file cannot be read.
+        DatasetError: a line is longer than :data:`MAX_LINE_BYTES` or not UTF-8 (names the line).
+    """
+    with open(path, 'rb') as stream:
+        for number in itertools.count(1):
+            raw = stream.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES:
+                raise DatasetError(
+                    f'{path}:{number}: line longer than {MAX_LINE_BYTES} bytes; a question line '
+                    'holds one goal, whose texts the query limits keep far shorter'
+                )
+            try:
+                text = raw.decode('utf-8')
+            except UnicodeDecodeError as err:
+                raise DatasetError(
+                    f'{path}:{number}: not UTF-8 text (byte {err.start + 1}: {err.reason})'
+                ) from None
             if text.strip() and not text.lstrip().startswith('#'):
                 yield number, text
 
@@ -203,7 +251,7 @@ def load_questions(path: str | Path, limits: QueryConfig | None = None) -> list[
     path = Path(path)
     try:
         lines = list(iter_question_lines(path))
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise DatasetError(f'cannot read questions file {str(path)!r}: {err}') from err
     return [parse_question(text, number, str(path), limits) for number, text in lines]
 

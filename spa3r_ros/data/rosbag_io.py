@@ -16,8 +16,8 @@
 
 :class:`BagReader` lists a bag's topics and yields its messages, both deserialised (rosbags
 dataclasses, for the offline tools and the training data) and as the original CDR bytes (so an
-rclpy player can publish them unchanged with ``raw=True``). :func:`write_demo_bag` writes a small,
-deterministic synthetic recording for tests, demos and the bag-replay launch file.
+rclpy player can publish them unchanged with ``raw=True``). Writing is in
+:mod:`spa3r_ros.data.bag_writer`; the synthetic demo recording in :mod:`spa3r_ros.data.demo_scene`.
 
 Pitfalls handled here (``ros2_on_pip.md`` section 5): rosbags wants message arrays such as
 ``Image.data`` as numpy arrays, not bytes; ``Writer`` needs an explicit rosbag2 version; CDR
@@ -25,27 +25,22 @@ bytes of rclpy messages may differ in padding, so compare deserialised messages,
 
 References:
     * rosbags 0.11 (``rosbags.rosbag2.Reader``/``Writer``, ``rosbags.typesys``).
-    * REP 103 / REP 105 for the frames of the demo recording.
 """
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-import io
 import logging
-import math
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import numpy as np
-from PIL import Image
 from rosbags.interfaces import MessageDefinitionFormat, QosDurability
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import Reader
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from rosbags.typesys.store import Typestore
 
 from spa3r_ros.core.errors import DatasetError, ImageDecodeError
-from spa3r_ros.core.image_decode import decode_compressed, decode_raw, DecodedImage, encode_raw
+from spa3r_ros.core.image_decode import decode_compressed, decode_raw, DecodedImage
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +53,6 @@ DEFAULT_STORE = Stores.ROS2_KILTED
 STORAGES = ('mcap', 'sqlite3')
 # rosbag2 metadata version written by Writer (9 is what Jazzy and Kilted write).
 BAG_VERSION = 9
-# First stamp of the demo recording: 2024-01-01T00:00:00Z, fixed so bags are reproducible.
-DEMO_EPOCH_NS = 1_704_067_200 * 10**9
 
 
 def normalize_msgtype(msgtype: str) -> str:
@@ -134,6 +127,8 @@ class BagReader:
             return self
         if not self._path.exists():
             raise DatasetError(f'bag {str(self._path)!r} does not exist')
+        if self._path.is_dir() and not (self._path / 'metadata.yaml').is_file():
+            raise DatasetError(_not_a_bag_folder(self._path))
         try:
             reader = Reader(self._path)
             reader.open()
@@ -310,6 +305,21 @@ class BagReader:
             ) from err
 
 
+def _not_a_bag_folder(folder: Path) -> str:
+    """The error for a folder without ``metadata.yaml``, naming storage files it holds."""
+    message = f'{str(folder)!r} is a folder without metadata.yaml, so not a rosbag2 bag folder'
+    try:
+        storage_files = sorted(
+            p.name for p in folder.iterdir() if p.suffix in ('.mcap', '.db3') and p.is_file()
+        )
+    except OSError:
+        storage_files = []
+    if storage_files:
+        shown = ', '.join(storage_files[:3]) + (', ...' if len(storage_files) > 3 else '')
+        return f'{message}; it holds {shown}: pass such a file itself'
+    return f'{message}; pass a bag folder, or a single .mcap or .db3 file'
+
+
 def image_from_bag_message(msg: Any, msgtype: str) -> DecodedImage:
     """Decode a ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` message.
 
@@ -335,271 +345,4 @@ def image_from_bag_message(msg: Any, msgtype: str) -> DecodedImage:
     raise ImageDecodeError(
         f'message type {msgtype!r} is not an image; expected {IMAGE_MSGTYPE} or '
         f'{COMPRESSED_IMAGE_MSGTYPE}'
-    )
-
-
-# --------------------------------------------------------------------------------- demo recording
-
-
-@dataclass(frozen=True)
-class _Box:
-    """An axis-aligned box in the camera's start frame (OpenCV optical axes, metres)."""
-
-    center: tuple[float, float, float]
-    half_size: tuple[float, float, float]
-    rgb: tuple[int, int, int]
-
-
-# A few boxes in front of the camera at different depths, so the sideways motion shows parallax.
-_DEMO_BOXES = (
-    _Box((-0.8, 0.3, 4.0), (0.4, 0.4, 0.4), (200, 40, 40)),
-    _Box((0.6, 0.2, 3.0), (0.3, 0.5, 0.3), (40, 170, 60)),
-    _Box((0.0, -0.1, 6.0), (0.9, 0.7, 0.5), (50, 80, 210)),
-)
-# Camera speed along its optical +x axis (to the right), m/s.
-_DEMO_SPEED_MPS = 0.5
-
-
-def demo_intrinsics(width: int, height: int) -> np.ndarray:
-    """Return the 3x3 pinhole matrix of the demo camera: fx = fy = 0.9 * width, centred."""
-    f = 0.9 * width
-    return np.array(
-        [[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]],
-        dtype=np.float64,
-    )
-
-
-def render_demo_frame(
-    index: int, *, width: int, height: int, rate_hz: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render frame ``index`` of the demo scene.
-
-    The camera translates along its optical +x axis at 0.5 m/s and looks along +z (OpenCV
-    optical convention: x right, y down, z forward) at three boxes in front of a grey gradient.
-    Each box is drawn as the rectangle its front face projects to, far boxes first.
-
-    Args:
-        index: frame number (0-based).
-        width: image width (W) in pixels.
-        height: image height (H) in pixels.
-        rate_hz: frame rate; the camera is at ``x = 0.5 * index / rate_hz`` metres.
-
-    Returns:
-        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
-    """
-    return render_demo_view(_DEMO_SPEED_MPS * index / rate_hz, width=width, height=height)
-
-
-def render_demo_view(cam_x: float, *, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """The demo scene seen from a camera at ``x = cam_x`` metres (see :func:`render_demo_frame`).
-
-    Returns:
-        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
-    """
-    k = demo_intrinsics(width, height)
-    rows = np.linspace(90, 160, height, dtype=np.float32)[:, None]
-    cols = np.linspace(0, 30, width, dtype=np.float32)[None, :]
-    grey = (rows + cols).astype(np.uint8)
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    depth = np.full((height, width), np.nan, np.float32)
-    for box in sorted(_DEMO_BOXES, key=lambda b: -b.center[2]):
-        cx, cy, cz = box.center
-        hx, hy, hz = box.half_size
-        z = cz - hz  # the front face
-        u0 = k[0, 0] * (cx - hx - cam_x) / z + k[0, 2]
-        u1 = k[0, 0] * (cx + hx - cam_x) / z + k[0, 2]
-        v0 = k[1, 1] * (cy - hy) / z + k[1, 2]
-        v1 = k[1, 1] * (cy + hy) / z + k[1, 2]
-        c0, c1 = max(0, math.ceil(u0)), min(width, math.floor(u1) + 1)
-        r0, r1 = max(0, math.ceil(v0)), min(height, math.floor(v1) + 1)
-        if c0 < c1 and r0 < r1:
-            rgb[r0:r1, c0:c1] = box.rgb
-            depth[r0:r1, c0:c1] = z
-    return rgb, depth
-
-
-def write_demo_bag(
-    path: str | Path,
-    *,
-    storage: str = 'mcap',
-    num_frames: int = 12,
-    rate_hz: float = 10.0,
-    width: int = 98,
-    height: int = 56,
-    camera_topic: str = '/camera/image_raw',
-    compressed_topic: str | None = None,
-    camera_info_topic: str | None = '/camera/camera_info',
-    odom_topic: str | None = '/odom',
-    depth_topic: str | None = None,
-    camera_frame: str = 'camera_optical_frame',
-    typestore: Typestore | None = None,
-) -> Path:
-    """Write a small deterministic recording of a camera moving past coloured boxes.
-
-    Per frame ``i`` (stamp ``DEMO_EPOCH_NS + i / rate_hz``; header stamp and recording time are
-    equal): a ``sensor_msgs/Image`` rgb8 on ``camera_topic``; optionally a JPEG
-    ``sensor_msgs/CompressedImage`` on ``compressed_topic`` (format ``'rgb8; jpeg compressed
-    bgr8'``), a ``sensor_msgs/CameraInfo`` (plumb_bob, no distortion, :func:`demo_intrinsics`), a
-    ``nav_msgs/Odometry`` and a 16UC1 depth ``sensor_msgs/Image`` in millimetres. Pixels are
-    those of :func:`render_demo_frame`.
-
-    Odometry: ``header.frame_id='odom'``, ``child_frame_id='base_link'``, REP 103 body axes (x
-    forward, y left, z up). The camera looks along base_link +x and moves to its right, so the
-    base_link position is ``(0, -0.5 * t, 0)`` with identity orientation and a constant twist.
-
-    Args:
-        path: the bag directory to create (must not exist).
-        storage: ``'mcap'`` or ``'sqlite3'``.
-        num_frames: frames to write (>= 1).
-        rate_hz: frame rate (> 0).
-        width: image width W (>= 2).
-        height: image height H (>= 2).
-        camera_topic: topic of the raw rgb8 images.
-        compressed_topic: topic of JPEG copies, or None for none.
-        camera_info_topic: topic of the camera info, or None for none.
-        odom_topic: topic of the odometry, or None for none.
-        depth_topic: topic of 16UC1 depth images (mm, 0 = no depth), or None for none.
-        camera_frame: ``header.frame_id`` of the camera messages.
-        typestore: typestore to serialise with; default ROS 2 Kilted.
-
-    Returns:
-        ``path`` as a Path.
-
-    Raises:
-        ValueError: bad storage, sizes, rate or frame count.
-        DatasetError: the bag cannot be written (for example the path exists).
-    """
-    if storage not in STORAGES:
-        raise ValueError(f'storage must be one of {STORAGES}, got {storage!r}')
-    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-        raise ValueError(f'num_frames must be an integer >= 1, got {num_frames!r}')
-    if not (isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0):
-        raise ValueError(f'rate_hz must be a finite number > 0, got {rate_hz!r}')
-    for name, value in (('width', width), ('height', height)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ValueError(f'{name} must be an integer >= 2, got {value!r}')
-    path = Path(path)
-    ts = typestore if typestore is not None else get_typestore(DEFAULT_STORE)
-    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-    types = ts.types
-    k = demo_intrinsics(width, height)
-
-    def header(stamp_ns: int) -> Any:
-        stamp = types['builtin_interfaces/msg/Time'](
-            sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9
-        )
-        return types['std_msgs/msg/Header'](stamp=stamp, frame_id=camera_frame)
-
-    try:
-        writer = Writer(path, version=BAG_VERSION, storage_plugin=plugin)
-        writer.open()
-    except (WriterError, OSError) as err:
-        raise DatasetError(f'cannot create bag {str(path)!r}: {err}') from err
-    try:
-        conns = {'image': writer.add_connection(camera_topic, IMAGE_MSGTYPE, typestore=ts)}
-        if compressed_topic is not None:
-            conns['compressed'] = writer.add_connection(
-                compressed_topic, COMPRESSED_IMAGE_MSGTYPE, typestore=ts
-            )
-        if camera_info_topic is not None:
-            conns['info'] = writer.add_connection(
-                camera_info_topic, CAMERA_INFO_MSGTYPE, typestore=ts
-            )
-        if odom_topic is not None:
-            conns['odom'] = writer.add_connection(odom_topic, ODOMETRY_MSGTYPE, typestore=ts)
-        if depth_topic is not None:
-            conns['depth'] = writer.add_connection(depth_topic, IMAGE_MSGTYPE, typestore=ts)
-
-        for i in range(num_frames):
-            stamp_ns = DEMO_EPOCH_NS + round(i * 1e9 / rate_hz)
-            rgb, depth = render_demo_frame(i, width=width, height=height, rate_hz=rate_hz)
-            step, data = encode_raw(rgb, 'rgb8')
-            image = types[IMAGE_MSGTYPE](
-                header=header(stamp_ns),
-                height=height,
-                width=width,
-                encoding='rgb8',
-                is_bigendian=0,
-                step=step,
-                data=np.frombuffer(data, np.uint8),
-            )
-            writer.write(conns['image'], stamp_ns, ts.serialize_cdr(image, IMAGE_MSGTYPE))
-            if 'compressed' in conns:
-                msg = types[COMPRESSED_IMAGE_MSGTYPE](
-                    header=header(stamp_ns),
-                    format='rgb8; jpeg compressed bgr8',
-                    data=np.frombuffer(_jpeg_bytes(rgb), np.uint8),
-                )
-                writer.write(
-                    conns['compressed'], stamp_ns, ts.serialize_cdr(msg, COMPRESSED_IMAGE_MSGTYPE)
-                )
-            if 'info' in conns:
-                msg = _camera_info(types, header(stamp_ns), width, height, k)
-                writer.write(conns['info'], stamp_ns, ts.serialize_cdr(msg, CAMERA_INFO_MSGTYPE))
-            if 'odom' in conns:
-                msg = _odometry(types, stamp_ns, i / rate_hz)
-                writer.write(conns['odom'], stamp_ns, ts.serialize_cdr(msg, ODOMETRY_MSGTYPE))
-            if 'depth' in conns:
-                step, data = encode_raw(depth, '16UC1')
-                msg = types[IMAGE_MSGTYPE](
-                    header=header(stamp_ns),
-                    height=height,
-                    width=width,
-                    encoding='16UC1',
-                    is_bigendian=0,
-                    step=step,
-                    data=np.frombuffer(data, np.uint8),
-                )
-                writer.write(conns['depth'], stamp_ns, ts.serialize_cdr(msg, IMAGE_MSGTYPE))
-    finally:
-        writer.close()
-    logger.info('wrote demo bag %s (%s, %d frames)', path, storage, num_frames)
-    return path
-
-
-def _jpeg_bytes(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, 'JPEG', quality=90)
-    return buf.getvalue()
-
-
-def _camera_info(types: Any, hdr: Any, width: int, height: int, k: np.ndarray) -> Any:
-    p = np.zeros((3, 4))
-    p[:, :3] = k
-    roi = types['sensor_msgs/msg/RegionOfInterest'](
-        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
-    )
-    return types[CAMERA_INFO_MSGTYPE](
-        header=hdr,
-        height=height,
-        width=width,
-        distortion_model='plumb_bob',
-        d=np.zeros(5),
-        k=k.reshape(-1).copy(),
-        r=np.eye(3).reshape(-1),
-        p=p.reshape(-1),
-        binning_x=0,
-        binning_y=0,
-        roi=roi,
-    )
-
-
-def _odometry(types: Any, stamp_ns: int, t_s: float) -> Any:
-    vec3 = types['geometry_msgs/msg/Vector3']
-    stamp = types['builtin_interfaces/msg/Time'](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    pose = types['geometry_msgs/msg/Pose'](
-        position=types['geometry_msgs/msg/Point'](x=0.0, y=-_DEMO_SPEED_MPS * t_s, z=0.0),
-        orientation=types['geometry_msgs/msg/Quaternion'](x=0.0, y=0.0, z=0.0, w=1.0),
-    )
-    twist = types['geometry_msgs/msg/Twist'](
-        linear=vec3(x=0.0, y=-_DEMO_SPEED_MPS, z=0.0), angular=vec3(x=0.0, y=0.0, z=0.0)
-    )
-    covariance = np.eye(6).reshape(-1) * 1e-4
-    return types[ODOMETRY_MSGTYPE](
-        header=types['std_msgs/msg/Header'](stamp=stamp, frame_id='odom'),
-        child_frame_id='base_link',
-        pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=covariance),
-        twist=types['geometry_msgs/msg/TwistWithCovariance'](
-            twist=twist, covariance=covariance.copy()
-        ),
     )

@@ -44,6 +44,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.data.ros_names import topic_name_error
 from spa3r_ros.data.rosbag_io import (
     BagMessage,
     BagReader,
@@ -143,6 +144,10 @@ class PlayOptions:
         for old, new in self.remaps:
             if not old or not new:
                 raise ValueError(f'remap {old!r}:={new!r} needs a topic on both sides')
+            for name in (old, new):
+                error = topic_name_error(name)
+                if error is not None:
+                    raise ValueError(f'remap {old!r}:={new!r}: {error}')
 
 
 @dataclass
@@ -204,6 +209,7 @@ class BagPlayer:
         self._node = node
         self._options = options or PlayOptions()
         self._stop = threading.Event()
+        self._published = 0
         self._reader = BagReader(bag_path).open()
         try:
             self._topics = self._choose_topics()
@@ -297,9 +303,16 @@ class BagPlayer:
                     else DurabilityPolicy.VOLATILE
                 ),
             )
-            publishers[topic] = self._node.create_publisher(
-                message_class(msgtype), self._out_topics[topic], qos
-            )
+            try:
+                publishers[topic] = self._node.create_publisher(
+                    message_class(msgtype), self._out_topics[topic], qos
+                )
+            except Exception as err:  # rclpy's name and type errors: a bad topic, not a bug
+                for publisher in publishers.values():
+                    self._node.destroy_publisher(publisher)
+                raise DatasetError(
+                    f'cannot publish {topic} as {self._out_topics[topic]!r}: {err}'
+                ) from err
         return publishers
 
     def _create_clock_publisher(self):
@@ -352,6 +365,11 @@ class BagPlayer:
         return (self._reader.end_ns - self._window_start_ns) * 1e-9
 
     # ------------------------------------------------------------------------------ playing
+
+    @property
+    def published(self) -> int:
+        """Bag messages published so far, all passes together (``/clock`` not counted)."""
+        return self._published
 
     def stop(self) -> None:
         """Ask :meth:`play` to return after the message it is publishing (any thread)."""
@@ -429,6 +447,7 @@ class BagPlayer:
                 return False
             self._publish_clock(message.stamp_ns, stats)
             self._publishers[message.topic].publish(message.rawdata)
+            self._published += 1
             stats.messages[self._out_topics[message.topic]] += 1
             last_ns = message.stamp_ns
             if on_message is not None:

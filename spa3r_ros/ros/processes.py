@@ -15,34 +15,84 @@
 
 """Start ROS processes the way the tests and the demo need them: isolated, logged, stopped cleanly.
 
-Every child gets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and an explicit ``ROS_DOMAIN_ID``, so
-no discovery traffic leaves the machine and runs on different domains cannot cross-talk.
+Every child gets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` and an explicit ``ROS_DOMAIN_ID``,
+and loses every inherited setting that could point discovery elsewhere (static peers, DDS profile
+files, a discovery server), so no discovery traffic leaves the machine and runs on different
+domains cannot cross-talk. This module imports no rclpy.
 """
 
+from collections.abc import MutableMapping
 import os
 from pathlib import Path
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+# Inherited settings that can make DDS discover, or be discovered, beyond localhost: explicit
+# peers, XML profiles (which may list initial peers or turn off the localhost range), a discovery
+# server, another middleware's configuration, and the RMW choice itself (only rmw_fastrtps_cpp
+# exists in the wheels).
+DISCOVERY_ENV_VARS = (
+    'ROS_STATIC_PEERS',
+    'ROS_DISCOVERY_SERVER',
+    'ROS_SUPER_CLIENT',
+    'ROS_LOCALHOST_ONLY',
+    'FASTRTPS_DEFAULT_PROFILES_FILE',
+    'FASTDDS_DEFAULT_PROFILES_FILE',
+    'FASTDDS_ENVIRONMENT_FILE',
+    'RMW_FASTRTPS_USE_QOS_FROM_XML',
+    'CYCLONEDDS_URI',
+    'ZENOH_ROUTER_CONFIG_URI',
+    'ZENOH_SESSION_CONFIG_URI',
+    'ZENOH_CONFIG_OVERRIDE',
+    'RMW_IMPLEMENTATION',
+)
+
+
+def localhost_discovery_env(env: MutableMapping[str, str]) -> MutableMapping[str, str]:
+    """Make ``env`` discover on localhost only, in place; returns it.
+
+    Drops :data:`DISCOVERY_ENV_VARS` and sets ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST``. Pass
+    ``os.environ`` to apply it to this process before rclpy initialises.
+    """
+    for name in DISCOVERY_ENV_VARS:
+        env.pop(name, None)
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    return env
+
+
+def network_interfaces() -> list[str]:
+    """The network interfaces of this process's network namespace, sorted."""
+    # if_nameindex asks the kernel about this process's namespace (/sys/class/net shows the
+    # namespace sysfs was mounted in, which can differ).
+    return sorted(name for _, name in socket.if_nameindex())
+
+
+def in_private_network() -> bool:
+    """True inside a network namespace whose only interface is loopback (scripts/in_netns.sh)."""
+    return network_interfaces() == ['lo']
+
 
 def ros_child_env(domain_id: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a ROS child process on ``domain_id``, localhost discovery only."""
+    """Environment for a ROS child process on ``domain_id``, localhost discovery only.
+
+    ``extra`` is applied last, but cannot bring back a discovery setting (they are dropped after).
+    """
     env = dict(os.environ)
     env.update(
         ROS_DOMAIN_ID=str(domain_id),
-        ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST',
         PYTHONUNBUFFERED='1',
         RCUTILS_LOGGING_BUFFERED_STREAM='0',
     )
-    env.pop('RMW_IMPLEMENTATION', None)  # only rmw_fastrtps_cpp exists in the wheels
     paths = [str(REPO_ROOT)] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p]
     env['PYTHONPATH'] = os.pathsep.join(dict.fromkeys(paths))
     if extra:
         env.update(extra)
+    localhost_discovery_env(env)
     return env
 
 

@@ -15,33 +15,33 @@
 
 """The main job, end to end: a recorded bag -> spa3r_node -> a planner's questions -> answers.
 
-    python -m spa3r_ros.tools.demo            (scripts/run_demo.sh does set-up first)
+The command is ``spa3r demo`` (:mod:`spa3r_ros.cli.demo`, which makes sure it runs in a private
+network namespace; ``scripts/run_demo.sh`` does set-up first). :func:`run_demo` writes a small
+synthetic bag (a camera moving past coloured boxes), starts spa3r_node as its own process, replays
+the bag into it, asks a few questions through the SpatialQuery action as a planner would, and
+prints what happened. It uses the best model preset this machine can run and says which:
+``official`` when its weights are in the local Hugging Face cache and a GPU is there, else
+``tiny-random``, whose random weights make every answer meaningless (the run shows the pipeline,
+not the model's skill).
 
-It writes a small synthetic bag (a camera moving past coloured boxes), starts spa3r_node as its
-own process, replays the bag into it, asks a few questions through the SpatialQuery action as a
-planner would, and prints what happened. It uses the best model preset this machine can run and
-says which: ``official`` when its weights are in the local Hugging Face cache and a GPU is there,
-else ``tiny-random``, whose random weights make every answer meaningless (the run shows the
-pipeline, not the model's skill).
+rclpy is imported inside :func:`run_demo` only, so this module imports on machines without ROS.
 """
 
-import argparse
 from dataclasses import replace
+import os
 from pathlib import Path
-import sys
-import tempfile
 import time
 
-import domain_coordinator
-import rclpy
-from rclpy.context import Context
-
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
-from spa3r_ros.data.rosbag_io import BagReader, write_demo_bag
-from spa3r_ros.ros.bag_player import play_bag
-from spa3r_ros.ros.node import ACTIVE_MESSAGE
-from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
-from spa3r_ros.ros.query_client import SpatialQueryClient
+from spa3r_ros.data.demo_scene import write_demo_bag
+from spa3r_ros.data.rosbag_io import BagReader
+from spa3r_ros.ros.processes import (
+    in_private_network,
+    localhost_discovery_env,
+    ManagedProcess,
+    network_interfaces,
+    ros_child_env,
+)
 
 QUESTIONS = [
     SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('box',)),
@@ -72,14 +72,30 @@ def best_preset() -> str:
     return 'tiny-random'
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--frames', type=int, default=30, help='frames in the generated bag')
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
-    parser.add_argument('--keep', type=Path, help='keep the bag and logs in this folder')
-    args = parser.parse_args(argv)
+def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
+    """Run the demo with its files in ``workdir``; returns the exit status (0: as expected).
 
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix='spa3r_demo_'))
+    Raises:
+        RuntimeError: this process is not in a private network namespace (checked before any ROS
+            context exists; :mod:`spa3r_ros.cli.demo` re-enters ``scripts/in_netns.sh`` first).
+    """
+    if not in_private_network():
+        raise RuntimeError(
+            'the demo runs ROS processes only in a private network namespace with loopback only '
+            f'(this one has {", ".join(network_interfaces())}); use spa3r demo or '
+            'scripts/run_demo.sh'
+        )
+    # This process takes part in discovery too (the player and the client): localhost only, with
+    # no inherited peers or profiles, like the node it starts.
+    localhost_discovery_env(os.environ)
+    import domain_coordinator
+    import rclpy
+    from rclpy.context import Context
+
+    from spa3r_ros.ros.bag_player import play_bag
+    from spa3r_ros.ros.node import ACTIVE_MESSAGE
+    from spa3r_ros.ros.query_client import SpatialQueryClient
+
     workdir.mkdir(parents=True, exist_ok=True)
     preset = best_preset()
     print('== spa3r_ros demo ==')
@@ -91,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             "preset's weights are on this machine."
         )
 
-    bag = write_demo_bag(workdir / 'demo_bag', storage=args.storage, num_frames=args.frames)
-    print(f'bag: {bag} ({args.frames} frames, {args.storage})')
+    bag = write_demo_bag(workdir / 'demo_bag', storage=storage, num_frames=frames)
+    print(f'bag: {bag} ({frames} frames, {storage})')
 
     with domain_coordinator.domain_id() as domain:
         env = ros_child_env(domain)
@@ -155,7 +171,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f'node exited with {rc}; it logged {len(received)} finished goals')
     print(f'files kept in {workdir}')
     return 0 if rc == 0 and failures == 0 else 1
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -14,10 +14,7 @@
 
 """Golden-vector runner: rebuild models from golden folders, run every case, report every tensor.
 
-Usage::
-
-    python -m spa3r_ros.tools.golden [--threads N] DIR [DIR ...]
-
+The command line is ``spa3r golden [--threads N] DIR [DIR ...]`` (:mod:`spa3r_ros.cli.golden`).
 For each folder the first case kind whose ``detect`` accepts it runs; each compared tensor prints
 one line with PASS/FAIL, the largest absolute and relative error and the tolerances used (the
 rules live in :func:`~spa3r_ros.tools.golden_cases.base.tolerance_for`). The exit status is 0
@@ -36,13 +33,8 @@ Adding a case kind: write ``spa3r_ros/tools/golden_cases/<kind>.py`` exposing
 and add the module to :data:`CASE_KINDS` below (order matters: the first match wins).
 """
 
-import argparse
-from collections.abc import Sequence
 from pathlib import Path
-import sys
 from types import ModuleType
-
-import torch
 
 from spa3r_ros.tools.golden_cases import spa3r, vggt, vlm
 from spa3r_ros.tools.golden_cases.base import compare, Comparison, tolerance_for
@@ -52,7 +44,6 @@ __all__ = [
     'Comparison',
     'compare',
     'detect_kind',
-    'main',
     'run_folder',
     'tolerance_for',
 ]
@@ -99,42 +90,3 @@ def format_comparison(c: Comparison) -> str:
         f'(rtol={c.rtol:g}, atol={c.atol:g})'
     )
     return f'{line} {c.note}' if c.note else line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog='python -m spa3r_ros.tools.golden',
-        description='Check implementations against golden vectors.',
-    )
-    parser.add_argument('folders', nargs='+', type=Path, help='golden folders to run')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=2,
-        help='torch CPU threads (default 2, as the reference ran)',
-    )
-    args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error(f'--threads must be >= 1, got {args.threads}')
-    torch.set_num_threads(args.threads)
-    status = 0
-    for folder in args.folders:
-        kind = detect_kind(folder) if folder.is_dir() else None
-        if kind is None:
-            print(f'ERROR {folder}: not a recognised golden folder', file=sys.stderr)
-            status = max(status, 2)
-            continue
-        print(f'== {folder} ({kind.KIND})')
-        results = run_folder(folder)
-        for c in results:
-            print(format_comparison(c))
-        failed = sum(not c.passed for c in results)
-        print(f'== {folder}: {len(results) - failed} passed, {failed} failed')
-        if failed or not results:
-            status = max(status, 1)
-    return status
-
-
-if __name__ == '__main__':
-    sys.exit(main())

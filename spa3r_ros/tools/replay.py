@@ -12,15 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``spa3r replay`` and ``spa3r ask``: answer questions about a recorded bag, without ROS.
+"""What ``spa3r replay`` and ``spa3r ask`` do: answer questions about a recorded bag, without ROS.
 
-::
-
-    spa3r replay BAG --questions questions.jsonl --out answers.jsonl [--max-speed | --rate 1.0]
-    spa3r ask BAG "How many chairs are there?"
-    spa3r ask BAG --task object_count --objects chair
-
-Both feed the bag's camera frames (and odometry, when the bag has it) into the same
+The command lines are in :mod:`spa3r_ros.cli.replay` and :mod:`spa3r_ros.cli.ask`. Both feed the
+bag's camera frames (and odometry, when the bag has it) into the same
 :class:`~spa3r_ros.scene.engine.SceneEngine` the node uses. ``replay`` asks each question of the
 questions file when the bag clock reaches its time; ``ask`` asks one question after the whole bag.
 The file formats are in the README ("Offline questions") (and :mod:`spa3r_ros.data.replay_jsonl`).
@@ -30,33 +25,24 @@ each question, waits until the engine has processed every frame fed so far and u
 (``SceneEngine.flush``), so answers do not depend on the machine's speed. ``--rate R`` replays at R
 times the recorded speed, as a robot would see it: questions run on their own thread while frames
 keep arriving, so the scene an answer uses depends on how fast the model is (as on the robot).
-
-Exit status: 0 when the run completed (whatever the answers' codes; ``ask`` returns 1 when its
-answer is not OK), 2 for bad input (unreadable bag, missing topic, bad questions file, unknown
-preset), 130 when interrupted (the answers file keeps every line answered so far).
 """
 
-import argparse
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 import itertools
-import json
 import logging
 import math
 from pathlib import Path
-import sys
 import threading
 import time
-from typing import TextIO
 
 from tqdm import tqdm
 
 from spa3r_ros.configs.node import QueryConfig
-from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.core.image_decode import KIND_COLOR
-from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest, Task
+from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest
 from spa3r_ros.data.bag_stream import (
     CameraInfoEvent,
     count_messages,
@@ -67,13 +53,7 @@ from spa3r_ros.data.bag_stream import (
     select_topics,
     StreamTopics,
 )
-from spa3r_ros.data.replay_jsonl import (
-    answer_record,
-    AnswerWriter,
-    load_questions,
-    parse_question,
-    ReplayQuestion,
-)
+from spa3r_ros.data.replay_jsonl import ReplayQuestion
 from spa3r_ros.data.rosbag_io import BagReader
 
 logger = logging.getLogger(__name__)
@@ -375,140 +355,36 @@ def run_replay(
     return summary
 
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group('model and topics')
-    group.add_argument(
-        '--preset',
-        default=DEFAULT_PRESET,
-        help=f'model preset from models/registry.yaml (default {DEFAULT_PRESET})',
-    )
-    group.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default cpu)')
-    group.add_argument(
-        '--threads', type=int, default=0, help='torch CPU threads (default: torch decides)'
-    )
-    group.add_argument(
-        '--window', type=int, default=None, help='keyframe window (default: the engine default)'
-    )
-    group.add_argument(
-        '--image-topic',
-        action='append',
-        default=[],
-        dest='image_topics',
-        metavar='TOPIC',
-        help='camera topic (Image or CompressedImage); repeat for several (default: by type)',
-    )
-    group.add_argument('--odom-topic', help='nav_msgs/Odometry topic (default: by type)')
-    group.add_argument('--no-odom', action='store_true', help='feed no odometry')
-    parser.add_argument('-v', '--verbose', action='store_true', help='log at INFO level')
-    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+def prepare_engine(
+    bag_path: str | Path,
+    *,
+    preset: str = DEFAULT_PRESET,
+    device: str = 'cpu',
+    window: int | None = None,
+    image_topics: Sequence[str] = (),
+    odom_topic: str | None = None,
+    use_odometry: bool = True,
+    query_config: QueryConfig | None = None,
+):
+    """The bag's topics (checked before any model is loaded), a new engine and its backlog.
 
+    Returns:
+        ``(topics, engine, max_backlog)``: the :class:`StreamTopics` to feed, a not yet started
+        engine, and the ``max_backlog`` for :func:`run_replay` (half the ingest queue, so the
+        replay waits before the queue could overflow and drop frames).
 
-def _setup(args: argparse.Namespace) -> None:
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format='%(levelname)s %(name)s: %(message)s',
-    )
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-
-def _print_summary(summary: ReplaySummary, out: TextIO) -> None:
-    for line in summary.lines():
-        print(line, file=out)
-
-
-def _positive_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number > 0, got {text!r}') from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f'expected a number > 0, got {text!r}')
-    return value
-
-
-def _interruptible(name: str, run: Callable[[list[str] | None], int]):
-    """Wrap a CLI so Ctrl-C outside the replay loop (loading models) exits 130, not a trace."""
-
-    def main(argv: list[str] | None = None) -> int:
-        try:
-            return run(argv)
-        except KeyboardInterrupt:
-            print(f'{name}: interrupted', file=sys.stderr)
-            return 130
-
-    main.__doc__ = run.__doc__
-    return main
-
-
-def _bag_and_engine(args: argparse.Namespace, query_config: QueryConfig):
-    """The bag's topics (checked before any model is loaded), the engine and its backlog."""
-    with BagReader(args.bag) as bag:
+    Raises:
+        DatasetError: the bag cannot be read or a topic is missing.
+        ConfigError, CheckpointError: bad window, preset or device.
+    """
+    with BagReader(bag_path) as bag:
         topics = select_topics(
-            bag,
-            image_topics=args.image_topics,
-            odom_topic=args.odom_topic,
-            use_odometry=not args.no_odom,
+            bag, image_topics=image_topics, odom_topic=odom_topic, use_odometry=use_odometry
         )
-    config = scene_config(args.window)
-    engine = build_engine(load_models(args.preset, args.device), config, query_config)
-    # Half the ingest queue: the feeder waits before the queue could overflow and drop frames.
+    config = scene_config(window)
+    query_config = query_config if query_config is not None else QueryConfig()
+    engine = build_engine(load_models(preset, device), config, query_config)
     return topics, engine, max(1, config.ingest_queue_size // 2)
-
-
-def _replay_main(argv: list[str] | None = None) -> int:
-    """``spa3r replay``: answer a questions file against a bag; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog='spa3r replay',
-        description='Feed a rosbag2 recording through the scene engine and answer the questions '
-        'of a JSONL file at their bag times (formats: README.md, "Offline questions").',
-    )
-    parser.add_argument('bag', type=Path, help='bag directory, .mcap or .db3 file')
-    parser.add_argument(
-        '--questions', type=Path, required=True, help='questions file (JSONL, one goal a line)'
-    )
-    parser.add_argument(
-        '--out', required=True, help="answers file to write (JSONL); '-' for stdout"
-    )
-    speed = parser.add_mutually_exclusive_group()
-    speed.add_argument(
-        '--rate',
-        type=_positive_rate,
-        help='replay at this times the recorded speed (questions do not wait for the scene)',
-    )
-    speed.add_argument(
-        '--max-speed',
-        action='store_true',
-        help='as fast as possible, scene flushed before each question (default; deterministic)',
-    )
-    _add_model_args(parser)
-    args = parser.parse_args(argv)
-    _setup(args)
-    query_config = QueryConfig()
-    summary_out = sys.stderr if args.out == '-' else sys.stdout
-    try:
-        questions = load_questions(args.questions, query_config)
-        topics, engine, max_backlog = _bag_and_engine(args, query_config)
-        with engine, AnswerWriter(args.out, stream=sys.stdout) as writer:
-            summary = run_replay(
-                args.bag,
-                questions,
-                writer.write,
-                engine=engine,
-                topics=topics,
-                rate=args.rate,
-                max_backlog=max_backlog,
-                progress=not args.no_progress,
-            )
-    except (Spa3rError, ValueError) as err:
-        print(f'spa3r replay: error: {err}', file=sys.stderr)
-        return 2
-    print(f'== spa3r replay: {args.bag} ({args.preset}) ==', file=summary_out)
-    _print_summary(summary, summary_out)
-    print(f'answers: {args.out} ({writer.written} lines)', file=summary_out)
-    return 130 if summary.interrupted else 0
 
 
 def format_answer(answer: SpatialAnswer) -> list[str]:
@@ -526,76 +402,3 @@ def format_answer(answer: SpatialAnswer) -> list[str]:
     )
     lines.append(f'latency: {answer.latency_sec:.3f} s')
     return lines
-
-
-def _ask_main(argv: list[str] | None = None) -> int:
-    """``spa3r ask``: answer one question after the whole bag; returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog='spa3r ask',
-        description='Feed a whole rosbag2 recording through the scene engine, then answer one '
-        'question and print the typed answer.',
-    )
-    parser.add_argument('bag', type=Path, help='bag directory, .mcap or .db3 file')
-    parser.add_argument('question', nargs='?', default='', help='the question text')
-    parser.add_argument(
-        '--task',
-        default=Task.FREE_FORM.slug,
-        help=f'question family: {", ".join(t.slug for t in Task)} (default free_form)',
-    )
-    parser.add_argument('--objects', nargs='+', default=[], help='object names of the template')
-    parser.add_argument('--options', nargs='+', default=[], help='multiple-choice options')
-    parser.add_argument('--max-new-tokens', type=int, default=0, help='generation budget')
-    parser.add_argument('--timeout', type=float, default=0.0, help='timeout_sec of the goal')
-    parser.add_argument('--json', action='store_true', help='print the answer as one JSON line')
-    _add_model_args(parser)
-    args = parser.parse_args(argv)
-    _setup(args)
-    query_config = QueryConfig()
-    goal = {
-        'task': args.task,
-        'question': args.question,
-        'objects': args.objects,
-        'options': args.options,
-        'max_new_tokens': args.max_new_tokens,
-        'timeout_sec': args.timeout,
-    }
-    try:
-        # The same checks as a questions-file line, so the two tools accept the same goals.
-        question = parse_question(json.dumps(goal), 1, 'command line', query_config)
-        topics, engine, max_backlog = _bag_and_engine(args, query_config)
-        answers: list[SpatialAnswer] = []
-        with engine:
-            summary = run_replay(
-                args.bag,
-                [question],
-                lambda _q, a: answers.append(a),
-                engine=engine,
-                topics=topics,
-                max_backlog=max_backlog,
-                progress=not args.no_progress,
-            )
-    except (Spa3rError, ValueError) as err:
-        print(f'spa3r ask: error: {err}', file=sys.stderr)
-        return 2
-    if summary.interrupted or not answers:
-        print('spa3r ask: interrupted', file=sys.stderr)
-        return 130
-    answer = answers[0]
-    if args.json:
-        print(json.dumps(answer_record(question, answer), ensure_ascii=False))
-    else:
-        for line in format_answer(answer):
-            print(line)
-        for line in summary.lines()[:2]:
-            print(line)
-    return 0 if answer.code == ResultCode.OK else 1
-
-
-replay_main = _interruptible('spa3r replay', _replay_main)
-ask_main = _interruptible('spa3r ask', _ask_main)
-# ``spa3r replay`` (spa3r_ros.cli.main runs the module's main); ``spa3r ask`` is tools/ask.py.
-main = replay_main
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -31,13 +31,13 @@ from spa3r_ros.data.bag_stream import (
     PoseEvent,
     select_topics,
 )
-from spa3r_ros.data.rosbag_io import (
-    BagReader,
+from spa3r_ros.data.demo_scene import (
     DEMO_EPOCH_NS,
     demo_intrinsics,
     render_demo_frame,
     write_demo_bag,
 )
+from spa3r_ros.data.rosbag_io import BagReader
 
 NUM_FRAMES, RATE_HZ, WIDTH, HEIGHT = 5, 10.0, 42, 28
 CAMERA, COMPRESSED, INFO, ODOM, DEPTH = (

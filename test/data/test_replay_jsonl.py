@@ -21,11 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.core.errors import DatasetError, QueryError
 from spa3r_ros.core.types import ResultCode, SpatialAnswer, Task
+from spa3r_ros.data import replay_jsonl
 from spa3r_ros.data.replay_jsonl import (
     AnswerWriter,
     load_questions,
+    MAX_LINE_BYTES,
     parse_question,
     read_answers,
 )
@@ -79,6 +81,13 @@ def test_questions_file_round_trip(tmp_path: Path) -> None:
         ('{"question": ""}', 'FREE_FORM query needs a question'),
         ('["not", "an", "object"]', 'expected a JSON object, got list'),
         ('{"question": "x",', 'not valid JSON'),
+        # Valid JSON that Python's parser or the answers file cannot take: never a traceback.
+        ('[' * 100_000 + ']' * 100_000, 'JSON nested too deeply'),
+        ('{"question": "x", "max_new_tokens": ' + '9' * 5000 + '}', 'Exceeds the limit'),
+        ('{"question": "x", "id": ' + '7' * 5000 + '}', 'Exceeds the limit'),
+        ('{"question": "x\\ud800"}', 'unpaired UTF-16 surrogate'),
+        ('{"question": "x", "min_stamp": NaN}', "'min_stamp' must be a finite number"),
+        ('{"question": "x", "timeout_sec": 1e9}', 'exceeds the limit'),
     ],
 )
 def test_bad_question_lines_name_the_line(tmp_path: Path, text: str, needle: str) -> None:
@@ -87,6 +96,37 @@ def test_bad_question_lines_name_the_line(tmp_path: Path, text: str, needle: str
         load_questions(path)
     assert f'{path}:3: ' in str(err.value)
     assert needle in str(err.value)
+
+
+def test_a_line_longer_than_the_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / 'q.jsonl'
+    huge = '{"question": "x", "objects": ["' + 'a' * MAX_LINE_BYTES + '"]}'
+    path.write_text('{"question": "fine"}\n' + huge + '\n', encoding='utf-8')
+    with pytest.raises(DatasetError, match=f'{path}:2: line longer than {MAX_LINE_BYTES} bytes'):
+        load_questions(path)
+
+
+def test_a_line_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / 'q.jsonl'
+    path.write_bytes(b'{"question": "fine"}\n{"question": "caf\xe9"}\n')
+    with pytest.raises(DatasetError, match=f'{path}:2: not UTF-8 text'):
+        load_questions(path)
+
+
+def test_every_refusal_of_the_engines_admission_check_names_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever core/requests.check_request refuses (its limits grow with the node's), the file's
+    # error names the line: the file is checked by the engine's own admission check.
+    def refuse(request, config):
+        raise QueryError(f'object name of {len(request.objects[0])} characters is too long')
+
+    monkeypatch.setattr(replay_jsonl, 'check_request', refuse)
+    path = write_lines(
+        tmp_path / 'q.jsonl', ['{"question": "x", "objects": ["' + 'o' * 300 + '"]}']
+    )
+    with pytest.raises(DatasetError, match=f'{path}:1: object name of 300 characters'):
+        load_questions(path)
 
 
 def test_missing_questions_file_is_a_dataset_error(tmp_path: Path) -> None:

@@ -114,7 +114,8 @@ def test_every_family_answers_typed_and_two_clients_at_once(
     node_process, ros_context, client, tmp_path, domain_id
 ):
     """Player process -> node process -> this client, on one private domain."""
-    from spa3r_ros.data.rosbag_io import BagReader, write_demo_bag
+    from spa3r_ros.data.demo_scene import write_demo_bag
+    from spa3r_ros.data.rosbag_io import BagReader
     from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
 
     node = node_process(

@@ -37,7 +37,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image
 
-from spa3r_ros.data.rosbag_io import DEMO_EPOCH_NS, demo_intrinsics, write_demo_bag
+from spa3r_ros.data.demo_scene import DEMO_EPOCH_NS, demo_intrinsics, write_demo_bag
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros.bag_player import BagPlayer, PlayOptions
 from spa3r_ros.ros.node import ACTIVE_MESSAGE

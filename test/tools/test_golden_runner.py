@@ -22,6 +22,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 import torch
 
+from spa3r_ros.cli import golden as golden_cli
 from spa3r_ros.tools import golden
 from spa3r_ros.tools.golden_cases import vggt as vggt_case
 from spa3r_ros.tools.golden_cases.base import compare, tolerance_for
@@ -52,7 +53,7 @@ def test_compare_reports_errors():
 
 
 def test_runner_passes_on_vggt_tiny(golden_dir, capsys):
-    assert golden.main(['--threads', '1', str(golden_dir / 'vggt_tiny')]) == 0
+    assert golden_cli.main(['--threads', '1', str(golden_dir / 'vggt_tiny')]) == 0
     out = capsys.readouterr().out
     assert 'FAIL' not in out
     for name in (
@@ -76,7 +77,7 @@ def test_runner_fails_on_perturbed_outputs(golden_dir, tmp_path, capsys):
     outputs['patch_start_idx'] = torch.tensor(4)
     (folder / 'outputs.safetensors').chmod(0o644)
     save_file(outputs, folder / 'outputs.safetensors')
-    assert golden.main(['--threads', '1', str(folder)]) == 1
+    assert golden_cli.main(['--threads', '1', str(folder)]) == 1
     out = capsys.readouterr().out
     assert 'FAIL vggt_tiny/outputs:depth ' in out
     assert 'FAIL vggt_tiny/outputs:patch_start_idx ' in out
@@ -84,7 +85,7 @@ def test_runner_fails_on_perturbed_outputs(golden_dir, tmp_path, capsys):
 
 
 def test_unrecognised_folder_exits_2(tmp_path, golden_dir, capsys):
-    assert golden.main(['--threads', '1', str(tmp_path)]) == 2
+    assert golden_cli.main(['--threads', '1', str(tmp_path)]) == 2
     assert not vggt_case.detect(golden_dir / 'spa3r_tiny')
 
 
@@ -115,7 +116,8 @@ def test_module_entry_point(golden_dir):
         [
             sys.executable,
             '-m',
-            'spa3r_ros.tools.golden',
+            'spa3r_ros.cli.main',
+            'golden',
             '--threads',
             '1',
             str(golden_dir / 'vggt_tiny'),
@@ -130,3 +132,11 @@ def test_module_entry_point(golden_dir):
     assert proc.returncode == 2, proc.stderr
     assert 'PASS vggt_tiny/outputs:depth ' in proc.stdout
     assert 'not a recognised golden folder' in proc.stderr
+
+
+@pytest.mark.parametrize('threads', ['0', '-3', 'two', '9' * 5000])
+def test_bad_thread_counts_exit_2_with_the_reason(threads, golden_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        golden_cli.main(['--threads', threads, str(golden_dir / 'vggt_tiny')])
+    assert exit_info.value.code == 2
+    assert 'argument --threads: expected an integer from 1 to 4096' in capsys.readouterr().err

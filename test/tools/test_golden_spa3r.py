@@ -18,6 +18,7 @@ import shutil
 
 from safetensors.torch import load_file, save_file
 
+from spa3r_ros.cli import golden as golden_cli
 from spa3r_ros.tools import golden
 from spa3r_ros.tools.golden_cases import spa3r as spa3r_case
 
@@ -25,7 +26,7 @@ from spa3r_ros.tools.golden_cases import spa3r as spa3r_case
 def test_runner_passes_on_spa3r_tiny(golden_dir, capsys):
     assert golden.detect_kind(golden_dir / 'spa3r_tiny') is spa3r_case
     assert not spa3r_case.detect(golden_dir / 'vggt_tiny')
-    assert golden.main([str(golden_dir / 'spa3r_tiny')]) == 0
+    assert golden_cli.main([str(golden_dir / 'spa3r_tiny')]) == 0
     out = capsys.readouterr().out
     assert 'FAIL' not in out
     reference = {
@@ -64,7 +65,7 @@ def test_cases_are_recognised_by_content_and_errors_fail(golden_dir, tmp_path, c
     predict = load_file(folder / 'scene7_outputs.safetensors')
     predict['latents'] = predict['latents'] * 1.01
     save_file(predict, folder / 'scene7_outputs.safetensors')
-    assert golden.main([str(folder)]) == 1
+    assert golden_cli.main([str(folder)]) == 1
     out = capsys.readouterr().out
     assert 'FAIL my_spa3r/outputs:pred_sem ' in out
     assert 'PASS my_spa3r/outputs:pred_geo ' in out
@@ -81,7 +82,7 @@ def test_loss_case_checks_mask_draw_and_modes(golden_dir, tmp_path, capsys):
     outputs = {k: v for k, v in outputs.items() if not k.startswith('asym.')}
     outputs['sym.loss.geo_l1'] = outputs['sym.loss.geo_l1'] + 1e-4
     save_file(outputs, folder / 'step_outputs.safetensors')
-    assert golden.main([str(folder)]) == 1
+    assert golden_cli.main([str(folder)]) == 1
     out = capsys.readouterr().out
     assert 'asym.' not in out
     assert 'FAIL my_spa3r/step_outputs:sym.loss.geo_l1 ' in out

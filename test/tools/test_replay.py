@@ -26,8 +26,8 @@ import pytest
 
 from spa3r_ros.cli.main import main as spa3r_main
 from spa3r_ros.configs.node import QueryConfig
+from spa3r_ros.data.demo_scene import DEMO_EPOCH_NS, write_demo_bag
 from spa3r_ros.data.replay_jsonl import load_questions, read_answers
-from spa3r_ros.data.rosbag_io import DEMO_EPOCH_NS, write_demo_bag
 from spa3r_ros.tools.replay import build_engine, load_models, run_replay, scene_config
 
 NUM_FRAMES, RATE_HZ = 8, 5.0
@@ -188,6 +188,39 @@ def test_bad_questions_file_names_the_line(
     assert not out.exists()  # nothing is written before the whole file is checked
 
 
+@pytest.mark.parametrize(
+    'line',
+    [
+        b'[' * 100_000 + b']' * 100_000,  # deeper than Python's recursion limit
+        b'{"question": "x", "max_new_tokens": ' + b'9' * 5000 + b'}',  # int() refuses it
+        b'{"question": "x", "objects": ["' + b'a' * (2 << 20) + b'"]}',  # over the line limit
+        b'{"question": "caf\xe9"}',  # not UTF-8
+        b'{"question": "\\udc80"}',  # a lone surrogate the answers file could not hold
+    ],
+    ids=['deep-nesting', '5000-digits', 'huge-line', 'not-utf8', 'surrogate'],
+)
+def test_hostile_questions_files_exit_2_naming_the_line(
+    line: bytes, bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    questions = tmp_path / 'q.jsonl'
+    questions.write_bytes(b'{"question": "fine"}\n\n' + line + b'\n')
+    out = tmp_path / 'a.jsonl'
+    argv = ['replay', str(bag), '--questions', str(questions), '--out', str(out), *COMMON]
+    assert spa3r_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'spa3r replay: error: {questions}:3: '), err[:300]
+    assert 'Traceback' not in err and len(err) < 1000  # the message, not the line, is printed
+    assert not out.exists()
+
+
+def test_ask_refuses_a_question_it_cannot_write_as_the_command_line_goal(
+    bag: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert spa3r_main(['ask', str(bag), 'caf\udce9', *COMMON]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('spa3r ask: error: command line:1: ') and 'Traceback' not in err
+
+
 def test_missing_topic_names_the_bags_topics(
     bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -225,7 +258,7 @@ def test_run_replay_counts_every_frame(tmp_path: Path) -> None:
     from rosbags.typesys import get_typestore, Stores
 
     from spa3r_ros.core.image_decode import encode_raw
-    from spa3r_ros.data.rosbag_io import render_demo_frame
+    from spa3r_ros.data.demo_scene import render_demo_frame
 
     ts = get_typestore(Stores.ROS2_KILTED)
     types = ts.types

@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PROGRAM = """
 import sys
-for name in ('rclpy', 'torch', 'cv2', 'sensor_msgs'):
+for name in ('rclpy', 'torch', 'cv2', 'sensor_msgs', 'av'):
     sys.modules[name] = None  # any import of these now raises ImportError
 import importlib
 importlib.import_module({module!r})
@@ -38,7 +38,10 @@ print(' '.join(sorted(m for m in ('rosbags', 'PIL') if m in sys.modules)))
         ('spa3r_ros.core.image_decode', set()),  # Pillow only when a compressed image arrives
         ('spa3r_ros.core.frame_buffer', set()),
         ('spa3r_ros.data', set()),
-        ('spa3r_ros.data.rosbag_io', {'rosbags', 'PIL'}),
+        ('spa3r_ros.data.rosbag_io', {'rosbags'}),  # reading needs no Pillow
+        ('spa3r_ros.data.bag_writer', {'rosbags'}),
+        ('spa3r_ros.data.demo_scene', {'rosbags', 'PIL'}),
+        ('spa3r_ros.data.image_bag', {'rosbags', 'PIL'}),  # PyAV only when a video is read
     ],
 )
 def test_imports_without_ros_or_torch(module: str, allowed: set[str]) -> None:

@@ -34,8 +34,9 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
 
 from spa3r_ros.cli.main import COMMANDS
-from spa3r_ros.data.rosbag_io import BagReader, write_demo_bag
-from spa3r_ros.ros.play_cli import build_parser, main
+from spa3r_ros.cli.play import build_parser, main
+from spa3r_ros.data.demo_scene import write_demo_bag
+from spa3r_ros.data.rosbag_io import BagReader
 
 
 def parse(*args: str):
@@ -64,13 +65,25 @@ def test_options_parse():
     ('args', 'message'),
     [
         (['--rate', '0'], 'expected a number > 0'),
-        (['--rate', 'fast'], "expected a number, got 'fast'"),
+        (['--rate', 'fast'], "expected a number > 0, got 'fast'"),
+        (['--rate', 'inf'], "expected a number > 0, got 'inf'"),
         (['--rate', '2', '--max-speed'], 'not allowed with argument'),
-        (['--start-offset', '-1'], 'expected a finite number >= 0'),
-        (['--wait-for-subscribers', 'nan'], 'expected a finite number >= 0'),
+        (['--start-offset', '-1'], 'expected a number >= 0'),
+        (['--wait-for-subscribers', 'nan'], 'expected a number >= 0'),
         (['--remap', '/a=/b'], "expected OLD:=NEW, got '/a=/b'"),
         (['--remap', ':=/b'], 'expected OLD:=NEW'),
         (['--queue-depth', '0'], 'expected an integer >= 1'),
+        (['--queue-depth', '9' * 5000], 'expected an integer >= 1, got 5000 characters'),
+        # Remap targets and topics ROS would refuse (rclpy raised from create_publisher).
+        (['--remap', '/a:=/b c'], "'/b c' is not a valid ROS 2 topic name"),
+        (['--remap', '/a:=/1b'], "'/1b' is not a valid ROS 2 topic name"),
+        (['--remap', '/a:=/b//c'], "'/b//c' is not a valid ROS 2 topic name"),
+        (['--remap', '/a:=/b/'], "'/b/' is not a valid ROS 2 topic name"),
+        (['--remap', '/a:=/{node}'], "'/{node}' is not a valid ROS 2 topic name"),
+        (['--remap', '/a-b:=/c'], "'/a-b' is not a valid ROS 2 topic name"),
+        (['--remap', '/a:=/' + 'x' * 300], 'topic name of 301 characters'),
+        (['--topics', '/ok', 'bad topic'], "'bad topic' is not a valid ROS 2 topic name"),
+        (['--wait-topics', '/a//b'], "'/a//b' is not a valid ROS 2 topic name"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(args, message, capsys):
@@ -84,7 +97,7 @@ def test_without_ros_the_cli_says_so_instead_of_a_traceback():
     code = (
         'import sys\n'
         "sys.modules['rclpy'] = None\n"
-        'from spa3r_ros.ros.play_cli import main\n'
+        'from spa3r_ros.cli.play import main\n'
         "sys.exit(main(['bag']))\n"
     )
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
@@ -95,7 +108,7 @@ def test_without_ros_the_cli_says_so_instead_of_a_traceback():
 
 def test_play_is_a_spa3r_command():
     module, help_text = COMMANDS['play']
-    assert module == 'spa3r_ros.ros.play_cli' and 'rosbag2' in help_text
+    assert module == 'spa3r_ros.cli.play' and 'rosbag2' in help_text
 
 
 def test_latched_topics_come_from_the_recorded_qos(tmp_path):

@@ -29,7 +29,7 @@ include, conditions, TimerAction), which needs a machine with ROS installed (``r
 import ast
 from pathlib import Path
 
-from spa3r_ros.ros.play_cli import build_parser
+from spa3r_ros.cli.play import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / 'launch' / 'spa3r_replay.launch.py'

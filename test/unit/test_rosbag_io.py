@@ -21,14 +21,13 @@ import numpy as np
 import pytest
 
 from spa3r_ros.core.errors import DatasetError, ImageDecodeError
-from spa3r_ros.data.rosbag_io import (
-    BagReader,
+from spa3r_ros.data.demo_scene import (
     DEMO_EPOCH_NS,
     demo_intrinsics,
-    image_from_bag_message,
     render_demo_frame,
     write_demo_bag,
 )
+from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message
 
 NUM_FRAMES, RATE_HZ, WIDTH, HEIGHT = 6, 10.0, 98, 56
 CAMERA, COMPRESSED, INFO, ODOM, DEPTH = (
@@ -185,6 +184,24 @@ def test_reader_must_be_open(bag: Path) -> None:
 def test_nonexistent_bag(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match='does not exist'):
         BagReader(tmp_path / 'nope').open()
+
+
+def test_a_folder_without_metadata_is_named_as_a_folder(bag: Path, tmp_path: Path) -> None:
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(DatasetError) as err:
+        BagReader(empty).open()
+    message = str(err.value)
+    assert f"'{empty}' is a folder without metadata.yaml" in message
+    assert 'pass a bag folder, or a single .mcap or .db3 file' in message
+    assert 'metadata file' not in message  # what rosbags said: the folder called a file
+    # A folder holding a storage file but no metadata.yaml points at the file.
+    loose = tmp_path / 'loose'
+    loose.mkdir()
+    storage = next(p for p in bag.iterdir() if p.suffix in ('.mcap', '.db3'))
+    shutil.copy(storage, loose / storage.name)
+    with pytest.raises(DatasetError, match=f'it holds {storage.name}: pass such a file itself'):
+        BagReader(loose).open()
 
 
 @pytest.mark.parametrize('damage', ['garbage', 'truncated', 'metadata', 'flipped'])

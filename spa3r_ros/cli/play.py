@@ -29,19 +29,27 @@ under test with ``use_sim_time:=true`` to have it follow the bag's time. See
 best-effort and reliable subscribers match).
 
 Exit codes: 0 played (or stopped with Ctrl-C / SIGTERM while playing: the summary says
-``interrupted``), 2 bad arguments, an unreadable bag, or a topic that is not in the bag (the
-message lists the bag's topics), 1 a failure while playing, 130 Ctrl-C before playing started.
+``interrupted``), 2 bad input: bad arguments (a remap onto an invalid topic name included), an
+unreadable bag, a topic that is not in the bag (the message lists the bag's topics) or a bag found
+damaged while playing (a corrupt chunk: the message says how many messages went out before),
+130 Ctrl-C before playing started.
 """
 
 import argparse
 import logging
-import math
 import signal
 import sys
 
 from tqdm import tqdm
 
+from spa3r_ros.cli.args import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    topic_name,
+)
 from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.data.ros_names import topic_name_error
 
 PROG = 'spa3r play'
 ROS_ARGS = '--ros-args'
@@ -49,37 +57,14 @@ ROS_ARGS = '--ros-args'
 logger = logging.getLogger(__name__)
 
 
-def _finite_non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f'expected a finite number >= 0, got {text!r}')
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _finite_non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f'expected a number > 0, got {text!r}')
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'expected an integer >= 1, got {text!r}')
-    return value
-
-
 def _remap(text: str) -> tuple[str, str]:
     old, sep, new = text.partition(':=')
     if not sep or not old or not new:
         raise argparse.ArgumentTypeError(f'expected OLD:=NEW, got {text!r}')
+    for name in (old, new):
+        error = topic_name_error(name)
+        if error is not None:
+            raise argparse.ArgumentTypeError(f'{text!r}: {error}')
     return old, new
 
 
@@ -96,13 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('bag', help='bag folder (with metadata.yaml), or a .mcap / .db3 file')
     speed = parser.add_mutually_exclusive_group()
     speed.add_argument(
-        '--rate', type=_positive, default=1.0, help='speed factor (default 1.0: recorded rate)'
+        '--rate',
+        type=positive_float,
+        default=1.0,
+        help='speed factor (default 1.0: recorded rate)',
     )
     speed.add_argument(
         '--max-speed', action='store_true', help='publish as fast as possible, without pauses'
     )
     parser.add_argument(
-        '--topics', nargs='+', metavar='TOPIC', help='topics to play (default: all playable)'
+        '--topics',
+        nargs='+',
+        type=topic_name,
+        metavar='TOPIC',
+        help='topics to play (default: all playable)',
     )
     parser.add_argument(
         '--clock',
@@ -112,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--clock-hz',
-        type=_positive,
+        type=positive_float,
         default=100.0,
         help='/clock rate between messages, Hz (default 100; also sent with every message)',
     )
@@ -121,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--start-offset',
-        type=_finite_non_negative,
+        type=non_negative_float,
         default=0.0,
         metavar='SEC',
         help='skip the first SEC seconds of the bag',
@@ -137,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--wait-for-subscribers',
-        type=_finite_non_negative,
+        type=non_negative_float,
         default=0.0,
         metavar='SEC',
         help=(
@@ -148,12 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--wait-topics',
         nargs='+',
+        type=topic_name,
         metavar='TOPIC',
         help='bag topics to wait for (default: the played Image/CompressedImage topics)',
     )
     parser.add_argument(
         '--queue-depth',
-        type=_positive_int,
+        type=positive_int,
         default=100,
         help='publisher queue depth (default 100)',
     )
@@ -265,8 +258,11 @@ def _play(player, args: argparse.Namespace) -> int:
         finally:
             bar.close()
     except DatasetError as err:
-        sys.stderr.write(f'{PROG}: error while playing: {err}\n')
-        return 1
+        # A damaged bag is bad input like an unreadable one; what went out before is reported.
+        sys.stderr.write(
+            f'{PROG}: error while playing: {err} ({player.published} messages published before)\n'
+        )
+        return 2
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,105 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Arguments and set-up shared by ``spa3r replay`` and ``spa3r ask`` (model, topics, logging)."""
+
+import argparse
+from collections.abc import Callable
+import logging
+import sys
+
+from spa3r_ros.cli.args import absolute_topic_name, int_range, thread_count
+from spa3r_ros.tools.replay import DEFAULT_PRESET, prepare_engine
+
+# Exit statuses of the offline tools (README "Offline questions").
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """Add the model, topic and output options both tools take."""
+    group = parser.add_argument_group('model and topics')
+    group.add_argument(
+        '--preset',
+        default=DEFAULT_PRESET,
+        help=f'model preset from models/registry.yaml (default {DEFAULT_PRESET})',
+    )
+    group.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default cpu)')
+    group.add_argument(
+        '--threads',
+        type=thread_count,
+        default=0,
+        help='torch CPU threads, 0 .. 4096 (default 0: torch decides)',
+    )
+    group.add_argument(
+        '--window',
+        type=int_range(1, 256),
+        default=None,
+        help='keyframe window, 1 .. 256 (default: the engine default)',
+    )
+    group.add_argument(
+        '--image-topic',
+        action='append',
+        type=absolute_topic_name,
+        default=[],
+        dest='image_topics',
+        metavar='TOPIC',
+        help='camera topic (Image or CompressedImage); repeat for several (default: by type)',
+    )
+    group.add_argument(
+        '--odom-topic', type=absolute_topic_name, help='nav_msgs/Odometry topic (default: by type)'
+    )
+    group.add_argument('--no-odom', action='store_true', help='feed no odometry')
+    parser.add_argument('-v', '--verbose', action='store_true', help='log at INFO level')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Configure logging and torch's CPU threads (entry points configure logging, not the core)."""
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format='%(levelname)s %(name)s: %(message)s',
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def engine_for(args: argparse.Namespace, query_config):
+    """``prepare_engine`` with the command line's bag, model and topic options."""
+    return prepare_engine(
+        args.bag,
+        preset=args.preset,
+        device=args.device,
+        window=args.window,
+        image_topics=args.image_topics,
+        odom_topic=args.odom_topic,
+        use_odometry=not args.no_odom,
+        query_config=query_config,
+    )
+
+
+def interruptible(name: str, run: Callable[[list[str] | None], int]):
+    """Wrap a CLI so Ctrl-C outside the replay loop (loading models) exits 130, not a trace."""
+
+    def main(argv: list[str] | None = None) -> int:
+        try:
+            return run(argv)
+        except KeyboardInterrupt:
+            print(f'{name}: interrupted', file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    main.__doc__ = run.__doc__
+    return main

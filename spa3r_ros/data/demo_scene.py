@@ -1,0 +1,246 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""The synthetic demo scene: a camera moving past coloured boxes, rendered and recorded.
+
+:func:`render_demo_frame` / :func:`render_demo_view` draw it (``[H, W, 3]`` RGB and ``[H, W]``
+depth); :func:`write_demo_bag` records it as a small deterministic rosbag2 for tests, the demo and
+the bag-replay launch file. This is the project's one synthetic renderer (the world generator of
+the next step replaces it).
+
+References:
+    * REP 103 / REP 105 for the frames of the recording.
+"""
+
+from dataclasses import dataclass
+import io
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from rosbags.typesys.store import Typestore
+
+from spa3r_ros.data.bag_writer import BagWriter
+from spa3r_ros.data.rosbag_io import (
+    CAMERA_INFO_MSGTYPE,
+    COMPRESSED_IMAGE_MSGTYPE,
+    IMAGE_MSGTYPE,
+    ODOMETRY_MSGTYPE,
+    STORAGES,
+)
+
+logger = logging.getLogger(__name__)
+
+# First stamp of the demo recording: 2024-01-01T00:00:00Z, fixed so bags are reproducible.
+DEMO_EPOCH_NS = 1_704_067_200 * 10**9
+
+
+@dataclass(frozen=True)
+class _Box:
+    """An axis-aligned box in the camera's start frame (OpenCV optical axes, metres)."""
+
+    center: tuple[float, float, float]
+    half_size: tuple[float, float, float]
+    rgb: tuple[int, int, int]
+
+
+# A few boxes in front of the camera at different depths, so the sideways motion shows parallax.
+_DEMO_BOXES = (
+    _Box((-0.8, 0.3, 4.0), (0.4, 0.4, 0.4), (200, 40, 40)),
+    _Box((0.6, 0.2, 3.0), (0.3, 0.5, 0.3), (40, 170, 60)),
+    _Box((0.0, -0.1, 6.0), (0.9, 0.7, 0.5), (50, 80, 210)),
+)
+# Camera speed along its optical +x axis (to the right), m/s.
+_DEMO_SPEED_MPS = 0.5
+
+
+def demo_intrinsics(width: int, height: int) -> np.ndarray:
+    """Return the 3x3 pinhole matrix of the demo camera: fx = fy = 0.9 * width, centred."""
+    f = 0.9 * width
+    return np.array(
+        [[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]],
+        dtype=np.float64,
+    )
+
+
+def render_demo_frame(
+    index: int, *, width: int, height: int, rate_hz: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render frame ``index`` of the demo scene.
+
+    The camera translates along its optical +x axis at 0.5 m/s and looks along +z (OpenCV
+    optical convention: x right, y down, z forward) at three boxes in front of a grey gradient.
+    Each box is drawn as the rectangle its front face projects to, far boxes first.
+
+    Args:
+        index: frame number (0-based).
+        width: image width (W) in pixels.
+        height: image height (H) in pixels.
+        rate_hz: frame rate; the camera is at ``x = 0.5 * index / rate_hz`` metres.
+
+    Returns:
+        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
+    """
+    return render_demo_view(_DEMO_SPEED_MPS * index / rate_hz, width=width, height=height)
+
+
+def render_demo_view(cam_x: float, *, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demo scene seen from a camera at ``x = cam_x`` metres (see :func:`render_demo_frame`).
+
+    Returns:
+        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
+    """
+    k = demo_intrinsics(width, height)
+    rows = np.linspace(90, 160, height, dtype=np.float32)[:, None]
+    cols = np.linspace(0, 30, width, dtype=np.float32)[None, :]
+    grey = (rows + cols).astype(np.uint8)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    depth = np.full((height, width), np.nan, np.float32)
+    for box in sorted(_DEMO_BOXES, key=lambda b: -b.center[2]):
+        cx, cy, cz = box.center
+        hx, hy, hz = box.half_size
+        z = cz - hz  # the front face
+        u0 = k[0, 0] * (cx - hx - cam_x) / z + k[0, 2]
+        u1 = k[0, 0] * (cx + hx - cam_x) / z + k[0, 2]
+        v0 = k[1, 1] * (cy - hy) / z + k[1, 2]
+        v1 = k[1, 1] * (cy + hy) / z + k[1, 2]
+        c0, c1 = max(0, math.ceil(u0)), min(width, math.floor(u1) + 1)
+        r0, r1 = max(0, math.ceil(v0)), min(height, math.floor(v1) + 1)
+        if c0 < c1 and r0 < r1:
+            rgb[r0:r1, c0:c1] = box.rgb
+            depth[r0:r1, c0:c1] = z
+    return rgb, depth
+
+
+def write_demo_bag(
+    path: str | Path,
+    *,
+    storage: str = 'mcap',
+    num_frames: int = 12,
+    rate_hz: float = 10.0,
+    width: int = 98,
+    height: int = 56,
+    camera_topic: str = '/camera/image_raw',
+    compressed_topic: str | None = None,
+    camera_info_topic: str | None = '/camera/camera_info',
+    odom_topic: str | None = '/odom',
+    depth_topic: str | None = None,
+    camera_frame: str = 'camera_optical_frame',
+    typestore: Typestore | None = None,
+) -> Path:
+    """Write a small deterministic recording of a camera moving past coloured boxes.
+
+    Per frame ``i`` (stamp ``DEMO_EPOCH_NS + i / rate_hz``; header stamp and recording time are
+    equal): a ``sensor_msgs/Image`` rgb8 on ``camera_topic``; optionally a JPEG
+    ``sensor_msgs/CompressedImage`` on ``compressed_topic`` (format ``'rgb8; jpeg compressed
+    bgr8'``), a ``sensor_msgs/CameraInfo`` (plumb_bob, no distortion, :func:`demo_intrinsics`), a
+    ``nav_msgs/Odometry`` and a 16UC1 depth ``sensor_msgs/Image`` in millimetres. Pixels are
+    those of :func:`render_demo_frame`.
+
+    Odometry: ``header.frame_id='odom'``, ``child_frame_id='base_link'``, REP 103 body axes (x
+    forward, y left, z up). The camera looks along base_link +x and moves to its right, so the
+    base_link position is ``(0, -0.5 * t, 0)`` with identity orientation and a constant twist.
+
+    Args:
+        path: the bag directory to create (must not exist).
+        storage: ``'mcap'`` or ``'sqlite3'``.
+        num_frames: frames to write (>= 1).
+        rate_hz: frame rate (> 0).
+        width: image width W (>= 2).
+        height: image height H (>= 2).
+        camera_topic: topic of the raw rgb8 images.
+        compressed_topic: topic of JPEG copies, or None for none.
+        camera_info_topic: topic of the camera info, or None for none.
+        odom_topic: topic of the odometry, or None for none.
+        depth_topic: topic of 16UC1 depth images (mm, 0 = no depth), or None for none.
+        camera_frame: ``header.frame_id`` of the camera messages.
+        typestore: typestore to serialise with; default ROS 2 Kilted.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ValueError: bad storage, sizes, rate or frame count.
+        DatasetError: the bag cannot be written (for example the path exists).
+    """
+    if storage not in STORAGES:
+        raise ValueError(f'storage must be one of {STORAGES}, got {storage!r}')
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f'num_frames must be an integer >= 1, got {num_frames!r}')
+    if not (isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f'rate_hz must be a finite number > 0, got {rate_hz!r}')
+    for name, value in (('width', width), ('height', height)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+            raise ValueError(f'{name} must be an integer >= 2, got {value!r}')
+    path = Path(path)
+    k = demo_intrinsics(width, height)
+    topics = {
+        'image': (camera_topic, IMAGE_MSGTYPE),
+        'compressed': (compressed_topic, COMPRESSED_IMAGE_MSGTYPE),
+        'info': (camera_info_topic, CAMERA_INFO_MSGTYPE),
+        'odom': (odom_topic, ODOMETRY_MSGTYPE),
+        'depth': (depth_topic, IMAGE_MSGTYPE),
+    }
+    topics = {kind: pair for kind, pair in topics.items() if pair[0] is not None}
+    with BagWriter(path, storage=storage, typestore=typestore) as bag:
+        for topic, msgtype in topics.values():
+            bag.add_topic(topic, msgtype)
+        for i in range(num_frames):
+            stamp_ns = DEMO_EPOCH_NS + round(i * 1e9 / rate_hz)
+            rgb, depth = render_demo_frame(i, width=width, height=height, rate_hz=rate_hz)
+            bag.write(camera_topic, stamp_ns, bag.image(rgb, stamp_ns, camera_frame))
+            if 'compressed' in topics:
+                msg = bag.compressed_image(
+                    _jpeg_bytes(rgb), 'rgb8; jpeg compressed bgr8', stamp_ns, camera_frame
+                )
+                bag.write(compressed_topic, stamp_ns, msg)
+            if 'info' in topics:
+                msg = bag.camera_info(k, width, height, stamp_ns, camera_frame)
+                bag.write(camera_info_topic, stamp_ns, msg)
+            if 'odom' in topics:
+                bag.write(odom_topic, stamp_ns, _odometry(bag, stamp_ns, i / rate_hz))
+            if 'depth' in topics:
+                bag.write(depth_topic, stamp_ns, bag.image(depth, stamp_ns, camera_frame, '16UC1'))
+    logger.info('wrote demo bag %s (%s, %d frames)', path, storage, num_frames)
+    return path
+
+
+def _jpeg_bytes(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, 'JPEG', quality=90)
+    return buf.getvalue()
+
+
+def _odometry(bag: BagWriter, stamp_ns: int, t_s: float) -> Any:
+    types = bag.typestore.types
+    vec3 = types['geometry_msgs/msg/Vector3']
+    pose = types['geometry_msgs/msg/Pose'](
+        position=types['geometry_msgs/msg/Point'](x=0.0, y=-_DEMO_SPEED_MPS * t_s, z=0.0),
+        orientation=types['geometry_msgs/msg/Quaternion'](x=0.0, y=0.0, z=0.0, w=1.0),
+    )
+    twist = types['geometry_msgs/msg/Twist'](
+        linear=vec3(x=0.0, y=-_DEMO_SPEED_MPS, z=0.0), angular=vec3(x=0.0, y=0.0, z=0.0)
+    )
+    covariance = np.eye(6).reshape(-1) * 1e-4
+    return types[ODOMETRY_MSGTYPE](
+        header=bag.header(stamp_ns, 'odom'),
+        child_frame_id='base_link',
+        pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=covariance),
+        twist=types['geometry_msgs/msg/TwistWithCovariance'](
+            twist=twist, covariance=covariance.copy()
+        ),
+    )
