@@ -69,6 +69,12 @@ ALLOWED: dict[tuple[str, str], str] = {
     # the action client of ros/). It only ever runs inside the private network namespace.
     ('spa3r_ros.tools.demo', 'rclpy'): 'the demo is a ROS action client of the node',
     ('spa3r_ros.tools.demo', 'spa3r_ros.ros'): 'the demo starts the node and its query client',
+    # The command lines of the ROS programs: each imports ROS only when it runs (inside main), so
+    # `spa3r --help` and the other commands work without rclpy (the import test below checks).
+    ('spa3r_ros.cli.demo', 'spa3r_ros.ros.processes'): 'the demo re-enters the private network',
+    ('spa3r_ros.cli.node', 'spa3r_ros.ros.node'): 'spa3r_node starts the node',
+    ('spa3r_ros.cli.play', 'rclpy'): 'spa3r play publishes a bag into ROS',
+    ('spa3r_ros.cli.play', 'spa3r_ros.ros.bag_player'): 'spa3r play publishes a bag into ROS',
 }
 
 
