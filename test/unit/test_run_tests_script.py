@@ -117,3 +117,15 @@ def test_distributions_can_be_narrowed_to_kilted(run_script):
 def test_kilted_must_come_first(run_script):
     rc, calls, out = run_script(SPA3R_ROS_DISTROS='jazzy')
     assert rc == 2 and calls == [], out
+
+
+@pytest.mark.parametrize('distro', ['humble', 'rolling', 'Jazzy'])
+def test_setup_refuses_a_distribution_without_wheels(tmp_path, distro):
+    # A copy in an empty tree: had it gone on, it would only have built under tmp_path.
+    (tmp_path / 'scripts').mkdir()
+    script = shutil.copy(REPO_ROOT / 'scripts' / 'setup_env.sh', tmp_path / 'scripts')
+    env = {**os.environ, 'ROS_DISTRO': distro, 'PYTHON': 'false'}
+    result = subprocess.run(['bash', script], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f'ROS_DISTRO={distro} has no wheels here' in result.stderr
+    assert not (tmp_path / '.venv').exists() and not (tmp_path / '.venv-jazzy').exists()
