@@ -5,5 +5,6 @@
 # network namespace (loopback only), like every ROS process on these machines.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$ROOT/scripts/setup_env.sh"
+# The demo runs in the Kilted .venv, whatever ROS_DISTRO a sourced ROS shell exports.
+ROS_DISTRO=kilted "$ROOT/scripts/setup_env.sh"
 exec "$ROOT/scripts/in_netns.sh" .venv/bin/python -m spa3r_ros.cli.main demo "$@"

@@ -12,13 +12,29 @@
 #      folder, with no PYTHONPATH.
 # Each step records a hash of its inputs in .venv and is skipped while they are unchanged, so a
 # second run takes seconds. Nothing is written outside the repository (or SPA3R_VENV).
+# ROS_DISTRO=jazzy builds the same thing for ROS 2 Jazzy (LTS) in .venv-jazzy/ instead (the
+# second distribution the ROS tests run on); unset or kilted means the Kilted .venv/ above.
 #
-# SPA3R_VENV=/path/to/venv sets up that virtual environment instead of .venv (a scratch copy, for
-# trying this script without touching .venv).
+# SPA3R_VENV=/path/to/venv sets up that virtual environment instead (a scratch copy, for trying
+# this script without touching .venv).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${SPA3R_VENV:-$ROOT/.venv}"
+# One distribution per venv: Jazzy and Kilted wheels share their distribution names (ros-rclpy).
+case "${ROS_DISTRO:-kilted}" in
+  kilted)
+    DISTRO=Kilted VENV="${SPA3R_VENV:-$ROOT/.venv}" ROS_REQS="$ROOT/requirements/ros-kilted.txt"
+    CONSTRAINTS="$ROOT/requirements/constraints.txt" BUILD="$ROOT/build/interfaces" ;;
+  jazzy)
+    DISTRO=Jazzy VENV="${SPA3R_VENV:-$ROOT/.venv-jazzy}" ROS_REQS="$ROOT/requirements/ros-jazzy.txt"
+    CONSTRAINTS="$ROOT/requirements/constraints-jazzy.txt" BUILD="$ROOT/build/interfaces-jazzy" ;;
+  *)
+    # A shell that sourced /opt/ros/<distro>/setup.bash exports its ROS_DISTRO (e.g. humble).
+    echo "setup: ROS_DISTRO=$ROS_DISTRO has no wheels here; use kilted (default) or jazzy" \
+      "(a shell that sourced /opt/ros/*/setup.bash sets ROS_DISTRO: unset it)" >&2
+    exit 2 ;;
+esac
+BUILD="$BUILD${SPA3R_VENV:+_$(basename "$VENV")}"
 PYTHON="${PYTHON:-python3.11}"
 # A Python started from another ROS-wheel venv passes its bootstrap guard on; the guard would stop
 # this venv's bootstrapper from setting LD_LIBRARY_PATH (ros2_on_pip.md, pitfall 4).
@@ -33,20 +49,20 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
-REQS=("$ROOT"/requirements/ros-kilted.txt "$ROOT"/requirements/ml.txt "$ROOT"/requirements/vlm.txt
+REQS=("$ROS_REQS" "$ROOT"/requirements/ml.txt "$ROOT"/requirements/vlm.txt
       "$ROOT"/requirements/data.txt "$ROOT"/requirements/test.txt)
 NO_DEPS_REQS="$ROOT/requirements/reference-eval.txt"
-pip_hash="$(hash_of "${REQS[@]}" "$NO_DEPS_REQS" "$ROOT/requirements/constraints.txt")"
+pip_hash="$(hash_of "${REQS[@]}" "$NO_DEPS_REQS" "$CONSTRAINTS")"
 if [ "$(cat "$VENV/.spa3r_pip_hash" 2>/dev/null)" != "$pip_hash" ]; then
-  log "installing pinned Python packages (ROS 2 Kilted wheels, torch CPU, transformers, rosbags, test tools)"
+  log "installing pinned Python packages (ROS 2 $DISTRO wheels, torch CPU, transformers, rosbags, test tools)"
   args=()
   for r in "${REQS[@]}"; do args+=(-r "$r"); done
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" \
-    -c "$ROOT/requirements/constraints.txt"
+    -c "$CONSTRAINTS"
   # Reference code whose declared dependencies would break the pins (torch): only what it imports
   # is installed, through test.txt.
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$NO_DEPS_REQS" \
-    -c "$ROOT/requirements/constraints.txt"
+    -c "$CONSTRAINTS"
   echo "$pip_hash" > "$VENV/.spa3r_pip_hash"
 else
   log "Python packages up to date"
@@ -58,7 +74,6 @@ iface_hash="$(hash_of "$ROOT"/msg/*.msg "$ROOT"/action/*.action "$ROOT"/srv/*.sr
   "$VENV/.spa3r_pip_hash")"
 SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
 if [ "$(cat "$VENV/.spa3r_iface_hash" 2>/dev/null)" != "$iface_hash" ] || [ ! -d "$SITE/spa3r_ros/msg" ]; then
-  BUILD="$ROOT/build/interfaces${SPA3R_VENV:+_$(basename "$VENV")}"
   log "building the spa3r_ros interfaces into $VENV (log: $BUILD/build.log)"
   rm -rf "$BUILD" && mkdir -p "$BUILD"
   (

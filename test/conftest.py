@@ -26,6 +26,17 @@ os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config) -> str:
+    """Name the ROS 2 distribution this run tests (scripts/run_tests.sh runs one per venv)."""
+    import sys
+
+    try:
+        from spa3r_ros.ros.compat import describe
+    except ImportError as err:  # the ROS tier fails loudly on its own; the header only reports
+        return f'ROS 2: rclpy not importable ({err}); interpreter {sys.executable}'
+    return f'{describe()}; interpreter {sys.executable}'
+
+
 @pytest.fixture(scope='session')
 def golden_dir() -> Path:
     """The shared golden vectors (``../shared/golden`` beside the checkout, or $SPA3R_GOLDEN_DIR).

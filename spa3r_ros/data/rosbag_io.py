@@ -51,8 +51,9 @@ ODOMETRY_MSGTYPE = 'nav_msgs/msg/Odometry'
 
 DEFAULT_STORE = Stores.ROS2_KILTED
 STORAGES = ('mcap', 'sqlite3')
-# rosbag2 metadata version written by Writer (9 is what Jazzy and Kilted write).
-BAG_VERSION = 9
+# rosbag2 metadata version of every bag this project writes: 8, which the ros2 bag of Jazzy and
+# of Kilted read (both write 9) and Humble's reader parses too; see data/bag_compat.py.
+BAG_VERSION = 8
 
 
 def normalize_msgtype(msgtype: str) -> str:

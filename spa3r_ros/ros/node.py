@@ -70,7 +70,7 @@ from spa3r_ros.core.errors import ConfigError, ImageDecodeError, Spa3rError
 from spa3r_ros.core.image_decode import KIND_COLOR
 from spa3r_ros.core.types import ResultCode, SceneStatusReport
 from spa3r_ros.msg import SceneStatus
-from spa3r_ros.ros import conversions
+from spa3r_ros.ros import compat, conversions
 from spa3r_ros.ros.logging_bridge import forward_core_logs
 from spa3r_ros.ros.parameters import ConfigParameters
 from spa3r_ros.scene.engine import SceneEngine
@@ -237,6 +237,7 @@ class Spa3rNode(LifecycleNode):
                 handle_accepted_callback=self._on_goal_accepted,
                 cancel_callback=self._on_cancel,
                 callback_group=self._queries_group,
+                result_timeout=compat.ACTION_RESULT_TIMEOUT_SEC,
             )
         self._status_timer = self.create_timer(
             1.0 / config.status.rate_hz, self._publish_status, callback_group=self._status_group
@@ -611,7 +612,7 @@ def main(args: list[str] | None = None) -> int:
             node.get_logger().info('shutting down')
             node.stop()
             node.destroy_node()
-        rclpy.try_shutdown()
+        compat.try_shutdown()
     return 0
 
 

@@ -38,7 +38,10 @@ from spa3r_ros.ros.query_client import SpatialQueryClient
 pytestmark = pytest.mark.ros
 
 VENV = Path(sys.prefix)
-IGNORE = shutil.ignore_patterns('.venv', 'build', 'install', 'log', '.git', '__pycache__', '*.pyc')
+# Not the venvs (.venv, .venv-jazzy: GBs, and full of share/*/package.xml) nor build outputs.
+IGNORE = shutil.ignore_patterns(
+    '.venv', '.venv-*', 'build', 'install', 'log', '.git', '__pycache__', '*.pyc'
+)
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,96 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""The one place where rclpy differs between ROS 2 Jazzy (rclpy 7.1) and Kilted (rclpy 9.1).
+
+The node and the tools use what this module exports instead of testing versions themselves. Each
+difference names the rclpy release that introduced it (rclpy's CHANGELOG): Jazzy ships rclpy
+7.1.x and Kilted 9.1.x, so a change made in 7.2 to 9.1 is in Kilted and not in Jazzy. Found by
+running the ROS tests on both and by comparing rclpy's sources of both wheel sets.
+
+Differences that this project does not touch are listed for whoever starts to use them:
+``MultiThreadedExecutor.shutdown()`` joins its worker threads only from 7.6.0; timer callbacks
+may take a ``TimerInfo`` argument from 7.6.0; ``rclpy.init()`` is a context manager from 7.4.0;
+``Node.create_subscription(content_filter_options=...)`` and action introspection
+(``ActionServer.configure_introspection``) are Kilted-only; from 8.0.0 a lifecycle transition
+that rcl refuses returns ``ERROR`` instead of raising ``RCLError``.
+"""
+
+import importlib.metadata
+import inspect
+import os
+
+import rclpy
+from rclpy.context import Context
+from rclpy.signals import uninstall_signal_handlers
+from rclpy.utilities import get_default_context
+from rclpy.utilities import try_shutdown as _context_try_shutdown
+
+# rclpy's major version in each ROS 2 distribution (the rclpy of each release branch).
+_DISTRO_BY_RCLPY_MAJOR = {3: 'humble', 4: 'iron', 7: 'jazzy', 9: 'kilted'}
+# The distributions this project tests (scripts/run_tests.sh runs the ROS tier on each).
+TESTED_DISTROS = ('jazzy', 'kilted')
+
+# rclpy 7.6.0 (Kilted) cut ActionServer's default result_timeout from 900 s to 10 s: how long a
+# finished goal's result stays available to a client that asks for it late. Passed explicitly so
+# that both distributions keep results equally long (clients ask for the result on acceptance).
+ACTION_RESULT_TIMEOUT_SEC = 10
+
+
+def rclpy_version() -> str:
+    """The installed rclpy's version, e.g. ``'7.1.6'`` (Jazzy) or ``'9.1.2'`` (Kilted)."""
+    try:
+        return importlib.metadata.version('rclpy')
+    except importlib.metadata.PackageNotFoundError:
+        # rclpy built from source without its egg-info: the workspace names the distribution.
+        return 'unknown'
+
+
+def ros_distribution() -> str:
+    """The ROS 2 distribution of the installed rclpy (``'jazzy'``, ``'kilted'``, ...).
+
+    Derived from rclpy's major version, not from ``$ROS_DISTRO``, which a shell may carry over
+    from another installation; ``$ROS_DISTRO`` is used only when rclpy's version is unknown.
+    """
+    version = rclpy_version()
+    major = version.split('.', 1)[0]
+    if major.isdigit() and int(major) in _DISTRO_BY_RCLPY_MAJOR:
+        return _DISTRO_BY_RCLPY_MAJOR[int(major)]
+    return os.environ.get('ROS_DISTRO', f'unknown (rclpy {version})')
+
+
+def describe() -> str:
+    """One line naming the distribution and rclpy, for logs and test headers."""
+    return f'ROS 2 {ros_distribution()} (rclpy {rclpy_version()})'
+
+
+def _try_shutdown_jazzy(
+    *, context: Context | None = None, uninstall_handlers: bool | None = None
+) -> None:
+    """What ``rclpy.try_shutdown`` does from rclpy 7.4.0 on, built from rclpy 7.1's pieces."""
+    _context_try_shutdown(context=context)
+    default = context is None or context is get_default_context()
+    if uninstall_handlers or (uninstall_handlers is None and default):
+        uninstall_signal_handlers()
+
+
+# rclpy 7.4.0 (Kilted) made the top-level rclpy.try_shutdown() follow rclpy.shutdown(): it also
+# uninstalls rclpy's signal handlers and takes ``uninstall_handlers``. Jazzy's rclpy 7.1 exports
+# rclpy.utilities.try_shutdown(context=) under that name, which leaves the handlers installed.
+# Shut a context down unless it already is (after SIGINT rclpy's handler has done it).
+if 'uninstall_handlers' in inspect.signature(rclpy.try_shutdown).parameters:
+    try_shutdown = rclpy.try_shutdown
+else:
+    try_shutdown = _try_shutdown_jazzy
