@@ -32,7 +32,8 @@ import yaml
 
 from spa3r_ros.data import rosbag_io
 from spa3r_ros.data.bag_compat import bag_problems, ROSBAG2_FORMATS
-from spa3r_ros.data.rosbag_io import BagReader, write_demo_bag
+from spa3r_ros.data.demo_scene import write_demo_bag
+from spa3r_ros.data.rosbag_io import BagReader
 from spa3r_ros.ros import compat
 from spa3r_ros.ros.bag_player import CLOCK_MSGTYPE
 

@@ -38,7 +38,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore
 import yaml
 
-from spa3r_ros.data import rosbag_io
+from spa3r_ros.data import demo_scene, rosbag_io
 from spa3r_ros.data.bag_compat import bag_problems, metadata_problems, ROSBAG2_FORMATS
 from spa3r_ros.data.rosbag_io import BAG_VERSION, BagReader, image_from_bag_message
 
@@ -72,7 +72,7 @@ def info_of(path: Path) -> dict:
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
 def test_the_bag_tools_write_what_jazzy_and_kilted_both_read(tmp_path, storage):
-    bag = rosbag_io.write_demo_bag(tmp_path / 'bag', storage=storage, num_frames=2, **ALL_TOPICS)
+    bag = demo_scene.write_demo_bag(tmp_path / 'bag', storage=storage, num_frames=2, **ALL_TOPICS)
     info = info_of(bag)
     assert info['version'] == BAG_VERSION
     assert {t['topic_metadata']['type'] for t in info['topics_with_message_count']} == set(
@@ -155,7 +155,7 @@ def test_bags_as_jazzy_and_kilted_record_them_are_read(tmp_path, distro, storage
 
 @pytest.fixture
 def good_info(tmp_path) -> dict:
-    bag = rosbag_io.write_demo_bag(tmp_path / 'bag', storage='mcap', num_frames=1, **ALL_TOPICS)
+    bag = demo_scene.write_demo_bag(tmp_path / 'bag', storage='mcap', num_frames=1, **ALL_TOPICS)
     return info_of(bag)
 
 
