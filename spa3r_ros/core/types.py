@@ -199,7 +199,18 @@ class QueryFeedback:
 
 @dataclass(frozen=True)
 class SceneStatusReport:
-    """Health of the scene engine (``msg/SceneStatus.msg``)."""
+    """Health of the scene engine and the node (``msg/SceneStatus.msg``, field for field).
+
+    Every field is described in ``msg/SceneStatus.msg``; those easy to misread:
+
+    Attributes:
+        memory_bytes: memory in use by this process: CUDA bytes allocated on a GPU device, else
+            the process's resident set size (everything it holds, not only model and scene).
+        frames_lost: camera messages the middleware reported lost before they reached the node
+            (set by the ROS layer; not part of ``frames_received``).
+        incompatible_qos_events: incompatible-QoS events on the camera subscriptions.
+        callback_errors: exceptions caught in the node's callbacks (each one logged).
+    """
 
     frames_received: int = 0
     frames_dropped: int = 0
@@ -214,3 +225,6 @@ class SceneStatusReport:
     memory_bytes: int = 0
     model_id: str = ''
     ready: bool = False
+    frames_lost: int = 0
+    incompatible_qos_events: int = 0
+    callback_errors: int = 0
