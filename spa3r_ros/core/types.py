@@ -197,6 +197,16 @@ class QueryFeedback:
     partial_answer: str = ''
 
 
+# Largest float stamp (seconds) accepted anywhere: the float64 nearest to the largest
+# builtin_interfaces/Time (int32 sec 2147483647, nanosec 999999999), which rounds up to exactly
+# 2**31. Conversions clamp it to that Time instead of wrapping sec to -2**31. Float seconds near
+# 2**31 resolve about 0.5 microseconds, so stamps round-trip to within 1 microsecond.
+MAX_STAMP_SEC = float(2**31)
+# Largest scene version a scene file may carry: 2**53 is exact in float64 and JSON, and leaves
+# 2**64 - 2**53 updates of headroom in the uint64 message fields (centuries at 1 kHz).
+MAX_SCENE_VERSION = 2**53
+
+
 @dataclass(frozen=True)
 class SceneStatusReport:
     """Health of the scene engine and the node (``msg/SceneStatus.msg``, field for field).

@@ -846,14 +846,17 @@ class SceneEngine:
                 self._generator.vision_cache.clear()
                 self._generator.invalidate()
 
-    def save_scene(self, path: str | os.PathLike) -> None:
+    def save_scene(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Write the current scene (latent, keyframe pixels, stamps, model id) to one file.
 
         Args:
-            path: destination ``.safetensors`` file (written atomically).
+            path: destination ``.safetensors`` file (written atomically; its folder must exist).
+            overwrite: replace an existing scene snapshot of that name (never another file).
 
         Raises:
             NotReadyError: if there is no scene (or no models) yet.
+            CheckpointError: if the file exists (without ``overwrite``), is not a regular scene
+                snapshot, or cannot be written (see ``snapshot_io.write_scene``).
         """
         state = self.snapshot()
         if state is None or self._models is None:
@@ -869,6 +872,7 @@ class SceneEngine:
                 ),
                 newest_stamp=state.newest_stamp,
             ),
+            overwrite=overwrite,
         )
         logger.info('saved scene v%d (%d keyframes) to %s', state.version, state.num_frames, path)
 
