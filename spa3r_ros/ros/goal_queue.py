@@ -219,6 +219,12 @@ class GoalQueue(Generic[HandleT]):
                 return True  # finished or never accepted: nothing may run for it
             return entry.canceled_in_queue or entry.session != self._session or not self._serving
 
+    def canceled_in_queue(self, handle: HandleT) -> bool:
+        """Whether the goal left the queue through :meth:`cancel` (a client's cancel request)."""
+        with self._cond:
+            entry = self._entries.get(self._key(handle))
+            return entry is not None and entry.canceled_in_queue
+
     def accepted_at(self, handle: HandleT) -> float:
         """When the goal was accepted (clock seconds); now if it is unknown."""
         with self._cond:

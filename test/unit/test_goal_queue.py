@@ -82,6 +82,7 @@ def test_cancel_in_queue_hands_the_goal_back_out_of_turn():
         submit(queue, name)
     assert queue.cancel('b') is True
     assert queue.is_canceled('b') and not queue.is_canceled('c')
+    assert queue.canceled_in_queue('b') and not queue.canceled_in_queue('a')
     assert queue.queued() == ['c']
     # Its out-of-turn execution ending does not start another goal ('a' still runs).
     assert queue.finished('b') is None
