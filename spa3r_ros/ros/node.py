@@ -422,8 +422,15 @@ class Spa3rNode(LifecycleNode):
         return sub
 
     def stop(self) -> None:
-        """Process exit (SIGINT): end running and queued goals as CANCELED, stop the engine."""
-        self._stop_goals()
+        """Process exit (SIGINT): end running and queued goals as CANCELED, stop the engine.
+
+        After SIGINT the context is already shut down: nothing can reach a client any more, so
+        the goals are only told to stop (the running one sees it at its next check).
+        """
+        if self.context.ok():
+            self._stop_goals()
+        else:
+            self._goals.close()
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
@@ -678,7 +685,8 @@ class Spa3rNode(LifecycleNode):
 
     def _execute_goal(self, goal_handle: ServerGoalHandle) -> SpatialQuery.Result:
         answer = self._answer(goal_handle)
-        self._end_goal(goal_handle, answer)
+        if self.context.ok():  # else the process is exiting: no client can be told any more
+            self._end_goal(goal_handle, answer)
         self._start_next(goal_handle)
         self.get_logger().info(
             f'goal finished: {answer.code.name} in {answer.latency_sec:.3f} s'
