@@ -59,7 +59,6 @@ import dataclasses
 import gc
 import logging
 import sys
-import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -93,6 +92,7 @@ from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros import conversions
 from spa3r_ros.ros.callback_guard import CallbackGuard
 from spa3r_ros.ros.goal_queue import GoalQueue
+from spa3r_ros.ros.goal_runner import ask_interruptibly
 from spa3r_ros.ros.input_events import InputEvents
 from spa3r_ros.ros.logging_bridge import forward_core_logs
 from spa3r_ros.ros.parameters import ConfigParameters
@@ -730,58 +730,27 @@ class Spa3rNode(LifecycleNode):
     def _ask_interruptibly(
         self, engine: SceneEngine, request, goal_handle: ServerGoalHandle, accepted_at: float
     ) -> SpatialAnswer:
-        """``engine.ask`` in a worker thread, given up STOP_GRACE_SEC after its session ended.
-
-        The engine checks the cancel flag while waiting, between stages and at every token; if
-        it does not return within the grace (a long step of the model), the goal ends CANCELED
-        now and whatever the worker computes later is discarded: it can never reach the client.
-        """
-        done = threading.Event()
-        abandoned = threading.Event()
-        outcome: list[SpatialAnswer] = []
+        """``engine.ask`` that deactivate can end within STOP_GRACE_SEC (see goal_runner)."""
         publish = self._guard.wrap('goal feedback', goal_handle.publish_feedback)
 
-        def on_feedback(feedback) -> None:
-            if not abandoned.is_set():
-                publish(conversions.feedback_msg(feedback))
+        def on_abandon() -> None:
+            self.get_logger().warning(
+                f'a goal did not stop within {STOP_GRACE_SEC:.1f} s of deactivation: it ends '
+                'CANCELED now and what the model still computes is discarded'
+            )
 
-        def is_canceled() -> bool:
-            return goal_handle.is_cancel_requested or self._goals.is_canceled(goal_handle)
-
-        def work() -> None:
-            try:
-                outcome.append(
-                    engine.ask(
-                        request,
-                        accepted_at=accepted_at,
-                        on_feedback=on_feedback,
-                        is_canceled=is_canceled,
-                    )
-                )
-            finally:
-                done.set()
-
-        threading.Thread(target=work, name='spa3r-goal', daemon=True).start()
-        stop_seen_at = None
-        while not done.wait(POLL_SEC):
-            if not self._goals.is_canceled(goal_handle):
-                continue
-            now = time.monotonic()
-            stop_seen_at = stop_seen_at if stop_seen_at is not None else now
-            if now - stop_seen_at >= STOP_GRACE_SEC:
-                abandoned.set()
-                self.get_logger().warning(
-                    f'a goal did not stop within {STOP_GRACE_SEC:.1f} s of deactivation: it '
-                    'ends CANCELED now and what the model still computes is discarded'
-                )
-                return SpatialAnswer(
-                    ResultCode.CANCELED,
-                    'canceled: the node was deactivated while the model was busy',
-                    latency_sec=now - accepted_at,
-                )
-        if not outcome:  # the worker died of a BaseException: report, never hang
-            return SpatialAnswer(ResultCode.MODEL_ERROR, 'the question ended without an answer')
-        return outcome[0]
+        return ask_interruptibly(
+            engine.ask,
+            request,
+            accepted_at=accepted_at,
+            on_feedback=lambda feedback: publish(conversions.feedback_msg(feedback)),
+            is_canceled=lambda: (
+                goal_handle.is_cancel_requested or self._goals.is_canceled(goal_handle)
+            ),
+            must_stop=lambda: self._goals.is_canceled(goal_handle),
+            grace_sec=STOP_GRACE_SEC,
+            on_abandon=on_abandon,
+        )
 
     def _end_goal(self, goal_handle: ServerGoalHandle, answer: SpatialAnswer) -> None:
         """Set the goal's terminal state to match the answer (CANCELED, SUCCEEDED, ABORTED)."""
