@@ -22,6 +22,7 @@ followed by a successful one once the checkpoint exists, a run-time parameter ch
 with its reason, and the reset / save / load services work.
 """
 
+import json
 import threading
 import time
 
@@ -31,6 +32,7 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
+from safetensors.torch import load_file, save_file
 from std_srvs.srv import Trigger
 
 from spa3r_ros.core.types import REQUIRED_OBJECTS, ResultCode, SpatialQueryRequest, Task
@@ -323,6 +325,25 @@ def test_parameters_services_reset_save_load(
 
     missing = scene_file('load_scene', 'nope.safetensors')
     assert not missing.success and 'nope' in missing.message
+
+    # Crafted files whose fields overflow the message fields are refused; the node goes on.
+    tensors = load_file(scenes / 'scene.safetensors')
+    for field, value in (('version', 2**64), ('version', 2**64 - 1), ('newest_stamp', 1e30)):
+        meta = {
+            'format': 1,
+            'model_id': 'tiny-random',
+            'version': 1,
+            'newest_stamp': 1.0,
+            'keyframes': [{'stamp': 1.0, 'camera': 'c'} for _ in range(len(tensors) - 1)],
+            field: value,
+        }
+        save_file(
+            tensors, scenes / 'crafted.safetensors', metadata={'spa3r_scene': json.dumps(meta)}
+        )
+        crafted = scene_file('load_scene', 'crafted.safetensors')
+        assert not crafted.success and field in crafted.message, crafted.message
+    assert node.proc.poll() is None
+    (scenes / 'crafted.safetensors').unlink()
 
     # The snapshot directory's policy, across the service: never replace without overwrite,
     # nothing outside the directory, nothing but regular files.
