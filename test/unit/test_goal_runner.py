@@ -16,8 +16,6 @@
 
 import threading
 
-import pytest
-
 from spa3r_ros.core.types import (
     QueryFeedback,
     ResultCode,
@@ -97,9 +95,10 @@ def test_a_stubborn_worker_is_given_up_after_the_grace_and_silenced():
     assert sink == [], 'feedback of a given-up goal reaches no one'
 
 
-# The worker's SystemExit is reported by Python's thread hook as well; here it is the point.
-@pytest.mark.filterwarnings('ignore::pytest.PytestUnhandledThreadExceptionWarning')
-def test_a_worker_that_dies_without_an_answer_is_reported():
+def test_a_worker_that_dies_without_an_answer_is_reported(monkeypatch):
+    # Python's thread hook would report the worker's SystemExit too; here it is the point.
+    monkeypatch.setattr(threading, 'excepthook', lambda args: None)
+
     def ask(request, *, accepted_at, on_feedback, is_canceled):
         raise SystemExit('killed')
 
