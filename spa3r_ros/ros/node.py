@@ -435,6 +435,15 @@ class Spa3rNode(LifecycleNode):
         if engine is not None:
             engine.close()
 
+    def destroy_node(self) -> None:
+        """Free everything (the action server too, which rclpy's destroy_node leaves alive)."""
+        try:
+            self._release()
+        except Exception as err:  # destroying must go on; the process may be exiting
+            self.get_logger().error(f'releasing on destroy failed: {type(err).__name__}: {err}')
+        logging.getLogger('spa3r_ros').removeHandler(self._log_handler)
+        super().destroy_node()
+
     def _stop_goals(self) -> bool:
         """End the session: every goal ends CANCELED; False if one still runs at the bound."""
         for goal_handle in self._goals.close():

@@ -114,8 +114,8 @@ def live(ros_context, tmp_path):
     yield node
     node.stop()
     spinning.close()
-    node.destroy_node()
-    core_logger.removeHandler(node._log_handler)
+    node.destroy_node()  # also removes its action server and its log forwarding
+    assert node._log_handler not in core_logger.handlers
     core_logger.propagate = True
 
 
