@@ -31,6 +31,8 @@ from spa3r_ros.ros.conversions import (
     time_to_sec,
 )
 
+pytestmark = pytest.mark.ros
+
 INT32_MAX = 2**31 - 1
 EDGES = [
     (0, 1),
