@@ -110,6 +110,9 @@ ACTIVE_MESSAGE = 'active: listening on'
 STOP_GRACE_SEC = 2.0
 # Upper bound of deactivate's wait for every goal to end (grace plus delivering the results).
 DEACTIVATE_TIMEOUT_SEC = STOP_GRACE_SEC + 1.0
+# Seconds shutdown waits, after the goals ended, for their results to go out before it destroys
+# the action server.
+RESULT_DELIVERY_SEC = 0.5
 # Seconds a goal canceled while queued waits for rclpy to mark it canceling (the cancel
 # callback runs before that), so it ends with the CANCELED status its client asked for.
 CANCEL_STATE_WAIT_SEC = 1.0
@@ -312,7 +315,10 @@ class Spa3rNode(LifecycleNode):
 
     def _shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().info('shutting down')
-        self._close_active()
+        if self._close_active():
+            # The ended goals' results go out from other executor threads (each client asked
+            # for its result long before); destroying the server at once would drop them.
+            time.sleep(RESULT_DELIVERY_SEC)
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -445,20 +451,29 @@ class Spa3rNode(LifecycleNode):
         super().destroy_node()
 
     def _stop_goals(self) -> bool:
-        """End the session: every goal ends CANCELED; False if one still runs at the bound."""
-        for goal_handle in self._goals.close():
-            goal_handle.execute()  # out of turn: it sees the session end and ends CANCELED
-        if self._goals.wait_idle(DEACTIVATE_TIMEOUT_SEC):
-            return True
-        self.get_logger().error(
-            f'goals still executing {DEACTIVATE_TIMEOUT_SEC:.1f} s after they were canceled '
-            '(the executor is starved?); they will end CANCELED'
-        )
-        return False
+        """End the session: every goal ends CANCELED (at most DEACTIVATE_TIMEOUT_SEC).
 
-    def _close_active(self) -> None:
-        """Undo activate: goals end CANCELED, inputs and timers close (the server stays)."""
-        self._stop_goals()
+        Returns:
+            Whether any goal was running or queued (its result is then on its way).
+        """
+        busy = self._goals.executing() > 0
+        for goal_handle in self._goals.close():
+            busy = True
+            goal_handle.execute()  # out of turn: it sees the session end and ends CANCELED
+        if not self._goals.wait_idle(DEACTIVATE_TIMEOUT_SEC):
+            self.get_logger().error(
+                f'goals still executing {DEACTIVATE_TIMEOUT_SEC:.1f} s after they were canceled '
+                '(the executor is starved?); they will end CANCELED'
+            )
+        return busy
+
+    def _close_active(self) -> bool:
+        """Undo activate: goals end CANCELED, inputs and timers close (the server stays).
+
+        Returns:
+            Whether goals were ended (see :meth:`_stop_goals`).
+        """
+        ended = self._stop_goals()
         for sub in self._subscriptions_open:
             self.destroy_subscription(sub)
         self._subscriptions_open.clear()
@@ -466,6 +481,7 @@ class Spa3rNode(LifecycleNode):
             if timer is not None:
                 self.destroy_timer(timer)
         self._status_timer = self._queue_timer = None
+        return ended
 
     def _release(self) -> None:
         self._goals.close()

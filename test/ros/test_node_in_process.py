@@ -259,3 +259,28 @@ def test_deactivate_ends_a_goal_stuck_in_the_model_as_canceled(live, ros_context
     finally:
         release.set()
         client.close()
+
+
+def test_shutdown_from_active_ends_goals_as_canceled_within_the_bound(live, ros_context):
+    entered, release = threading.Event(), threading.Event()
+
+    def stubborn_ask(request, *, accepted_at, on_feedback, is_canceled):
+        entered.set()
+        release.wait(30)
+        return SpatialAnswer(ResultCode.OK, answer='too late')
+
+    live._engine.ask = stubborn_ask
+    client = SpatialQueryClient(ros_context)
+    try:
+        assert client.wait_for_server(20)
+        running = client.send(SpatialQueryRequest(question='stuck?'))
+        assert running.outcome.accepted and entered.wait(20)
+        started = time.monotonic()
+        assert live.trigger_shutdown() == SUCCESS
+        assert time.monotonic() - started <= DEACTIVATE_TIMEOUT_SEC + 1.0
+        outcome = running.wait(10)
+        assert outcome.status == 'CANCELED' and outcome.result.code == ResultCode.CANCELED
+        assert live._engine is None and live._action_server is None
+    finally:
+        release.set()
+        client.close()
