@@ -538,9 +538,16 @@ class Spa3rNode(LifecycleNode):
             return
         try:
             stamp = conversions.header_stamp_sec(msg.header.stamp, self._now_sec)
+        except ValueError as err:  # a stamp no valid time has: counted as a bad frame
+            engine.record_bad_frame(f'{topic}: header {err}')
+            self.get_logger().warning(
+                f'dropped a bad frame on {topic}: header {err}', throttle_duration_sec=5.0
+            )
+            return
+        try:
             image = decode(msg)
-        except (ImageDecodeError, ValueError) as err:
-            engine.record_bad_frame(f'{topic}: {err}')
+        except ImageDecodeError as err:
+            engine.record_bad_frame(err)  # the engine tells a too-large frame from a bad one
             self.get_logger().warning(
                 f'dropped a bad frame on {topic}: {err}', throttle_duration_sec=5.0
             )
