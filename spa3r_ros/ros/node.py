@@ -547,7 +547,7 @@ class Spa3rNode(LifecycleNode):
         try:
             image = decode(msg)
         except ImageDecodeError as err:
-            engine.record_bad_frame(err)  # the engine tells a too-large frame from a bad one
+            engine.record_bad_frame(err)  # a FrameTooLargeError counts as too large
             self.get_logger().warning(
                 f'dropped a bad frame on {topic}: {err}', throttle_duration_sec=5.0
             )
