@@ -149,7 +149,9 @@ def write_scene(path: str | os.PathLike, scene: SavedScene, *, overwrite: bool =
         with open(tmp, 'rb') as handle:
             os.fsync(handle.fileno())
         _move_into_place(tmp, path, overwrite)
-    except OSError as err:
+    except CheckpointError:
+        raise
+    except Exception as err:  # OSError (disk full, permissions) or the writer's own errors
         raise _fail(path, f'could not be written ({type(err).__name__}: {err})') from err
     finally:
         tmp.unlink(missing_ok=True)

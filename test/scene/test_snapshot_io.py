@@ -210,6 +210,16 @@ def test_a_failed_write_removes_its_temporary_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_writer_error_of_any_kind_is_reported_and_cleaned_up(tmp_path, monkeypatch):
+    def failing_save(tensors, filename, metadata):
+        raise RuntimeError('serialisation failed')
+
+    monkeypatch.setattr(snapshot_io, 'save_file', failing_save)
+    with pytest.raises(CheckpointError, match='could not be written.*serialisation failed'):
+        write_scene(tmp_path / 's.safetensors', scene())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_read_refuses_non_regular_files(tmp_path):
     os.mkfifo(tmp_path / 'fifo.safetensors')
     with pytest.raises(CheckpointError, match='not a regular file'):
