@@ -93,7 +93,10 @@ def generate_launch_description():
     )
 
     # The launch file drives the transitions (the node's own autostart is off here, so the two
-    # never race): configure at start, activate once the node reports 'inactive'.
+    # never race): configure at start, activate once configure has taken the node to 'inactive'.
+    # start_state 'configuring' (as navigation2's lifecycle launch does) keeps the handler from
+    # firing after a failed activate (which would retry forever) or a manual deactivate (which
+    # would re-activate the node behind its operator's back).
     configure = EmitEvent(
         event=ChangeState(
             lifecycle_node_matcher=matches_action(node),
@@ -104,6 +107,7 @@ def generate_launch_description():
     activate_when_configured = RegisterEventHandler(
         OnStateTransition(
             target_lifecycle_node=node,
+            start_state='configuring',
             goal_state='inactive',
             entities=[
                 EmitEvent(

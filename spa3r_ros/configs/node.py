@@ -45,7 +45,8 @@ class InputsConfig:
         image_topics: sensor_msgs/Image topics to subscribe to (relative names are namespaced).
         compressed_image_topics: sensor_msgs/CompressedImage topics (JPEG or PNG).
         odom_topic: nav_msgs/Odometry topic whose poses help the keyframe policy ('' = none).
-        qos_depth: history depth of the camera subscriptions (sensor-data QoS: best effort).
+        qos_depth: history depth of the camera subscriptions (sensor-data QoS: best effort;
+            messages the middleware loses are counted in ``SceneStatus.frames_lost``).
     """
 
     image_topics: tuple[str, ...] = param(
@@ -197,6 +198,27 @@ class StatusConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotConfig:
+    """Where scene snapshots live (services ``~/save_scene`` and ``~/load_scene``).
+
+    Args:
+        directory: the one folder requests may name files in; '' means ``$ROS_HOME/spa3r_scenes``
+            (``ROS_HOME`` defaulting to ``~/.ros``), resolved when the node is configured.
+    """
+
+    directory: str = param(
+        '',
+        description="Folder of ~/save_scene and ~/load_scene files ('' = $ROS_HOME/spa3r_scenes)",
+        read_only=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if '\0' in self.directory:
+            raise ConfigError('SnapshotConfig.directory contains a NUL character')
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything spa3r_node reads from its parameters.
 
@@ -207,6 +229,7 @@ class NodeConfig:
         query: action-server limits and defaults.
         model: the model and its device.
         status: health reporting.
+        snapshots: where scene snapshots are saved and loaded.
     """
 
     autostart: bool = param(
@@ -217,6 +240,9 @@ class NodeConfig:
     query: QueryConfig = param(default_factory=QueryConfig, description='Action server limits')
     model: ModelConfig = param(default_factory=ModelConfig, description='Model and device')
     status: StatusConfig = param(default_factory=StatusConfig, description='Health reporting')
+    snapshots: SnapshotConfig = param(
+        default_factory=SnapshotConfig, description='Scene snapshot files'
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

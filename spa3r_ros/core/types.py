@@ -231,9 +231,30 @@ class QueryFeedback:
     partial_answer: str = ''
 
 
+# Largest float stamp (seconds) accepted anywhere: the float64 nearest to the largest
+# builtin_interfaces/Time (int32 sec 2147483647, nanosec 999999999), which rounds up to exactly
+# 2**31. Conversions clamp it to that Time instead of wrapping sec to -2**31. Float seconds near
+# 2**31 resolve about 0.5 microseconds, so stamps round-trip to within 1 microsecond.
+MAX_STAMP_SEC = float(2**31)
+# Largest scene version a scene file may carry: 2**53 is exact in float64 and JSON, and leaves
+# 2**64 - 2**53 updates of headroom in the uint64 message fields (centuries at 1 kHz).
+MAX_SCENE_VERSION = 2**53
+
+
 @dataclass(frozen=True)
 class SceneStatusReport:
-    """Health of the scene engine (``msg/SceneStatus.msg``)."""
+    """Health of the scene engine and the node (``msg/SceneStatus.msg``, field for field).
+
+    Every field is described in ``msg/SceneStatus.msg``; those easy to misread:
+
+    Attributes:
+        memory_bytes: memory in use by this process: CUDA bytes allocated on a GPU device, else
+            the process's resident set size (everything it holds, not only model and scene).
+        frames_lost: camera messages the middleware reported lost before they reached the node
+            (set by the ROS layer; not part of ``frames_received``).
+        incompatible_qos_events: incompatible-QoS events on the camera subscriptions.
+        callback_errors: exceptions caught in the node's callbacks (each one logged).
+    """
 
     frames_received: int = 0
     frames_dropped: int = 0
@@ -248,3 +269,6 @@ class SceneStatusReport:
     memory_bytes: int = 0
     model_id: str = ''
     ready: bool = False
+    frames_lost: int = 0
+    incompatible_qos_events: int = 0
+    callback_errors: int = 0

@@ -15,6 +15,7 @@
 
 """Message <-> core type conversions (the only place that knows both sides)."""
 
+from collections.abc import Callable
 import math
 
 from builtin_interfaces.msg import Time
@@ -22,8 +23,10 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CompressedImage, Image
 
 from spa3r_ros.action import SpatialQuery
+from spa3r_ros.core.errors import QueryError
 from spa3r_ros.core.image_decode import decode_compressed, decode_raw, DecodedImage
 from spa3r_ros.core.types import (
+    MAX_STAMP_SEC,
     QueryFeedback,
     SceneStatusReport,
     SpatialAnswer,
@@ -33,19 +36,65 @@ from spa3r_ros.core.types import (
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.scene.odometry import Pose, pose_from_odometry_fields
 
+NS_PER_SEC = 1_000_000_000
+INT32_MAX = 2**31 - 1
+
 
 def time_to_sec(stamp: Time) -> float:
-    """builtin_interfaces/Time -> float seconds."""
-    return stamp.sec + stamp.nanosec * 1e-9
+    """builtin_interfaces/Time -> float seconds, refusing a Time that is not a valid stamp.
+
+    Float64 seconds keep every nanosecond below about 2**23 s; near 2**31 s they round to about
+    0.24 microseconds (never past :data:`MAX_STAMP_SEC`, so :func:`sec_to_time` cannot wrap).
+
+    Raises:
+        ValueError: if ``sec`` is negative or ``nanosec`` is not below 10**9 (the message says
+            which), e.g. a header stamp before 1970 or a malformed Time.
+    """
+    sec, nanosec = int(stamp.sec), int(stamp.nanosec)
+    if sec < 0:
+        raise ValueError(f'stamp sec = {sec} is negative (before 1970): not a valid time')
+    if not 0 <= nanosec < NS_PER_SEC:
+        raise ValueError(f'stamp nanosec = {nanosec} is not in [0, 999999999]')
+    # Integer nanoseconds first, one rounding to float at the end (sec + nanosec * 1e-9 rounds
+    # twice).
+    return (sec * NS_PER_SEC + nanosec) / NS_PER_SEC
 
 
 def sec_to_time(seconds: float) -> Time:
-    """Float seconds (>= 0) -> builtin_interfaces/Time."""
-    if not math.isfinite(seconds) or seconds <= 0:
+    """Float seconds -> builtin_interfaces/Time, without wrapping.
+
+    ``0`` (and any value <= 0) is the zero Time ("none"). Values up to :data:`MAX_STAMP_SEC`
+    (the float of the largest Time) convert to the nearest Time, clamped to sec 2147483647,
+    nanosec 999999999 at the top; nanosec is always below 10**9.
+
+    Raises:
+        ValueError: for NaN, infinities and values above :data:`MAX_STAMP_SEC`, which no Time can
+            carry (the message says so).
+    """
+    if not math.isfinite(seconds) or seconds > MAX_STAMP_SEC:
+        raise ValueError(
+            f'stamp {seconds!r} s does not fit builtin_interfaces/Time '
+            f'(0 .. {INT32_MAX}.999999999 s)'
+        )
+    if seconds <= 0:
         return Time()
-    sec = int(seconds)
-    nanosec = min(int(round((seconds - sec) * 1e9)), 999_999_999)
+    sec = math.floor(seconds)
+    nanosec = round((seconds - sec) * NS_PER_SEC)
+    if nanosec >= NS_PER_SEC:  # rounding carried into the next second
+        sec, nanosec = sec + 1, nanosec - NS_PER_SEC
+    if sec > INT32_MAX:  # only the float of the largest Time itself (2**31) gets here
+        sec, nanosec = INT32_MAX, NS_PER_SEC - 1
     return Time(sec=sec, nanosec=nanosec)
+
+
+def header_stamp_sec(stamp: Time, now: Callable[[], float]) -> float:
+    """A message header's stamp in seconds; an unset (zero) stamp is replaced by ``now()``.
+
+    Raises:
+        ValueError: for a stamp that is not a valid time (see :func:`time_to_sec`).
+    """
+    seconds = time_to_sec(stamp)
+    return seconds if seconds > 0.0 else now()
 
 
 def image_from_msg(msg: Image) -> DecodedImage:
@@ -61,7 +110,15 @@ def image_from_compressed_msg(msg: CompressedImage) -> DecodedImage:
 
 
 def request_from_goal(goal: SpatialQuery.Goal) -> SpatialQueryRequest:
-    """Goal message -> request. An unknown task value is kept, so validation can name it."""
+    """Goal message -> request. An unknown task value is kept, so validation can name it.
+
+    Raises:
+        QueryError: if ``min_stamp`` is not a valid time (the goal then ends INVALID_GOAL).
+    """
+    try:
+        min_stamp = time_to_sec(goal.min_stamp)
+    except ValueError as err:
+        raise QueryError(f'min_stamp: {err}') from None
     task_value = int(goal.task)
     task = Task(task_value) if task_value in Task._value2member_map_ else task_value
     return SpatialQueryRequest(
@@ -69,7 +126,7 @@ def request_from_goal(goal: SpatialQuery.Goal) -> SpatialQueryRequest:
         question=goal.question,
         objects=tuple(goal.objects),
         options=tuple(goal.options),
-        min_stamp=time_to_sec(goal.min_stamp),
+        min_stamp=min_stamp,
         timeout_sec=float(goal.timeout_sec),
         max_new_tokens=int(goal.max_new_tokens),
     )
@@ -118,6 +175,9 @@ def status_msg(report: SceneStatusReport, now: Time) -> SceneStatus:
     msg.memory_bytes = report.memory_bytes
     msg.model_id = report.model_id
     msg.ready = report.ready
+    msg.frames_lost = report.frames_lost
+    msg.incompatible_qos_events = report.incompatible_qos_events
+    msg.callback_errors = report.callback_errors
     return msg
 
 
@@ -125,7 +185,8 @@ def pose_from_odometry(msg: Odometry) -> Pose:
     """``nav_msgs/Odometry`` -> :class:`~spa3r_ros.scene.odometry.Pose` (header stamp, pose).
 
     Raises:
-        ValueError: if the stamp or pose is not finite, or the quaternion is degenerate.
+        ValueError: if the stamp is not a valid time, the pose is not finite, or the quaternion
+            is degenerate.
     """
     p = msg.pose.pose.position
     q = msg.pose.pose.orientation

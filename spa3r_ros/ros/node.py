@@ -18,24 +18,36 @@
 The node is a thin ROS layer over the ROS-free :class:`~spa3r_ros.scene.engine.SceneEngine`: it
 converts messages, owns the executor, parameters, QoS, services and the action server.
 
-Threading model (one MultiThreadedExecutor, four callback groups):
+Threading model (one MultiThreadedExecutor of EXECUTOR_THREADS threads, four callback groups):
 
 * **frames** (mutually exclusive): image and odometry callbacks decode each message and hand it to
   the engine, which queues it and returns at once. A busy model never makes the node miss frames
-  beyond the ingest queue's bound, and every frame is counted (seen, dropped or bad).
-* **queries** (reentrant): goal, cancel and accepted callbacks, and goal execution. Goals run one
-  at a time in arrival order (the ros2/examples ``server_queue_goals`` pattern: a deque under a
-  lock, and the finishing goal starts the next), so goal/cancel callbacks stay responsive while a
-  goal executes. Cancellation is checked while waiting, between stages and at every token.
+  beyond the ingest queue's bound, and every frame is counted (seen, dropped or bad); messages the
+  middleware loses before they arrive are counted from its message-lost events (``frames_lost``).
+* **queries** (reentrant): goal, cancel and accepted callbacks, and goal execution. The policy
+  lives in :class:`~spa3r_ros.ros.goal_queue.GoalQueue` (ROS-free): goals run one at a time in
+  arrival order (the ros2/examples ``server_queue_goals`` pattern), the finishing goal starts the
+  next. A goal's question runs in a worker thread that the execution waits on, so a goal whose
+  node is deactivated can be ended at once even while the model is busy. The action server's
+  goal, cancel and result services are ACTION_SERVICE_DEPTH deep, so a burst of requests is
+  answered, not dropped.
 * **status** (mutually exclusive): the timer that publishes ``scene_status`` and ``/diagnostics``.
-* **services** (mutually exclusive): ``~/reset_scene``, ``~/save_scene``, ``~/load_scene``.
+* **services** (mutually exclusive): ``~/reset_scene``, ``~/save_scene``, ``~/load_scene`` (files
+  inside the snapshot directory only, see :mod:`spa3r_ros.scene.snapshot_store`).
+
+No callback lets an exception reach the executor: every one (transitions, timers, subscriptions,
+QoS events, services, action and parameter callbacks) is wrapped by one
+:class:`~spa3r_ros.ros.callback_guard.CallbackGuard`, which logs (throttled), counts
+(``callback_errors`` in ``scene_status`` and ``/diagnostics``) and returns a safe fallback.
 
 Lifecycle: ``configure`` loads the model preset onto the device and starts the engine (a failure
 returns FAILURE with the reason and leaves the node unconfigured, so it can be configured again);
-``activate`` opens the subscriptions, the action server and the status timer; ``deactivate``
-finishes running and queued goals as CANCELED and closes them again; ``cleanup`` stops the engine
-and frees the model and its GPU memory. With ``autostart`` true the node configures and activates
-itself.
+``activate`` opens the subscriptions, the action server and the status timer; ``deactivate`` ends
+running and queued goals as CANCELED before it returns (at most DEACTIVATE_TIMEOUT_SEC: a running
+goal gets STOP_GRACE_SEC to stop, then it ends CANCELED and the model's late result is discarded;
+such a goal can never end OK later), closes the inputs and keeps the action server, which rejects
+goals until the next activate; ``cleanup`` removes the server, stops the engine and frees the model
+and its GPU memory. With ``autostart`` true the node configures and activates itself.
 
 Queueing policy: one goal executes; up to ``query.max_queued_goals`` accepted goals wait behind
 it; a goal that arrives when the queue is full is rejected (and the reason is logged). Malformed
@@ -43,22 +55,29 @@ goals are accepted and finish at once with INVALID_GOAL and a message saying wha
 client learns why.
 """
 
-from collections import deque
+import dataclasses
 import gc
 import logging
 import sys
-import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
 import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.action.server import ServerGoalHandle
+from rclpy.action.server import GoalEvent, ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import qos_profile_sensor_data, QoSProfile
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    qos_policy_name_from_kind,
+    qos_profile_sensor_data,
+    QoSProfile,
+    ReliabilityPolicy,
+)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -66,14 +85,19 @@ from std_srvs.srv import Trigger
 
 from spa3r_ros.action import SpatialQuery
 from spa3r_ros.configs.node import NodeConfig
-from spa3r_ros.core.errors import ConfigError, ImageDecodeError, Spa3rError
+from spa3r_ros.core.errors import ConfigError, ImageDecodeError, QueryError, Spa3rError
 from spa3r_ros.core.image_decode import KIND_COLOR
-from spa3r_ros.core.types import ResultCode, SceneStatusReport
+from spa3r_ros.core.types import ResultCode, SceneStatusReport, SpatialAnswer
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros import compat, conversions
+from spa3r_ros.ros.callback_guard import CallbackGuard
+from spa3r_ros.ros.goal_queue import GoalQueue
+from spa3r_ros.ros.goal_runner import ask_interruptibly
+from spa3r_ros.ros.input_events import InputEvents
 from spa3r_ros.ros.logging_bridge import forward_core_logs
 from spa3r_ros.ros.parameters import ConfigParameters
 from spa3r_ros.scene.engine import SceneEngine
+from spa3r_ros.scene.snapshot_store import SnapshotStore
 from spa3r_ros.srv import SceneFile
 
 NODE_NAME = 'spa3r_node'
@@ -81,10 +105,37 @@ ACTION_NAME = 'spatial_query'
 STATUS_TOPIC = 'scene_status'
 # Logged once the node is active (launchers and tests wait for it).
 ACTIVE_MESSAGE = 'active: listening on'
-# Seconds deactivate waits for the running goal to notice it is being stopped.
-DRAIN_TIMEOUT_SEC = 10.0
-# How often queued goals are checked for an expired timeout.
+# Seconds a running goal gets to stop after deactivate/shutdown asked it to; after that its
+# client gets CANCELED and whatever the model still computes is discarded.
+STOP_GRACE_SEC = 2.0
+# Upper bound of deactivate's wait for every goal to end (grace plus delivering the results).
+DEACTIVATE_TIMEOUT_SEC = STOP_GRACE_SEC + 1.0
+# Seconds shutdown waits, after the goals ended, for their results to go out before it destroys
+# the action server.
+RESULT_DELIVERY_SEC = 0.5
+# Seconds a goal canceled while queued waits for rclpy to mark it canceling (the cancel
+# callback runs before that), so it ends with the CANCELED status its client asked for.
+CANCEL_STATE_WAIT_SEC = 1.0
+# How often queued goals are checked for an expired timeout, and a running goal for a stop.
 QUEUE_CHECK_SEC = 0.2
+POLL_SEC = 0.02
+# Depth of the action server's goal, cancel and result services. rclpy's default (10) makes a
+# burst of requests (100 goals sent at once) overflow the service queues: the requests past the
+# depth get no response at all. Each request is small.
+ACTION_SERVICE_DEPTH = 1000
+ACTION_SERVICE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=ACTION_SERVICE_DEPTH,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Executor threads: a running goal, out-of-turn goal endings, goal/cancel callbacks, frames,
+# status and services each need one without waiting for the others.
+EXECUTOR_THREADS = 8
+
+
+def _goal_key(goal_handle: ServerGoalHandle) -> bytes:
+    return bytes(goal_handle.goal_id.uuid)
 
 
 class Spa3rNode(LifecycleNode):
@@ -96,38 +147,38 @@ class Spa3rNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        self._guard = CallbackGuard(self.get_logger().error)
         self._log_handler = forward_core_logs(self)
-        self._params = ConfigParameters(self, NodeConfig, on_change=self._on_config_change)
+        self._params = ConfigParameters(
+            self, NodeConfig, on_change=self._on_config_change, wrap=self._guard.wrap
+        )
         self._frames_group = MutuallyExclusiveCallbackGroup()
         self._queries_group = ReentrantCallbackGroup()
         self._status_group = MutuallyExclusiveCallbackGroup()
         self._services_group = MutuallyExclusiveCallbackGroup()
 
         self._engine: SceneEngine | None = None
+        self._store: SnapshotStore | None = None
         self._subscriptions_open: list = []
         self._scene_services: list = []
         self._status_timer = None
+        self._queue_timer = None
         self._status_pub = None
         self._diagnostics_pub = None
         self._action_server: ActionServer | None = None
-
-        self._serving = False  # executing goals (True only while active)
-        self._goal_lock = threading.Lock()
-        self._goal_queue: deque[ServerGoalHandle] = deque()
-        self._current_goal: ServerGoalHandle | None = None
-        self._reserved = 0  # goals accepted by _on_goal, not yet queued by _on_goal_accepted
-        # Queued goals executed before their turn (canceled, or their timeout passed), and the
-        # subset that was canceled (their execution must see the cancel at once).
-        self._out_of_turn: set[bytes] = set()
-        self._canceled_in_queue: set[bytes] = set()
-        self._queue_timer = None
-        self._accepted_at: dict[bytes, float] = {}
+        self._goals: GoalQueue[ServerGoalHandle] = GoalQueue(_goal_key)
+        self._input_events = InputEvents()
         self.get_logger().info('created (unconfigured); parameters declared')
 
     @property
     def config(self) -> NodeConfig:
         """The current, validated configuration."""
         return self._params.config
+
+    @property
+    def callback_errors(self) -> int:
+        """Exceptions caught in this node's callbacks so far."""
+        return self._guard.errors
 
     def _on_config_change(self, config: NodeConfig) -> None:
         """Hand accepted run-time changes to the engine (query limits are read per goal)."""
@@ -136,6 +187,9 @@ class Spa3rNode(LifecycleNode):
             engine.apply_config(config.scene)
 
     # ---------------------------------------------------------------- lifecycle transitions
+    # Each transition runs guarded: an exception is logged and counted, what was opened is
+    # closed, and the transition fails (configure, activate) or errors (the rest: on_error then
+    # releases everything).
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model preset, start the scene engine, create publishers and services.
@@ -144,6 +198,39 @@ class Spa3rNode(LifecycleNode):
             SUCCESS, or FAILURE with the reason logged (the node stays unconfigured and can be
             configured again, e.g. after the missing checkpoint was put in place).
         """
+        return self._guard.wrap('configure', self._configure, self._failed_configure)(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Open the subscriptions and the action server, start status reports.
+
+        Returns:
+            SUCCESS, or FAILURE with the reason logged (e.g. a topic name ROS refuses); what was
+            opened is closed again and the node stays inactive.
+        """
+        return self._guard.wrap('activate', self._activate, self._failed_activate)(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """End running and queued goals as CANCELED (within DEACTIVATE_TIMEOUT_SEC), close inputs.
+
+        The action server stays (so the ended goals' results reach their clients) but rejects
+        goals until the node is activated again; cleanup removes it.
+        """
+        return self._guard.wrap('deactivate', self._deactivate, self._transition_error)(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the engine and free the model (and its GPU memory), publishers and services."""
+        return self._guard.wrap('cleanup', self._cleanup, self._transition_error)(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop serving (goals end CANCELED) and free everything."""
+        return self._guard.wrap('shutdown', self._shutdown, self._transition_error)(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: free everything so the node is cleanly unconfigured again."""
+        self.get_logger().error(f'a transition from {state.label} failed: releasing everything')
+        return self._guard.wrap('error recovery', self._shutdown, self._transition_error)(state)
+
+    def _configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         config = self.config
         self.get_logger().info(
             f'configuring: model preset {config.model.preset or "none"!r} on {config.model.device}'
@@ -156,31 +243,46 @@ class Spa3rNode(LifecycleNode):
         except Exception as err:  # e.g. out of memory: report it, stay re-configurable
             self.get_logger().error(f'configure failed: {type(err).__name__}: {err}')
             return TransitionCallbackReturn.FAILURE
+        self._store = SnapshotStore(config.snapshots.directory)
         self._engine = SceneEngine(models, config.scene, lambda: self.config.query)
         self._engine.start()
         self._status_pub = self.create_lifecycle_publisher(SceneStatus, STATUS_TOPIC, 10)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        group = self._services_group
+        group, wrap = self._services_group, self._guard.wrap
+        failed = self._service_failed
         self._scene_services = [
-            self.create_service(Trigger, '~/reset_scene', self._on_reset, callback_group=group),
-            self.create_service(SceneFile, '~/save_scene', self._on_save, callback_group=group),
-            self.create_service(SceneFile, '~/load_scene', self._on_load, callback_group=group),
+            self.create_service(
+                Trigger,
+                '~/reset_scene',
+                wrap('~/reset_scene', self._on_reset, failed),
+                callback_group=group,
+            ),
+            self.create_service(
+                SceneFile,
+                '~/save_scene',
+                wrap('~/save_scene', self._on_save, failed),
+                callback_group=group,
+            ),
+            self.create_service(
+                SceneFile,
+                '~/load_scene',
+                wrap('~/load_scene', self._on_load, failed),
+                callback_group=group,
+            ),
         ]
         model = models.model_id if models else 'none (goals get MODEL_ERROR)'
         device = models.device if models else '-'
         self.get_logger().info(
             f'configured: model {model} on {device}, keyframe window '
-            f'{config.scene.keyframes.window}'
+            f'{config.scene.keyframes.window}, snapshots in {self._store.directory}'
         )
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Open the subscriptions and the action server, start status reports.
+    def _failed_configure(self, err: Exception, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.FAILURE
 
-        Returns:
-            SUCCESS, or FAILURE with the reason logged (e.g. a topic name ROS refuses); what was
-            opened is closed again and the node stays inactive.
-        """
+    def _activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().info('activating...')
         try:
             self._open_active()
@@ -191,6 +293,34 @@ class Spa3rNode(LifecycleNode):
         topics = [s.topic_name for s in self._subscriptions_open]
         self.get_logger().info(f'{ACTIVE_MESSAGE} {topics}, serving {ACTION_NAME}')
         return super().on_activate(state)
+
+    def _failed_activate(self, err: Exception, state: LifecycleState) -> TransitionCallbackReturn:
+        self._close_active()
+        return TransitionCallbackReturn.FAILURE
+
+    def _transition_error(self, err: Exception, state: LifecycleState) -> TransitionCallbackReturn:
+        return TransitionCallbackReturn.ERROR
+
+    def _deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().info('deactivating...')
+        self._close_active()
+        self.get_logger().info('inactive')
+        return super().on_deactivate(state)
+
+    def _cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().info('cleaning up...')
+        self._release()
+        self.get_logger().info('unconfigured')
+        return TransitionCallbackReturn.SUCCESS
+
+    def _shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().info('shutting down')
+        if self._close_active():
+            # The ended goals' results go out from other executor threads (each client asked
+            # for its result long before); destroying the server at once would drop them.
+            time.sleep(RESULT_DELIVERY_SEC)
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
 
     def _open_active(self) -> None:
         config = self.config
@@ -206,94 +336,145 @@ class Spa3rNode(LifecycleNode):
             for t in config.inputs.compressed_image_topics
         ]
         for msg_type, topic, decode in inputs:
+            callback = self._guard.wrap(
+                f'frame callback on {topic}',
+                lambda msg, t=topic, d=decode: self._on_frame(msg, t, d),
+            )
             self._subscriptions_open.append(
-                self.create_subscription(
-                    msg_type,
-                    topic,
-                    lambda msg, t=topic, d=decode: self._on_frame(msg, t, d),
-                    qos,
-                    callback_group=self._frames_group,
-                    qos_overriding_options=QoSOverridingOptions.with_default_policies(),
-                )
+                self._camera_subscription(msg_type, topic, callback, qos)
             )
         if config.inputs.odom_topic:
             self._subscriptions_open.append(
                 self.create_subscription(
                     Odometry,
                     config.inputs.odom_topic,
-                    self._on_odometry,
+                    self._guard.wrap('odometry callback', self._on_odometry),
                     qos,
                     callback_group=self._frames_group,
                     qos_overriding_options=QoSOverridingOptions.with_default_policies(),
                 )
             )
-        if self._action_server is None:  # else kept by a deactivate that could not drain
+        if self._action_server is None:  # else kept from before a deactivate
+            wrap = self._guard.wrap
             self._action_server = ActionServer(
                 self,
                 SpatialQuery,
                 ACTION_NAME,
-                execute_callback=self._execute_goal,
-                goal_callback=self._on_goal,
-                handle_accepted_callback=self._on_goal_accepted,
-                cancel_callback=self._on_cancel,
+                execute_callback=wrap('goal execution', self._execute_goal, self._failed_goal),
+                goal_callback=wrap('goal callback', self._on_goal, lambda *_: GoalResponse.REJECT),
+                handle_accepted_callback=wrap(
+                    'goal accepted callback', self._on_goal_accepted, self._execute_anyway
+                ),
+                cancel_callback=wrap(
+                    'cancel callback', self._on_cancel, lambda *_: CancelResponse.ACCEPT
+                ),
                 callback_group=self._queries_group,
                 result_timeout=compat.ACTION_RESULT_TIMEOUT_SEC,
+                goal_service_qos_profile=ACTION_SERVICE_QOS,
+                cancel_service_qos_profile=ACTION_SERVICE_QOS,
+                result_service_qos_profile=ACTION_SERVICE_QOS,
             )
         self._status_timer = self.create_timer(
-            1.0 / config.status.rate_hz, self._publish_status, callback_group=self._status_group
+            1.0 / config.status.rate_hz,
+            self._guard.wrap('status timer', self._publish_status),
+            callback_group=self._status_group,
         )
         self._queue_timer = self.create_timer(
-            QUEUE_CHECK_SEC, self._expire_queued_goals, callback_group=self._queries_group
+            QUEUE_CHECK_SEC,
+            self._guard.wrap('queue timer', self._expire_queued_goals),
+            callback_group=self._queries_group,
         )
-        self._serving = True
+        self._goals.open()
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Finish running and queued goals as CANCELED, close subscriptions and the server."""
-        self.get_logger().info('deactivating...')
-        self._close_active()
-        self.get_logger().info('inactive')
-        return super().on_deactivate(state)
+    def _camera_subscription(self, msg_type, topic: str, callback, qos: QoSProfile):
+        """A camera subscription whose lost messages and QoS mismatches are counted."""
+        resolved = [topic]  # replaced by the resolved name once the subscription exists
+        events = self._input_events
+        wrap = self._guard.wrap
+        on_lost = wrap(
+            f'message-lost event on {topic}',
+            lambda info: events.message_lost(resolved[0], info.total_count_change),
+        )
+        on_incompatible = wrap(
+            f'incompatible-QoS event on {topic}',
+            lambda info: events.incompatible_qos(
+                resolved[0],
+                info.total_count_change,
+                qos_policy_name_from_kind(info.last_policy_kind),
+            ),
+        )
 
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop the engine and free the model (and its GPU memory), publishers and services."""
-        self.get_logger().info('cleaning up...')
-        self._release()
-        self.get_logger().info('unconfigured')
-        return TransitionCallbackReturn.SUCCESS
+        def create(event_callbacks: SubscriptionEventCallbacks):
+            return self.create_subscription(
+                msg_type,
+                topic,
+                callback,
+                qos,
+                callback_group=self._frames_group,
+                event_callbacks=event_callbacks,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            )
 
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop serving and free everything."""
-        self.get_logger().info('shutting down')
-        self._close_active()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """A transition raised: free everything so the node is cleanly unconfigured again."""
-        self.get_logger().error(f'a transition from {state.label} failed: releasing everything')
-        self._close_active()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
+        try:
+            sub = create(
+                SubscriptionEventCallbacks(message_lost=on_lost, incompatible_qos=on_incompatible)
+            )
+        except UnsupportedEventTypeError:
+            self.get_logger().warning(
+                f'the middleware reports no lost messages: frames lost on {topic} inside it '
+                'cannot be counted'
+            )
+            sub = create(SubscriptionEventCallbacks(incompatible_qos=on_incompatible))
+        resolved[0] = sub.topic_name
+        return sub
 
     def stop(self) -> None:
-        """Process exit (SIGINT): end running and queued goals as CANCELED, stop the engine."""
-        self._stop_goals()
+        """Process exit (SIGINT): end running and queued goals as CANCELED, stop the engine.
+
+        After SIGINT the context is already shut down: nothing can reach a client any more, so
+        the goals are only told to stop (the running one sees it at its next check).
+        """
+        if self.context.ok():
+            self._stop_goals()
+        else:
+            self._goals.close()
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
 
-    def _stop_goals(self) -> bool:
-        """Stop serving, wait for running and queued goals to end; False if one still runs."""
-        self._serving = False
-        deadline = time.monotonic() + DRAIN_TIMEOUT_SEC
-        while self._current_goal is not None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self._current_goal is None
+    def destroy_node(self) -> None:
+        """Free everything (the action server too, which rclpy's destroy_node leaves alive)."""
+        try:
+            self._release()
+        except Exception as err:  # destroying must go on; the process may be exiting
+            self.get_logger().error(f'releasing on destroy failed: {type(err).__name__}: {err}')
+        logging.getLogger('spa3r_ros').removeHandler(self._log_handler)
+        super().destroy_node()
 
-    def _close_active(self) -> None:
-        """Undo activate; the running goal sees ``_serving`` False and ends as CANCELED."""
-        if not self._stop_goals():
-            self.get_logger().warning('a goal is still running after deactivation was requested')
+    def _stop_goals(self) -> bool:
+        """End the session: every goal ends CANCELED (at most DEACTIVATE_TIMEOUT_SEC).
+
+        Returns:
+            Whether any goal was running or queued (its result is then on its way).
+        """
+        busy = self._goals.executing() > 0
+        for goal_handle in self._goals.close():
+            busy = True
+            goal_handle.execute()  # out of turn: it sees the session end and ends CANCELED
+        if not self._goals.wait_idle(DEACTIVATE_TIMEOUT_SEC):
+            self.get_logger().error(
+                f'goals still executing {DEACTIVATE_TIMEOUT_SEC:.1f} s after they were canceled '
+                '(the executor is starved?); they will end CANCELED'
+            )
+        return busy
+
+    def _close_active(self) -> bool:
+        """Undo activate: goals end CANCELED, inputs and timers close (the server stays).
+
+        Returns:
+            Whether goals were ended (see :meth:`_stop_goals`).
+        """
+        ended = self._stop_goals()
         for sub in self._subscriptions_open:
             self.destroy_subscription(sub)
         self._subscriptions_open.clear()
@@ -301,11 +482,10 @@ class Spa3rNode(LifecycleNode):
             if timer is not None:
                 self.destroy_timer(timer)
         self._status_timer = self._queue_timer = None
-        if self._action_server is not None and self._current_goal is None:
-            self._action_server.destroy()
-            self._action_server = None
+        return ended
 
     def _release(self) -> None:
+        self._goals.close()
         if self._action_server is not None:
             self._action_server.destroy()
             self._action_server = None
@@ -318,6 +498,7 @@ class Spa3rNode(LifecycleNode):
         if self._diagnostics_pub is not None:
             self.destroy_publisher(self._diagnostics_pub)
             self._diagnostics_pub = None
+        self._store = None
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
@@ -349,9 +530,20 @@ class Spa3rNode(LifecycleNode):
 
     # ---------------------------------------------------------------- inputs
 
+    def _now_sec(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _on_frame(self, msg, topic: str, decode) -> None:
         engine = self._engine
         if engine is None:
+            return
+        try:
+            stamp = conversions.header_stamp_sec(msg.header.stamp, self._now_sec)
+        except ValueError as err:  # a stamp no valid time has: counted as a bad frame
+            engine.record_bad_frame(f'{topic}: header {err}')
+            self.get_logger().warning(
+                f'dropped a bad frame on {topic}: header {err}', throttle_duration_sec=5.0
+            )
             return
         try:
             image = decode(msg)
@@ -366,9 +558,6 @@ class Spa3rNode(LifecycleNode):
                 f'dropped a {image.kind} image on {topic}: not a colour camera frame',
                 throttle_duration_sec=5.0,
             )
-        stamp = conversions.time_to_sec(msg.header.stamp)
-        if stamp <= 0.0:
-            stamp = self.get_clock().now().nanoseconds * 1e-9
         engine.add_frame(stamp, topic, image)
 
     def _on_odometry(self, msg: Odometry) -> None:
@@ -384,6 +573,13 @@ class Spa3rNode(LifecycleNode):
 
     # ---------------------------------------------------------------- services
 
+    @staticmethod
+    def _service_failed(err: Exception, request, response):
+        """A service callback raised: the caller gets a failure saying so."""
+        response.success = False
+        response.message = f'internal error: {type(err).__name__}: {err}'
+        return response
+
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self._engine is None:
             response.success, response.message = False, 'the node is not configured'
@@ -394,39 +590,53 @@ class Spa3rNode(LifecycleNode):
         return response
 
     def _on_save(self, request: SceneFile.Request, response: SceneFile.Response):
-        return self._scene_file('save', request.path, response)
-
-    def _on_load(self, request: SceneFile.Request, response: SceneFile.Response):
-        return self._scene_file('load', request.path, response)
-
-    def _scene_file(self, what: str, path: str, response: SceneFile.Response):
-        engine = self._engine
-        if engine is None:
+        engine, store = self._engine, self._store
+        if engine is None or store is None:
             response.success, response.message = False, 'the node is not configured'
             return response
         try:
-            if what == 'save':
-                engine.save_scene(path)
-                state = engine.snapshot()
-            else:
-                state = engine.load_scene(path)
-        except Exception as err:  # e.g. CUDA out of memory: a service must not end the node
-            response.success = False
-            response.message = f'{what} failed: {type(err).__name__}: {err}'
-            self.get_logger().error(response.message)
+            path = store.path_for(request.path, for_save=True)
+            engine.save_scene(path, overwrite=request.overwrite)
+        except Spa3rError as err:
+            response.success, response.message = False, f'save failed: {err}'
+            self.get_logger().warning(response.message)
             return response
+        state = engine.snapshot()
         response.success = True
         response.scene_version = state.version if state is not None else 0
-        response.message = f'scene version {response.scene_version} {what}d: {path}'
+        response.message = f'scene version {response.scene_version} saved to {path}'
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_load(self, request: SceneFile.Request, response: SceneFile.Response):
+        engine, store = self._engine, self._store
+        if engine is None or store is None:
+            response.success, response.message = False, 'the node is not configured'
+            return response
+        try:
+            path = store.path_for(request.path, for_save=False)
+            state = engine.load_scene(path)
+        except Spa3rError as err:
+            response.success, response.message = False, f'load failed: {err}'
+            self.get_logger().warning(response.message)
+            return response
+        response.success = True
+        response.scene_version = state.version
+        response.message = f'scene version {state.version} loaded from {path}'
         self.get_logger().info(response.message)
         return response
 
     # ---------------------------------------------------------------- status
 
     def _status_report(self) -> SceneStatusReport:
-        if self._engine is None:
-            return SceneStatusReport()
-        return self._engine.stats().status_report()
+        engine = self._engine
+        report = engine.stats().status_report() if engine is not None else SceneStatusReport()
+        return dataclasses.replace(
+            report,
+            frames_lost=self._input_events.frames_lost,
+            incompatible_qos_events=self._input_events.incompatible_qos_events,
+            callback_errors=self._guard.errors,
+        )
 
     def _publish_status(self) -> None:
         report = self._status_report()
@@ -439,20 +649,25 @@ class Spa3rNode(LifecycleNode):
     def _diagnostics(self, report: SceneStatusReport, header: Header) -> DiagnosticArray:
         status = DiagnosticStatus(name=f'{self.get_fully_qualified_name()}: scene')
         status.hardware_id = report.device or 'none'
+        warnings = []
         if not report.model_id:
-            status.level = DiagnosticStatus.WARN
-            status.message = 'no model configured: goals are answered with MODEL_ERROR'
+            warnings.append('no model configured: goals are answered with MODEL_ERROR')
         elif not report.ready:
-            status.level = DiagnosticStatus.WARN
-            status.message = 'waiting for a scene'
-        else:
-            status.level = DiagnosticStatus.OK
-            status.message = 'ready'
+            warnings.append('waiting for a scene')
+        warnings += self._input_events.warnings()
+        if report.callback_errors:
+            warnings.append(
+                f'{report.callback_errors} exceptions caught in callbacks (see the log)'
+            )
+        status.level = DiagnosticStatus.WARN if warnings else DiagnosticStatus.OK
+        status.message = '; '.join(warnings) if warnings else 'ready'
         status.values = [
             KeyValue(key=key, value=str(getattr(report, key)))
             for key in (
                 'frames_received',
                 'frames_dropped',
+                'frames_lost',
+                'incompatible_qos_events',
                 'frames_buffered',
                 'keyframes',
                 'scene_version',
@@ -461,6 +676,7 @@ class Spa3rNode(LifecycleNode):
                 'last_query_latency_sec',
                 'memory_bytes',
                 'model_id',
+                'callback_errors',
             )
         ]
         return DiagnosticArray(header=header, status=[status])
@@ -468,123 +684,129 @@ class Spa3rNode(LifecycleNode):
     # ---------------------------------------------------------------- action server
 
     def _on_goal(self, goal: SpatialQuery.Goal) -> GoalResponse:
-        if not self._serving:
-            self.get_logger().warning('rejected a goal: the node is being deactivated')
+        reason = self._goals.reserve(self.config.query.max_queued_goals)
+        if reason:
+            self.get_logger().warning(f'rejected a goal: {reason}', throttle_duration_sec=1.0)
             return GoalResponse.REJECT
-        with self._goal_lock:
-            # Slots are reserved here, under the lock: goal callbacks run concurrently (reentrant
-            # group), and checking here but queueing in _on_goal_accepted could overfill.
-            waiting = len(self._goal_queue) + self._reserved
-            busy = self._current_goal is not None or self._reserved > 0
-            if busy and waiting >= self.config.query.max_queued_goals:
-                self.get_logger().warning(
-                    f'rejected a goal: {waiting} goals already wait '
-                    f'(query.max_queued_goals = {self.config.query.max_queued_goals})'
-                )
-                return GoalResponse.REJECT
-            self._reserved += 1
         return GoalResponse.ACCEPT
 
     def _on_goal_accepted(self, goal_handle: ServerGoalHandle) -> None:
-        with self._goal_lock:
-            self._reserved = max(0, self._reserved - 1)
-            self._accepted_at[bytes(goal_handle.goal_id.uuid)] = time.monotonic()
-            if self._current_goal is None:
-                self._current_goal = goal_handle
-                goal_handle.execute()
-            else:
-                self._goal_queue.append(goal_handle)
+        timeout = float(goal_handle.request.timeout_sec) or self.config.query.default_timeout_sec
+        if self._goals.accepted(goal_handle, timeout):
+            goal_handle.execute()
+
+    def _execute_anyway(self, err: Exception, goal_handle: ServerGoalHandle) -> None:
+        """The accepted callback failed: execute the goal so that its client gets a result."""
+        goal_handle.execute()
 
     def _on_cancel(self, goal_handle: ServerGoalHandle) -> CancelResponse:
         self.get_logger().info('cancel requested')
-        with self._goal_lock:
-            queued = goal_handle in self._goal_queue
-            if queued:
-                # Finish it now, not when its turn comes: it frees its slot and its client
-                # learns at once (the execution sees the cancel and ends CANCELED).
-                self._goal_queue.remove(goal_handle)
-                self._out_of_turn.add(bytes(goal_handle.goal_id.uuid))
-                self._canceled_in_queue.add(bytes(goal_handle.goal_id.uuid))
-        if queued:
+        if self._goals.cancel(goal_handle):
+            # Finished now, not when its turn comes: it frees its slot and its client learns at
+            # once (the execution sees the cancel and ends CANCELED).
             goal_handle.execute()
         return CancelResponse.ACCEPT
 
-    def _execute_goal(self, goal_handle: ServerGoalHandle) -> SpatialQuery.Result:
-        key = bytes(goal_handle.goal_id.uuid)
-        try:
-            return self._run_goal(goal_handle, key)
-        except Exception as err:  # nothing may escape into the executor
-            self.get_logger().error(f'goal execution failed: {err!r}')
-            if goal_handle.is_active:
-                goal_handle.abort()
-            return SpatialQuery.Result(
-                code=int(ResultCode.MODEL_ERROR), message=f'internal error: {err!r}'
-            )
-        finally:
-            self._accepted_at.pop(key, None)
-            with self._goal_lock:
-                out_of_turn = key in self._out_of_turn
-                self._out_of_turn.discard(key)
-                self._canceled_in_queue.discard(key)
-            if not out_of_turn:
-                self._start_next_goal()
-
-    def _run_goal(self, goal_handle: ServerGoalHandle, key: bytes) -> SpatialQuery.Result:
-        engine = self._engine
-        accepted_at = self._accepted_at.get(key, time.monotonic())
-        if engine is None:
+    def _failed_goal(self, err: Exception, goal_handle: ServerGoalHandle) -> SpatialQuery.Result:
+        """The execution raised: the goal aborts with the reason, the next goal starts."""
+        if goal_handle.is_active:
             goal_handle.abort()
-            return SpatialQuery.Result(
-                code=int(ResultCode.MODEL_ERROR), message='the node is not configured'
-            )
-        request = conversions.request_from_goal(goal_handle.request)
-        answer = engine.ask(
-            request,
-            accepted_at=accepted_at,
-            on_feedback=lambda fb: goal_handle.publish_feedback(conversions.feedback_msg(fb)),
-            is_canceled=lambda: (
-                goal_handle.is_cancel_requested
-                or not self._serving
-                or key in self._canceled_in_queue
-            ),
+        self._start_next(goal_handle)
+        return SpatialQuery.Result(
+            code=int(ResultCode.MODEL_ERROR), message=f'internal error: {err!r}'
         )
-        result = conversions.result_from_answer(answer)
-        if answer.code == ResultCode.CANCELED and goal_handle.is_cancel_requested:
-            goal_handle.canceled()
-        elif answer.code == ResultCode.OK:
-            goal_handle.succeed()
-        else:
-            goal_handle.abort()
+
+    def _execute_goal(self, goal_handle: ServerGoalHandle) -> SpatialQuery.Result:
+        answer = self._answer(goal_handle)
+        if self.context.ok():  # else the process is exiting: no client can be told any more
+            self._end_goal(goal_handle, answer)
+        self._start_next(goal_handle)
         self.get_logger().info(
             f'goal finished: {answer.code.name} in {answer.latency_sec:.3f} s'
             + (f' ({answer.message})' if answer.message else '')
         )
-        return result
+        return conversions.result_from_answer(answer)
+
+    def _start_next(self, goal_handle: ServerGoalHandle) -> None:
+        following = self._goals.finished(goal_handle)
+        if following is not None:
+            # A goal canceled while queued still executes: the runner sees the cancel request
+            # at once and finishes it as CANCELED.
+            following.execute()
+
+    def _answer(self, goal_handle: ServerGoalHandle) -> SpatialAnswer:
+        """Run the goal's question; an answer of a goal whose session ended is CANCELED."""
+        accepted_at = self._goals.accepted_at(goal_handle)
+        if self._goals.canceled_in_queue(goal_handle):
+            # The cancel callback executed it before rclpy marked it canceling.
+            deadline = time.monotonic() + CANCEL_STATE_WAIT_SEC
+            while not goal_handle.is_cancel_requested and time.monotonic() < deadline:
+                time.sleep(POLL_SEC)
+        engine = self._engine
+        try:
+            request = conversions.request_from_goal(goal_handle.request)
+        except QueryError as err:
+            answer = SpatialAnswer(ResultCode.INVALID_GOAL, str(err))
+        else:
+            if engine is None:
+                answer = SpatialAnswer(ResultCode.MODEL_ERROR, 'the node is not configured')
+            else:
+                answer = self._ask_interruptibly(engine, request, goal_handle, accepted_at)
+        if answer.code != ResultCode.CANCELED and self._goals.is_canceled(goal_handle):
+            answer = SpatialAnswer(
+                ResultCode.CANCELED,
+                'canceled: the node was deactivated',
+                latency_sec=time.monotonic() - accepted_at,
+            )
+        return answer
+
+    def _ask_interruptibly(
+        self, engine: SceneEngine, request, goal_handle: ServerGoalHandle, accepted_at: float
+    ) -> SpatialAnswer:
+        """``engine.ask`` that deactivate can end within STOP_GRACE_SEC (see goal_runner)."""
+        publish = self._guard.wrap('goal feedback', goal_handle.publish_feedback)
+
+        def on_abandon() -> None:
+            self.get_logger().warning(
+                f'a goal did not stop within {STOP_GRACE_SEC:.1f} s of deactivation: it ends '
+                'CANCELED now and what the model still computes is discarded'
+            )
+
+        return ask_interruptibly(
+            engine.ask,
+            request,
+            accepted_at=accepted_at,
+            on_feedback=lambda feedback: publish(conversions.feedback_msg(feedback)),
+            is_canceled=lambda: (
+                goal_handle.is_cancel_requested or self._goals.is_canceled(goal_handle)
+            ),
+            must_stop=lambda: self._goals.is_canceled(goal_handle),
+            grace_sec=STOP_GRACE_SEC,
+            on_abandon=on_abandon,
+        )
+
+    def _end_goal(self, goal_handle: ServerGoalHandle, answer: SpatialAnswer) -> None:
+        """Set the goal's terminal state to match the answer (CANCELED, SUCCEEDED, ABORTED)."""
+        if answer.code == ResultCode.OK:
+            goal_handle.succeed()
+            return
+        if answer.code == ResultCode.CANCELED:
+            if not goal_handle.is_cancel_requested:
+                # Canceled by the node (deactivate, shutdown), not by its client: move it to
+                # CANCELING as rclpy's own cancel path does, so it can end CANCELED.
+                try:
+                    goal_handle._update_state(GoalEvent.CANCEL_GOAL)
+                except Exception:  # its client canceled meanwhile: already canceling
+                    pass
+            if goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+                return
+        goal_handle.abort()
 
     def _expire_queued_goals(self) -> None:
         """Finish queued goals whose timeout has passed now, not when their turn comes."""
-        now = time.monotonic()
-        default = self.config.query.default_timeout_sec
-        expired = []
-        with self._goal_lock:
-            for goal_handle in list(self._goal_queue):
-                key = bytes(goal_handle.goal_id.uuid)
-                timeout = goal_handle.request.timeout_sec or default
-                if now - self._accepted_at.get(key, now) >= timeout:
-                    self._goal_queue.remove(goal_handle)
-                    self._out_of_turn.add(key)
-                    expired.append(goal_handle)
-        for goal_handle in expired:  # each ends TIMEOUT at once (its deadline has passed)
+        for goal_handle in self._goals.expire():  # each ends TIMEOUT at once
             goal_handle.execute()
-
-    def _start_next_goal(self) -> None:
-        with self._goal_lock:
-            self._current_goal = self._goal_queue.popleft() if self._goal_queue else None
-            if self._current_goal is not None:
-                # A goal canceled while queued still executes: the runner sees the cancel
-                # request at once and finishes it as CANCELED (rclpy skips the EXECUTING
-                # transition for it).
-                self._current_goal.execute()
 
 
 def main(args: list[str] | None = None) -> int:
@@ -598,7 +820,7 @@ def main(args: list[str] | None = None) -> int:
         except ConfigError as err:
             logging.getLogger('spa3r_ros').error(f'invalid parameters: {err}')
             return 2
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
         executor.add_node(node)
         if node.config.autostart:
             node.get_logger().info('autostart: configuring and activating')

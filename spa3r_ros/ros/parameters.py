@@ -88,6 +88,12 @@ def descriptor_for(leaf: LeafField) -> ParameterDescriptor:
     return descriptor
 
 
+def _reject_on_error(err: Exception, *args: Any) -> SetParametersResult:
+    return SetParametersResult(
+        successful=False, reason=f'internal error while validating: {type(err).__name__}: {err}'
+    )
+
+
 class ConfigParameters(Generic[ConfigT]):
     """Declares a config class as parameters of a node and keeps a validated copy of it.
 
@@ -95,6 +101,9 @@ class ConfigParameters(Generic[ConfigT]):
         node: the node to declare the parameters on.
         config_cls: the config dataclass (every leaf declared with ``param``).
         on_change: called with the new config after an accepted run-time change.
+        wrap: wraps the two parameter callbacks (``wrap(name, callback, fallback)``; the node's
+            :meth:`~spa3r_ros.ros.callback_guard.CallbackGuard.wrap`), so an exception in them is
+            caught, counted and logged; a failed validation then rejects the change.
 
     Raises:
         ConfigError: if the start-up values (parameter overrides) do not form a valid config.
@@ -105,6 +114,7 @@ class ConfigParameters(Generic[ConfigT]):
         node: Node,
         config_cls: type[ConfigT],
         on_change: Callable[[ConfigT], None] | None = None,
+        wrap: Callable[..., Callable] | None = None,
     ) -> None:
         self._node = node
         self._cls = config_cls
@@ -118,8 +128,11 @@ class ConfigParameters(Generic[ConfigT]):
             value: Any = Parameter.Type(parameter_type(leaf)) if default == [] else default
             node.declare_parameter(leaf.name, value, descriptor_for(leaf))
         self._config: ConfigT = from_flat_dict(config_cls, self._read_all())
-        node.add_on_set_parameters_callback(self._validate_change)
-        node.add_post_set_parameters_callback(self._apply_change)
+        wrap = wrap or (lambda name, callback, fallback=None: callback)
+        node.add_on_set_parameters_callback(
+            wrap('parameter validation', self._validate_change, _reject_on_error)
+        )
+        node.add_post_set_parameters_callback(wrap('parameter change', self._apply_change))
 
     @property
     def config(self) -> ConfigT:
@@ -154,12 +167,16 @@ class ConfigParameters(Generic[ConfigT]):
         return SetParametersResult(successful=True)
 
     def _apply_change(self, parameters: list[Parameter]) -> None:
-        config = self._candidate(parameters)
+        ours = [p for p in parameters if p.name in self._leaves]
+        if not ours:
+            # Someone else's parameters (the QoS overrides rclpy declares when a subscription
+            # opens, use_sim_time): nothing of the config changed, nothing to say.
+            return
+        config = self._candidate(ours)
         with self._lock:
             self._config = config
         self._node.get_logger().info(
-            'parameters changed: '
-            + ', '.join(f'{p.name}={p.value!r}' for p in parameters if p.name in self._leaves)
+            'parameters changed: ' + ', '.join(f'{p.name}={p.value!r}' for p in ours)
         )
         if self._on_change is not None:
             self._on_change(config)

@@ -804,17 +804,20 @@ class SceneEngine:
                 self._generator.vision_cache.clear()
                 self._generator.invalidate()
 
-    def save_scene(self, path: str | os.PathLike) -> None:
+    def save_scene(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Write the current scene (latent, frames at model resolution, stamps, model id).
 
         Every frame of the scene is written, the current view included, at the resolution the
         models read (what :class:`KeyframeInput` keeps): enough to restore the scene exactly.
 
         Args:
-            path: destination ``.safetensors`` file (written atomically).
+            path: destination ``.safetensors`` file (written atomically; its folder must exist).
+            overwrite: replace an existing scene snapshot of that name (never another file).
 
         Raises:
             NotReadyError: if there is no scene (or no models) yet.
+            CheckpointError: if the file exists (without ``overwrite``), is not a regular scene
+                snapshot, or cannot be written (see ``snapshot_io.write_scene``).
         """
         state = self.snapshot()
         if state is None or self._models is None:
@@ -830,6 +833,7 @@ class SceneEngine:
                 ),
                 newest_stamp=state.newest_stamp,
             ),
+            overwrite=overwrite,
         )
         logger.info('saved scene v%d (%d frames) to %s', state.version, state.num_frames, path)
 

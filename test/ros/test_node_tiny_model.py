@@ -22,6 +22,7 @@ followed by a successful one once the checkpoint exists, a run-time parameter ch
 with its reason, and the reset / save / load services work.
 """
 
+import json
 import threading
 import time
 
@@ -31,6 +32,7 @@ import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.executors import SingleThreadedExecutor
+from safetensors.torch import load_file, save_file
 from std_srvs.srv import Trigger
 
 from spa3r_ros.core.types import REQUIRED_OBJECTS, ResultCode, SpatialQueryRequest, Task
@@ -255,11 +257,15 @@ def test_lifecycle_failed_configure_then_success(node_process, caller, client, t
     assert caller.transition(Transition.TRANSITION_ACTIVATE)
     assert client.wait_for_server(30)
     assert caller.transition(Transition.TRANSITION_DEACTIVATE)
+    # Inactive: the server stays (results of ended goals reach their clients) but rejects goals.
+    rejected = client.send(SpatialQueryRequest(question='while inactive?'))
+    assert not rejected.outcome.accepted and rejected.outcome.status == 'REJECTED'
+    assert 'the node is not active' in node.output()
+    assert caller.transition(Transition.TRANSITION_CLEANUP)
     deadline = time.monotonic() + 10
     while client._client.server_is_ready() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not client._client.server_is_ready(), 'deactivate closes the action server'
-    assert caller.transition(Transition.TRANSITION_CLEANUP)
+    assert not client._client.server_is_ready(), 'cleanup removes the action server'
     assert caller.state() == 'unconfigured'
     assert node.stop() == 0, node.output()
     assert 'Traceback' not in node.output()
@@ -268,7 +274,8 @@ def test_lifecycle_failed_configure_then_success(node_process, caller, client, t
 def test_parameters_services_reset_save_load(
     node_process, run_publisher, caller, client, tmp_path
 ):
-    node = node_process({**TINY, 'autostart': True})
+    scenes = tmp_path / 'scenes'
+    node = node_process({**TINY, 'autostart': True, 'snapshots.directory': str(scenes)})
     assert node.wait_for_output(ACTIVE, 60), node.output()
 
     # A run-time change is validated: an invalid one is rejected with the reason.
@@ -282,6 +289,12 @@ def test_parameters_services_reset_save_load(
     read_only = set_param('scene.ingest_queue_size', 10)
     assert not read_only.successful and 'read-only' in read_only.reason, read_only.reason
     assert set_param('query.default_max_new_tokens', 8).successful
+    # Only accepted changes of our own parameters are logged, never an empty list (the QoS
+    # override parameters declared on activate are not ours).
+    assert 'query.default_max_new_tokens=8' in node.output()
+    assert not [
+        line for line in node.output().splitlines() if line.endswith('parameters changed: ')
+    ]
 
     publish_frames(run_publisher)
     assert client.wait_for_server(30)
@@ -291,9 +304,12 @@ def test_parameters_services_reset_save_load(
 
     from spa3r_ros.srv import SceneFile
 
-    snapshot = tmp_path / 'scene.safetensors'
-    saved = caller.call(SceneFile, '/spa3r_node/save_scene', SceneFile.Request(path=str(snapshot)))
-    assert saved.success and snapshot.is_file(), saved.message
+    def scene_file(service: str, path: str, overwrite: bool = False):
+        request = SceneFile.Request(path=path, overwrite=overwrite)
+        return caller.call(SceneFile, f'/spa3r_node/{service}', request)
+
+    saved = scene_file('save_scene', 'scene.safetensors')
+    assert saved.success and (scenes / 'scene.safetensors').is_file(), saved.message
     assert saved.scene_version >= version
 
     reset = caller.call(Trigger, '/spa3r_node/reset_scene', Trigger.Request())
@@ -301,18 +317,59 @@ def test_parameters_services_reset_save_load(
     outcome = client.ask(SpatialQueryRequest(question='Where am I?'))
     assert outcome.result.code == ResultCode.NO_SCENE, outcome.result
 
-    loaded = caller.call(
-        SceneFile, '/spa3r_node/load_scene', SceneFile.Request(path=str(snapshot))
-    )
+    loaded = scene_file('load_scene', 'scene.safetensors')
     assert loaded.success, loaded.message
+    assert 'loaded from' in loaded.message and 'loadd' not in node.output()
     again = client.ask(SpatialQueryRequest(question='Where am I?'), timeout=120)
     assert again.result.code == ResultCode.OK, again.result
     assert again.result.num_frames == answer.result.num_frames
 
-    missing = caller.call(
-        SceneFile, '/spa3r_node/load_scene', SceneFile.Request(path=str(tmp_path / 'nope'))
-    )
+    missing = scene_file('load_scene', 'nope.safetensors')
     assert not missing.success and 'nope' in missing.message
+
+    # Crafted files whose fields overflow the message fields are refused; the node goes on.
+    tensors = load_file(scenes / 'scene.safetensors')
+    for field, value in (('version', 2**64), ('version', 2**64 - 1), ('newest_stamp', 1e30)):
+        meta = {
+            'format': 1,
+            'model_id': 'tiny-random',
+            'version': 1,
+            'newest_stamp': 1.0,
+            'keyframes': [{'stamp': 1.0, 'camera': 'c'} for _ in range(len(tensors) - 1)],
+            field: value,
+        }
+        save_file(
+            tensors, scenes / 'crafted.safetensors', metadata={'spa3r_scene': json.dumps(meta)}
+        )
+        crafted = scene_file('load_scene', 'crafted.safetensors')
+        assert not crafted.success and field in crafted.message, crafted.message
+    assert node.proc.poll() is None
+    (scenes / 'crafted.safetensors').unlink()
+
+    # The snapshot directory's policy, across the service: never replace without overwrite,
+    # nothing outside the directory, nothing but regular files.
+    exists = scene_file('save_scene', 'scene.safetensors')
+    assert not exists.success and 'set overwrite' in exists.message, exists.message
+    assert scene_file('save_scene', 'scene.safetensors', overwrite=True).success
+    outside = tmp_path / 'outside.safetensors'
+    (scenes / 'link.safetensors').symlink_to(outside)
+    (scenes / 'folder.safetensors').mkdir()
+    for bad, reason in (
+        (str(outside), 'absolute paths'),
+        ('/dev/null', 'absolute paths'),
+        ('../outside.safetensors', "'..'"),
+        ('link.safetensors', 'symbolic link'),
+        ('folder.safetensors', 'not a regular file'),
+    ):
+        for overwrite in (False, True):
+            refused = scene_file('save_scene', bad, overwrite)
+            assert not refused.success and reason in refused.message, (bad, refused.message)
+        refused = scene_file('load_scene', bad)
+        assert not refused.success and reason in refused.message, (bad, refused.message)
+    assert not outside.exists()
+    assert sorted(p.name for p in scenes.iterdir()) == [
+        'folder.safetensors', 'link.safetensors', 'scene.safetensors'
+    ]  # fmt: skip
     assert node.stop() == 0, node.output()
     assert 'Traceback' not in node.output()
 

@@ -123,5 +123,5 @@ def test_parser_catches_drift():
 
 def test_scene_file_srv_is_documented_and_typed():
     request, response = parse_sections(ROOT / 'srv' / 'SceneFile.srv')
-    assert request[0] == {'path': 'string'}
+    assert request[0] == {'path': 'string', 'overwrite': 'bool'}
     assert response[0] == {'success': 'bool', 'message': 'string', 'scene_version': 'uint64'}

@@ -112,3 +112,25 @@ def test_autostart_is_driven_by_launch_not_by_the_node():
         if kw.arg == 'transition_id'
     ]
     assert transitions == ['TRANSITION_CONFIGURE', 'TRANSITION_ACTIVATE']
+
+
+def test_activation_fires_only_after_configure():
+    """start_state 'configuring': not after a failed activate, not after a manual deactivate."""
+    (handler,) = [c for c in launch_calls() if call_name(c) == 'OnStateTransition']
+    keywords = {kw.arg: kw.value for kw in handler.keywords}
+    start, goal = (ast.literal_eval(keywords[k]) for k in ('start_state', 'goal_state'))
+
+    def fires(from_state: str, to_state: str) -> bool:  # OnStateTransition's matching rule
+        return from_state == start and to_state == goal
+
+    assert fires('configuring', 'inactive')
+    assert not fires('activating', 'inactive'), 'a failed activate would be retried forever'
+    assert not fires('deactivating', 'inactive'), 'a manual deactivate would be undone'
+    emitted = [
+        kw.value.attr
+        for c in ast.walk(handler)
+        if isinstance(c, ast.Call) and call_name(c) == 'ChangeState'
+        for kw in c.keywords
+        if kw.arg == 'transition_id'
+    ]
+    assert emitted == ['TRANSITION_ACTIVATE']

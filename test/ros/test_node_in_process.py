@@ -1,0 +1,286 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""spa3r_node in this process, on its own MultiThreadedExecutor: what needs the node's insides.
+
+* A callback that raises (status timer, frame callback, service) does not end the executor: the
+  error is counted in ``callback_errors`` and reported in ``/diagnostics``.
+* Deactivate ends a goal whose model step ignores the cancel flag as CANCELED within the stated
+  bound; after cleanup, configure and activate that goal's late answer never reaches anyone.
+* Header stamps and goal ``min_stamp`` values that no valid Time has are refused with a reason.
+* An incompatible-QoS event on a camera subscription is counted and reported with the fix.
+"""
+
+import logging
+import threading
+import time
+
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+import pytest
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from spa3r_ros.action import SpatialQuery
+from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest
+from spa3r_ros.msg import SceneStatus
+from spa3r_ros.ros import node as node_module
+from spa3r_ros.ros.node import DEACTIVATE_TIMEOUT_SEC, Spa3rNode
+from spa3r_ros.ros.query_client import SpatialQueryClient
+
+pytestmark = pytest.mark.ros
+
+SUCCESS = TransitionCallbackReturn.SUCCESS
+
+
+class Spinning:
+    """A node spun by its own MultiThreadedExecutor in a background thread."""
+
+    def __init__(self, node, context, threads: int = node_module.EXECUTOR_THREADS) -> None:
+        self.node = node
+        self.executor = MultiThreadedExecutor(num_threads=threads, context=context)
+        self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        self.thread.join(5.0)
+
+
+class Observer:
+    """Latest SceneStatus and /diagnostics seen from a second node in this process."""
+
+    def __init__(self, context) -> None:
+        self.node = rclpy.create_node('observer', context=context)
+        self.status: SceneStatus | None = None
+        self.diagnostics: DiagnosticStatus | None = None
+        self.node.create_subscription(SceneStatus, '/scene_status', self._on_status, 10)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self.spinning = Spinning(self.node, context, threads=2)
+
+    def _on_status(self, msg: SceneStatus) -> None:
+        self.status = msg
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        self.diagnostics = msg.status[0]
+
+    def wait_for(self, predicate, what: str, timeout: float = 20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.status is not None and self.diagnostics is not None:
+                if predicate(self.status, self.diagnostics):
+                    return self.status, self.diagnostics
+            time.sleep(0.05)
+        raise AssertionError(f'{what} not seen in {timeout} s: {self.status} {self.diagnostics}')
+
+    def close(self) -> None:
+        self.spinning.close()
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def live(ros_context, tmp_path):
+    """An active Spa3rNode without a model, spinning in this process."""
+    core_logger = logging.getLogger('spa3r_ros')
+    overrides = [
+        Parameter('inputs.image_topics', value=['/cam']),
+        Parameter('status.rate_hz', value=20.0),
+        Parameter('snapshots.directory', value=str(tmp_path / 'scenes')),
+        # A reliable subscription: a best-effort camera then triggers incompatible-QoS events.
+        Parameter('qos_overrides./cam.subscription.reliability', value='reliable'),
+    ]
+    node = Spa3rNode(context=ros_context, parameter_overrides=overrides)
+    spinning = Spinning(node, ros_context)
+    assert node.trigger_configure() == SUCCESS
+    assert node.trigger_activate() == SUCCESS
+    yield node
+    node.stop()
+    spinning.close()
+    node.destroy_node()  # also removes its action server and its log forwarding
+    assert node._log_handler not in core_logger.handlers
+    core_logger.propagate = True
+
+
+@pytest.fixture
+def observer(ros_context, live):
+    observer = Observer(ros_context)
+    yield observer
+    observer.close()
+
+
+def test_raising_callbacks_are_counted_and_the_node_goes_on(live, observer, ros_context):
+    engine = live._engine
+    real_stats = engine.stats
+    failures = {'stats': 3}
+
+    def flaky_stats():
+        if failures['stats'] > 0:
+            failures['stats'] -= 1
+            raise OverflowError('int too big to convert')
+        return real_stats()
+
+    engine.stats = flaky_stats
+    engine.add_frame = lambda *args: (_ for _ in ()).throw(RuntimeError('frame bug'))
+    engine.reset = lambda: (_ for _ in ()).throw(RuntimeError('reset bug'))
+
+    # A frame: its callback raises inside the executor.
+    publisher_node = rclpy.create_node('camera', context=ros_context)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = publisher_node.create_publisher(Image, '/cam', reliable)
+    deadline = time.monotonic() + 20
+    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    publisher.publish(Image(encoding='rgb8', width=2, height=2, step=6, data=bytes(12)))
+
+    # A service: its callback raises; the caller gets a failure saying so.
+    caller = rclpy.create_node('caller', context=ros_context)
+    client = caller.create_client(Trigger, '/spa3r_node/reset_scene')
+    assert client.wait_for_service(timeout_sec=20)
+    future = client.call_async(Trigger.Request())
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(caller)
+    executor.spin_until_future_complete(future, timeout_sec=20)
+    assert future.done()
+    response = future.result()
+    assert not response.success and 'internal error: RuntimeError: reset bug' in response.message
+
+    status, diag = observer.wait_for(
+        lambda s, d: s.callback_errors >= 5, 'callback_errors counting all five'
+    )
+    assert live.executor is not None and live.callback_errors >= 5
+    assert diag.level == DiagnosticStatus.WARN and 'exceptions caught in callbacks' in diag.message
+    assert any(v.key == 'callback_errors' for v in diag.values)
+    executor.remove_node(caller)
+    caller.destroy_node()
+    publisher_node.destroy_node()
+
+
+def test_incompatible_qos_is_counted_and_the_fix_is_named(live, observer, ros_context):
+    camera = rclpy.create_node('best_effort_camera', context=ros_context)
+    best_effort = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+    camera.create_publisher(Image, '/cam', best_effort)
+    status, diag = observer.wait_for(
+        lambda s, d: s.incompatible_qos_events >= 1, 'an incompatible-QoS event'
+    )
+    assert diag.level == DiagnosticStatus.WARN
+    assert 'offer QoS incompatible' in diag.message and 'RELIABILITY' in diag.message
+    assert 'qos_overrides./cam.subscription.reliability' in diag.message
+    camera.destroy_node()
+
+
+def test_invalid_stamps_are_refused_with_a_reason(live, observer, ros_context):
+    camera = rclpy.create_node('camera', context=ros_context)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = camera.create_publisher(Image, '/cam', reliable)
+    deadline = time.monotonic() + 20
+    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for stamp in (Time(sec=-5), Time(sec=1, nanosec=2_000_000_000)):
+        msg = Image(encoding='rgb8', width=2, height=2, step=6, data=bytes(12))
+        msg.header.stamp = stamp
+        publisher.publish(msg)
+    observer.wait_for(
+        lambda s, d: s.frames_received == 2 and s.frames_dropped == 2, 'two bad-stamp frames'
+    )
+
+    action_node = rclpy.create_node('raw_client', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(action_node)
+    client = ActionClient(action_node, SpatialQuery, 'spatial_query')
+    assert client.wait_for_server(timeout_sec=20)
+    goal = SpatialQuery.Goal(question='where?', min_stamp=Time(sec=-1))
+    sent = client.send_goal_async(goal)
+    executor.spin_until_future_complete(sent, timeout_sec=20)
+    result = sent.result().get_result_async()
+    executor.spin_until_future_complete(result, timeout_sec=20)
+    assert result.result().result.code == ResultCode.INVALID_GOAL
+    assert 'min_stamp' in result.result().result.message
+    client.destroy()
+    action_node.destroy_node()
+    camera.destroy_node()
+
+
+def test_deactivate_ends_a_goal_stuck_in_the_model_as_canceled(live, ros_context):
+    entered, release, returned = threading.Event(), threading.Event(), threading.Event()
+
+    def stubborn_ask(request, *, accepted_at, on_feedback, is_canceled):
+        """A model step that never looks at the cancel flag (a long prefill)."""
+        entered.set()
+        release.wait(30)
+        returned.set()
+        return SpatialAnswer(ResultCode.OK, answer='too late')
+
+    live._engine.ask = stubborn_ask
+    client = SpatialQueryClient(ros_context)
+    try:
+        assert client.wait_for_server(20)
+        running = client.send(SpatialQueryRequest(question='stuck?'))
+        queued = client.send(SpatialQueryRequest(question='behind it?'))
+        assert running.outcome.accepted and queued.outcome.accepted
+        assert entered.wait(20)
+
+        started = time.monotonic()
+        assert live.trigger_deactivate() == SUCCESS
+        took = time.monotonic() - started
+        assert took <= DEACTIVATE_TIMEOUT_SEC + 1.0, took
+        for pending in (running, queued):
+            outcome = pending.wait(10)
+            assert outcome.status == 'CANCELED', outcome
+            assert outcome.result.code == ResultCode.CANCELED
+            assert 'deactivated' in outcome.result.message
+
+        assert live.trigger_cleanup() == SUCCESS
+        assert live.trigger_configure() == SUCCESS
+        assert live.trigger_activate() == SUCCESS
+        release.set()  # the old model step ends now, answering OK into the void
+        assert returned.wait(10)
+        assert running.outcome.status == 'CANCELED'
+        # The re-activated node serves again (no model: MODEL_ERROR).
+        again = client.ask(SpatialQueryRequest(question='and now?'), timeout=20)
+        assert again.result.code == ResultCode.MODEL_ERROR, again.result
+    finally:
+        release.set()
+        client.close()
+
+
+def test_shutdown_from_active_ends_goals_as_canceled_within_the_bound(live, ros_context):
+    entered, release = threading.Event(), threading.Event()
+
+    def stubborn_ask(request, *, accepted_at, on_feedback, is_canceled):
+        entered.set()
+        release.wait(30)
+        return SpatialAnswer(ResultCode.OK, answer='too late')
+
+    live._engine.ask = stubborn_ask
+    client = SpatialQueryClient(ros_context)
+    try:
+        assert client.wait_for_server(20)
+        running = client.send(SpatialQueryRequest(question='stuck?'))
+        assert running.outcome.accepted and entered.wait(20)
+        started = time.monotonic()
+        assert live.trigger_shutdown() == SUCCESS
+        assert time.monotonic() - started <= DEACTIVATE_TIMEOUT_SEC + 1.0
+        outcome = running.wait(10)
+        assert outcome.status == 'CANCELED' and outcome.result.code == ResultCode.CANCELED
+        assert live._engine is None and live._action_server is None
+    finally:
+        release.set()
+        client.close()
