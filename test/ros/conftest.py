@@ -62,10 +62,31 @@ def _private_network_namespace() -> None:
         )
 
 
+class _FreshDomains:
+    """Domain ids 1, 2, 3, ... in turn, for domain_coordinator to reserve.
+
+    domain_coordinator's own selector starts at 1 for every reservation, so every test of a
+    session got domain 1: a participant an earlier test left behind in this process (rclpy frees
+    node handles lazily) then shared the next test's domain, and a lifecycle service of its stale
+    ``spa3r_node`` could take the next test's requests. A session-wide counter gives each test a
+    domain no earlier test of the session used (up to 100 tests; then it wraps).
+    """
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def __call__(self) -> int:
+        self._next += 1
+        return (self._next - 1) % 100 + 1
+
+
+_FRESH_DOMAINS = _FreshDomains()
+
+
 @pytest.fixture
 def domain_id():
-    """A ROS domain id reserved for this test alone (domain_coordinator)."""
-    with domain_coordinator.domain_id() as reserved:
+    """A ROS domain id reserved for this test alone, fresh in this session (domain_coordinator)."""
+    with domain_coordinator.domain_id(selector=_FRESH_DOMAINS) as reserved:
         yield reserved
 
 
