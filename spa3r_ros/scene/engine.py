@@ -217,7 +217,11 @@ class SceneEngine:
         self._keyframe_count = 0
         self._restored_seq = 0
         self._resets = 0
-        self._flush_requested = False
+        # Keyframe sets up to this generation are built at once, without waiting for the rate
+        # limit (flush, a question's min_stamp). A generation, not a flag: a flag raised while the
+        # update it asked for was already running outlived it and let the next change skip the
+        # rate limit too.
+        self._urgent_generation = 0
         self._last_update_start = -math.inf
         self._last_update_sec = 0.0
         self._last_query_sec = 0.0
@@ -461,7 +465,6 @@ class SceneEngine:
                 pending = self._wait_for_work()
                 if pending is None:
                     return
-                self._flush_requested = False
                 self._last_update_start = time.monotonic()
             try:
                 self._run_update(pending)
@@ -473,7 +476,7 @@ class SceneEngine:
         while not self._stopping:
             pending = self._pending
             if pending.generation != self._built_generation:
-                if self._flush_requested:
+                if self._urgent_generation > self._built_generation:
                     return pending
                 due = self._last_update_start + self._config.min_update_interval_sec
                 wait = due - time.monotonic()
@@ -626,9 +629,9 @@ class SceneEngine:
                 if (
                     pending.generation != self._built_generation
                     and pending.newest_stamp >= min_stamp
-                    and not self._flush_requested
+                    and self._urgent_generation < pending.generation
                 ):
-                    self._flush_requested = True
+                    self._urgent_generation = pending.generation
                     self._cond.notify_all()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -675,8 +678,8 @@ class SceneEngine:
             while self._seen + self._buffer.stats().dropped < target:
                 self._wait_until(deadline, 'frames to be ingested')
             generation = self._pending.generation
-            if self._built_generation < generation:  # else nothing to build: no flag left over
-                self._flush_requested = True
+            if self._built_generation < generation:
+                self._urgent_generation = max(self._urgent_generation, generation)
                 self._cond.notify_all()
             while self._built_generation < generation:
                 self._wait_until(deadline, 'the scene update')

@@ -321,6 +321,41 @@ def test_ingestion_never_waits_for_a_slow_update(tiny_models, image_for, monkeyp
     assert state.keyframe_stamps[-1] == 39.0
 
 
+def test_a_flush_during_a_running_update_leaves_no_rate_limit_bypass(tiny_models, image_for):
+    """A flush that arrives while the update it needs already runs ends with that update.
+
+    (It used to raise a flag that outlived the update, so the next change skipped the limit.)
+    """
+    with make_engine(tiny_models, min_update_interval_sec=3600.0) as engine:
+        started, release = threading.Event(), threading.Event()
+        build = engine._build_state
+
+        def slow_build(*args, **kwargs):
+            started.set()
+            assert release.wait(60)
+            return build(*args, **kwargs)
+
+        engine._build_state = slow_build
+        feed(engine, image_for, range(1))
+        assert started.wait(60)  # the first update (no rate limit yet) is running
+        flushed = []
+        flusher = threading.Thread(target=lambda: flushed.append(engine.flush(timeout=60)))
+        flusher.start()
+        deadline = time.monotonic() + 60
+        while engine._urgent_generation == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the flush has asked for the running update's generation
+        release.set()
+        flusher.join(60)
+        first = flushed[0]
+        assert first is not None and first is engine.snapshot()
+        feed(engine, image_for, range(1, 3), seed_offset=1)
+        while engine.stats().frames_seen < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # room for an update that should not happen
+        assert engine.snapshot() is first  # the new frames wait for the rate limit
+        assert engine.flush(timeout=60) is not first
+
+
 def test_rate_limit_defers_updates_and_flush_skips_it(tiny_models, image_for):
     with make_engine(tiny_models, min_update_interval_sec=3600.0) as engine:
         feed(engine, image_for, range(2))
