@@ -57,12 +57,15 @@ def git_state(repo: Path = REPO_ROOT) -> dict:
     """``{'git_commit': sha or None, 'git_dirty': bool or None}`` of the source tree at ``repo``.
 
     ``git_dirty`` is True when tracked files differ from the commit (untracked files do not
-    count); both are None outside a git checkout (e.g. an installed package).
+    count, nor do the results in ``benchmarks/results``: one benchmark run after another must not
+    call the code dirty because the first wrote its results); both are None outside a git checkout
+    (e.g. an installed package).
     """
     commit = _git('rev-parse', 'HEAD', repo=repo)
     if commit is None:
         return {'git_commit': None, 'git_dirty': None}
-    status = _git('status', '--porcelain', '--untracked-files=no', repo=repo)
+    code = ('--', '.', ':!benchmarks/results')
+    status = _git('status', '--porcelain', '--untracked-files=no', *code, repo=repo)
     return {'git_commit': commit, 'git_dirty': bool(status) if status is not None else None}
 
 

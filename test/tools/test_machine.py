@@ -49,6 +49,18 @@ def test_git_state_names_the_commit_and_whether_tracked_files_changed(repo: Path
     assert git_state(repo) == {'git_commit': head, 'git_dirty': True}
 
 
+def test_benchmark_results_written_by_an_earlier_run_do_not_make_the_code_dirty(repo: Path):
+    results = repo / 'benchmarks' / 'results'
+    results.mkdir(parents=True)
+    (results / 'bench_x_cpu.md').write_text('old figures\n')
+    git(repo, 'add', '.')
+    git(repo, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-m', 'results')
+    (results / 'bench_x_cpu.md').write_text('new figures\n')
+    assert git_state(repo)['git_dirty'] is False
+    (repo / 'code.py').write_text('x = 3\n')
+    assert git_state(repo)['git_dirty'] is True
+
+
 def test_outside_a_checkout_the_commit_is_unknown(tmp_path: Path):
     assert git_state(tmp_path) == {'git_commit': None, 'git_dirty': None}
 
