@@ -2,7 +2,7 @@
 # Copyright 2026 The spa3r_ros Authors. Licensed under the Apache License, Version 2.0.
 #
 # Idempotent development set-up, for a machine without ROS (Debian 12 / Ubuntu, x86_64, CPython
-# 3.10-3.13; the ROS 2 Kilted wheels exist for x86_64 only):
+# 3.11-3.13; the ROS 2 Kilted wheels exist for x86_64 only):
 #   1. .venv/ inside the repository, with pinned ROS 2 Kilted wheels and the Python dependencies
 #      (torch from the CPU wheel; see README "Installing elsewhere" for CUDA machines and robots);
 #   2. the spa3r_ros interfaces (msg/, srv/, action/) built with CMake and installed into .venv, so

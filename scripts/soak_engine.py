@@ -220,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--threads', type=int_range(1, 4096), default=2, help='torch CPU threads')
     parser.add_argument('--out', type=Path, help='write the report (Markdown) here')
     args = parser.parse_args(argv)
-    if args.minutes <= 0 or args.fps <= 0 or args.question_every <= 0:
-        parser.error('--minutes, --fps and --question-every must be > 0')
     torch.set_num_threads(args.threads)
     models = load_preset(args.preset, device=args.device)
     config = SceneConfig()

@@ -38,6 +38,7 @@ import sys
 import tempfile
 
 from spa3r_ros.cli.args import int_range
+from spa3r_ros.data.rosbag_io import STORAGES
 from spa3r_ros.ros.processes import in_private_network, network_interfaces, REPO_ROOT
 
 PROG = 'spa3r demo'
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--frames', type=int_range(1, 10000), default=30, help='frames in the generated bag'
     )
-    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
+    parser.add_argument('--storage', choices=STORAGES, default='mcap')
     parser.add_argument('--keep', type=Path, help='keep the bag and logs in this folder')
     return parser
 

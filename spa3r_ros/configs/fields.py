@@ -108,9 +108,10 @@ def spec_of(field: dataclasses.Field) -> ParamSpec | None:
 
 
 def check_fields(config: Any) -> None:
-    """Validate every field of a config dataclass against its bounds and choices.
+    """Validate every field of a config dataclass against its type, bounds and choices.
 
-    Call it first in ``__post_init__``; cross-field rules follow it there.
+    A field annotated ``int`` takes only an ``int`` (not a ``bool``, not a float, even a whole
+    one). Call it first in ``__post_init__``; cross-field rules follow it there.
 
     Args:
         config: a dataclass instance whose fields were declared with :func:`param`.
@@ -125,6 +126,8 @@ def check_fields(config: Any) -> None:
             continue
         value = getattr(config, field.name)
         where = f'{cls_name}.{field.name}'
+        if field.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f'{where} = {value!r} must be an integer')
         if spec.choices is not None and value not in spec.choices:
             raise ConfigError(f'{where} = {value!r} is not one of {list(spec.choices)}')
         if spec.bounds is not None and value is not None:

@@ -22,7 +22,6 @@ configs and the exception hierarchy). Like every config here it imports no torch
 from dataclasses import dataclass
 
 from spa3r_ros.configs.fields import check_fields, param
-from spa3r_ros.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,3 @@ class KeyframeConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        for name in ('window', 'thumbnail_width', 'thumbnail_height'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f'KeyframeConfig.{name} = {value!r} must be an integer')

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from spa3r_ros.configs.fields import check_fields, param
 from spa3r_ros.configs.keyframes import KeyframeConfig
-from spa3r_ros.core.errors import ConfigError
 
 # Largest camera frame taken by default, per side (px): above every common camera (4K UHD is
 # 3840 x 2160, a 12 MP phone photo 4000 x 3000), while a 16000 x 16000 frame (768 MB decoded) is
@@ -112,10 +111,6 @@ class SceneConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        for name in ('max_frame_width', 'max_frame_height'):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f'SceneConfig.{name} = {value!r} must be an integer')
 
     @property
     def max_frame_size(self) -> tuple[int, int]:

@@ -229,7 +229,7 @@ def _check_size(name: str, value: int, encoding: str) -> None:
         )
 
 
-def _scale16to8(values: np.ndarray) -> np.ndarray:
+def scale16to8(values: np.ndarray) -> np.ndarray:
     """Map uint16 [0, 65535] to uint8 [0, 255] linearly, rounding to nearest (v * 255 / 65535)."""
     return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
@@ -359,12 +359,12 @@ def decode_raw(
     if layout.channels == 1:
         grey = values[..., 0]
         if dtype.itemsize == 2:
-            grey = _scale16to8(grey)
+            grey = scale16to8(grey)
         rgb = np.repeat(grey[..., None], 3, axis=2)  # a new array
     else:
         rgb = values[..., list(_TO_RGB[encoding])]  # fancy indexing copies
         if dtype.itemsize == 2:
-            rgb = _scale16to8(rgb)
+            rgb = scale16to8(rgb)
     return DecodedImage(KIND_COLOR, np.ascontiguousarray(rgb))
 
 
@@ -542,20 +542,24 @@ def _header_size(payload: np.ndarray, codec: str) -> tuple[int, int] | None:
     return None
 
 
+def pillow_errors() -> tuple[type[Exception], ...]:
+    """What Pillow raises on a file or payload it cannot open or decode, decompression bombs too.
+
+    A function, not a constant, so that Pillow is imported only when an image is decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    return (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError)
+
+
 def _open_with_pillow(
     payload: np.ndarray | bytes, codec: str, fmt: str, max_size: tuple[int, int] | None
 ) -> 'PILImage.Image':
     # Pillow is imported here so that importing this module stays cheap for the raw path.
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     pil_format = {'jpeg': 'JPEG', 'jpg': 'JPEG', 'png': 'PNG'}[codec]
-    errors = (
-        OSError,
-        ValueError,
-        SyntaxError,
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-    )
+    errors = pillow_errors()
     what = f'compressed image (format {fmt!r})'
     claimed = _header_size(payload, 'png' if pil_format == 'PNG' else 'jpeg')
     if claimed is not None:
@@ -674,7 +678,7 @@ def decode_compressed(
                 )
             values = values.astype(np.uint16)
         if encoding == 'mono16':
-            grey = _scale16to8(values)
+            grey = scale16to8(values)
             return DecodedImage(KIND_COLOR, np.repeat(grey[..., None], 3, axis=2))
         return DecodedImage(KIND_DEPTH, _depth_from_mm(values))
 

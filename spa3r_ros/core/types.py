@@ -24,11 +24,7 @@ from dataclasses import dataclass
 import enum
 import math
 
-from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import QueryError
-
-# validate's list and item limits for callers that pass only the question and token limits.
-_DEFAULT_LIMITS = QueryConfig()
 
 
 class Task(enum.IntEnum):
@@ -128,9 +124,9 @@ class SpatialQueryRequest:
         *,
         max_question_chars: int,
         max_new_tokens_limit: int,
-        max_objects: int = _DEFAULT_LIMITS.max_objects,
-        max_options: int = _DEFAULT_LIMITS.max_options,
-        max_item_chars: int = _DEFAULT_LIMITS.max_item_chars,
+        max_objects: int,
+        max_options: int,
+        max_item_chars: int,
     ) -> None:
         """Check the request against the task's needs and the node's limits.
 
@@ -143,10 +139,9 @@ class SpatialQueryRequest:
         Args:
             max_question_chars: longest accepted ``question`` (characters).
             max_new_tokens_limit: largest accepted ``max_new_tokens``.
-            max_objects: most accepted ``objects`` (default: ``QueryConfig``'s).
-            max_options: most accepted ``options`` (default: ``QueryConfig``'s).
-            max_item_chars: longest accepted object name or option, in characters (default:
-                ``QueryConfig``'s).
+            max_objects: most accepted ``objects``.
+            max_options: most accepted ``options``.
+            max_item_chars: longest accepted object name or option, in characters.
 
         Raises:
             QueryError: with a message that says what is wrong, for a planner's log.
@@ -205,7 +200,8 @@ class SpatialAnswer:
         choice: the chosen option's text.
         scene_version: version of the scene the answer was computed from (0 = none).
         scene_stamp: stamp of the newest frame in that scene (seconds).
-        num_frames: how many keyframes the scene held.
+        num_frames: how many frames the scene held: its keyframes, plus the current view when
+            that is not a keyframe.
         latency_sec: time from the goal's acceptance to the result.
     """
 

@@ -47,21 +47,19 @@ class Rosbag2Format:
     """What one distribution's rosbag2 writes and reads.
 
     Attributes:
-        rosbag2: the rosbag2 release series of the distribution.
         writes: the metadata version ``ros2 bag record`` writes.
         reads: the metadata versions its reader decodes.
         typestore: the rosbags typestore with that distribution's message definitions.
     """
 
-    rosbag2: str
     writes: int
     reads: range
     typestore: Stores
 
 
 ROSBAG2_FORMATS = {
-    'jazzy': Rosbag2Format('0.26', 9, range(4, 10), Stores.ROS2_JAZZY),
-    'kilted': Rosbag2Format('0.32', 9, range(4, 10), Stores.ROS2_KILTED),
+    'jazzy': Rosbag2Format(9, range(4, 10), Stores.ROS2_JAZZY),  # rosbag2 0.26
+    'kilted': Rosbag2Format(9, range(4, 10), Stores.ROS2_KILTED),  # rosbag2 0.32
 }
 STORAGE_IDS = ('mcap', 'sqlite3')  # the default storage plugins of both
 QOS_KEYS = (

@@ -75,7 +75,6 @@ class BagWriter:
         self.typestore = typestore if typestore is not None else get_typestore(DEFAULT_STORE)
         self._writer: Writer | None = None
         self._connections: dict[str, tuple[Any, str]] = {}
-        self.written = 0
 
     def __enter__(self) -> 'BagWriter':
         plugin = StoragePlugin.MCAP if self.storage == 'mcap' else StoragePlugin.SQLITE3
@@ -121,7 +120,6 @@ class BagWriter:
         """Serialise ``msg`` and write it on ``topic`` at recording time ``stamp_ns``."""
         connection, msgtype = self._connections[topic]
         self._open_writer().write(connection, stamp_ns, self.typestore.serialize_cdr(msg, msgtype))
-        self.written += 1
 
     # ------------------------------------------------------------------------- message builders
 

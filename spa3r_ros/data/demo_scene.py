@@ -24,23 +24,21 @@ References:
 """
 
 from dataclasses import dataclass
-import io
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from rosbags.typesys.store import Typestore
 
 from spa3r_ros.data.bag_writer import BagWriter
+from spa3r_ros.data.image_bag import encode_compressed
 from spa3r_ros.data.rosbag_io import (
     CAMERA_INFO_MSGTYPE,
     COMPRESSED_IMAGE_MSGTYPE,
     IMAGE_MSGTYPE,
     ODOMETRY_MSGTYPE,
-    STORAGES,
 )
 
 logger = logging.getLogger(__name__)
@@ -177,8 +175,6 @@ def write_demo_bag(
         ValueError: bad storage, sizes, rate or frame count.
         DatasetError: the bag cannot be written (for example the path exists).
     """
-    if storage not in STORAGES:
-        raise ValueError(f'storage must be one of {STORAGES}, got {storage!r}')
     if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
         raise ValueError(f'num_frames must be an integer >= 1, got {num_frames!r}')
     if not (isinstance(rate_hz, int | float) and math.isfinite(rate_hz) and rate_hz > 0):
@@ -204,8 +200,9 @@ def write_demo_bag(
             rgb, depth = render_demo_frame(i, width=width, height=height, rate_hz=rate_hz)
             bag.write(camera_topic, stamp_ns, bag.image(rgb, stamp_ns, camera_frame))
             if 'compressed' in topics:
+                data = encode_compressed(rgb, 'jpeg')
                 msg = bag.compressed_image(
-                    _jpeg_bytes(rgb), 'rgb8; jpeg compressed bgr8', stamp_ns, camera_frame
+                    data, 'rgb8; jpeg compressed bgr8', stamp_ns, camera_frame
                 )
                 bag.write(compressed_topic, stamp_ns, msg)
             if 'info' in topics:
@@ -217,12 +214,6 @@ def write_demo_bag(
                 bag.write(depth_topic, stamp_ns, bag.image(depth, stamp_ns, camera_frame, '16UC1'))
     logger.info('wrote demo bag %s (%s, %d frames)', path, storage, num_frames)
     return path
-
-
-def _jpeg_bytes(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, 'JPEG', quality=90)
-    return buf.getvalue()
 
 
 def _odometry(bag: BagWriter, stamp_ns: int, t_s: float) -> Any:

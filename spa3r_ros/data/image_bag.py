@@ -34,9 +34,10 @@ Stamps: frame ``i`` is stamped ``start + i / rate`` (header stamp and recording 
 a video without a ``rate`` keeps its own frame times (``start`` + presentation time).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 import io
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -45,10 +46,11 @@ import shutil
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence
 import yaml
 
 from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.core.image_decode import pillow_errors, scale16to8
 from spa3r_ros.data.bag_writer import BagWriter
 from spa3r_ros.data.ros_names import topic_name_error
 from spa3r_ros.data.rosbag_io import CAMERA_INFO_MSGTYPE, COMPRESSED_IMAGE_MSGTYPE, IMAGE_MSGTYPE
@@ -171,8 +173,16 @@ class Source:
 
     path: Path
     kind: str  # 'folder', 'images', 'mjpeg' or 'video'
-    frames: Iterator[Frame]
+    read: Callable[[int], Iterator[Frame]]  # every -> the frames; see frames()
     skipped: list[str] = field(default_factory=list)  # folder entries that are not images
+
+    def frames(self, every: int = 1) -> Iterator[Frame]:
+        """Every ``every``-th frame from the first, read from the source again on each call.
+
+        A frame left out is not converted to RGB, nor decoded when it is a still image or a
+        motion-JPEG image (an animation's or a video's frames are: later ones build on them).
+        """
+        return self.read(every)
 
 
 def natural_key(name: str) -> list[Any]:
@@ -190,9 +200,8 @@ def to_rgb(image: Image.Image) -> np.ndarray:
     """
     image = ImageOps.exif_transpose(image)
     if image.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
-        values = np.asarray(image).astype(np.float64)
-        grey = np.clip(values, 0, 65535) / 257.0
-        return np.repeat(np.rint(grey).astype(np.uint8)[..., None], 3, axis=2)
+        grey = scale16to8(np.clip(np.asarray(image), 0, 65535))
+        return np.repeat(grey[..., None], 3, axis=2)
     if image.mode == 'F':
         values = np.nan_to_num(np.asarray(image, np.float64))
         low, high = float(values.min()), float(values.max())
@@ -209,29 +218,35 @@ def _pillow_error(name: str, err: BaseException) -> DatasetError:
     return DatasetError(f'cannot read image {name}: {type(err).__name__}: {err}')
 
 
-_PILLOW_ERRORS = (OSError, ValueError, SyntaxError, UnidentifiedImageError)
+def _image_file_frames(
+    path: Path, every: int = 1, counter: Iterator[int] | None = None
+) -> Iterator[Frame]:
+    """Every ``every``-th frame of one image file (one for still images, several for animations).
 
-
-def _image_file_frames(path: Path) -> Iterator[Frame]:
-    """Every frame of one image file (one for still images, several for animations)."""
+    ``counter`` numbers the frames when they continue a sequence (the files of a folder).
+    """
+    counter = itertools.count() if counter is None else counter
     try:
         with Image.open(path) as image:
             count = getattr(image, 'n_frames', 1)
             for index, page in enumerate(ImageSequence.Iterator(image)):
+                if next(counter) % every:
+                    continue
                 name = path.name if count == 1 else f'{path.name}[{index}]'
                 # An animation's frames are composited by Pillow (GIF disposal, APNG blending).
                 yield Frame(name, to_rgb(page.copy()))
-    except (*_PILLOW_ERRORS, Image.DecompressionBombError) as err:
+    except pillow_errors() as err:
         raise _pillow_error(path.name, err) from None
 
 
-def _folder_frames(files: list[Path]) -> Iterator[Frame]:
+def _folder_frames(files: list[Path], every: int = 1) -> Iterator[Frame]:
+    counter = itertools.count()  # frames are counted across files
     for path in files:
-        yield from _image_file_frames(path)
+        yield from _image_file_frames(path, every, counter)
 
 
-def _mjpeg_frames(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Frame]:
-    """The JPEG images of a motion-JPEG stream, split at their start and end markers."""
+def _mjpeg_frames(path: Path, every: int = 1, chunk_bytes: int = 1 << 20) -> Iterator[Frame]:
+    """Every ``every``-th JPEG image of a motion-JPEG stream, split at start and end markers."""
     buffer = b''
     index = 0
     with open(path, 'rb') as stream:
@@ -244,13 +259,14 @@ def _mjpeg_frames(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Frame]:
                 if end < 0:
                     break
                 data, buffer = buffer[start : end + 2], buffer[end + 2 :]
-                name = f'{path.name}[{index}]'
-                try:
-                    with Image.open(io.BytesIO(data), formats=['JPEG']) as image:
-                        image.load()
-                        yield Frame(name, to_rgb(image))
-                except (*_PILLOW_ERRORS, Image.DecompressionBombError) as err:
-                    raise _pillow_error(name, err) from None
+                if index % every == 0:  # an image left out is not decoded
+                    name = f'{path.name}[{index}]'
+                    try:
+                        with Image.open(io.BytesIO(data), formats=['JPEG']) as image:
+                            image.load()
+                            yield Frame(name, to_rgb(image))
+                    except pillow_errors() as err:
+                        raise _pillow_error(name, err) from None
                 index += 1
             if not chunk:
                 break
@@ -258,8 +274,8 @@ def _mjpeg_frames(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[Frame]:
         raise DatasetError(f'{str(path)!r} holds no JPEG image (expected a motion-JPEG stream)')
 
 
-def _video_frames(path: Path) -> Iterator[Frame]:
-    """The frames of a video file, decoded with PyAV, with their presentation times."""
+def _video_frames(path: Path, every: int = 1) -> Iterator[Frame]:
+    """Every ``every``-th frame of a video file, decoded with PyAV, with its presentation time."""
     try:
         import av
     except ImportError as err:
@@ -278,9 +294,11 @@ def _video_frames(path: Path) -> Iterator[Frame]:
         index = 0
         try:
             for frame in container.decode(stream):
-                time_sec = float(frame.time) if frame.time is not None else None
-                rgb = frame.to_ndarray(format='rgb24')
-                yield Frame(f'{path.name}[{index}]', np.ascontiguousarray(rgb), time_sec)
+                # A frame left out is decoded (later frames may depend on it), not converted.
+                if index % every == 0:
+                    time_sec = float(frame.time) if frame.time is not None else None
+                    rgb = frame.to_ndarray(format='rgb24')
+                    yield Frame(f'{path.name}[{index}]', np.ascontiguousarray(rgb), time_sec)
                 index += 1
         except av.FFmpegError as err:
             raise DatasetError(
@@ -306,16 +324,16 @@ def open_source(path: str | Path) -> Source:
             raise DatasetError(
                 f'folder {str(path)!r} holds no image file ({", ".join(sorted(IMAGE_SUFFIXES))})'
             )
-        return Source(path, 'folder', _folder_frames(files), skipped)
+        return Source(path, 'folder', lambda every: _folder_frames(files, every), skipped)
     if not path.is_file():
         raise DatasetError(f'{str(path)!r} does not exist')
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        return Source(path, 'images', _image_file_frames(path))
+        return Source(path, 'images', lambda every: _image_file_frames(path, every))
     if suffix in MJPEG_SUFFIXES:
-        return Source(path, 'mjpeg', _mjpeg_frames(path))
+        return Source(path, 'mjpeg', lambda every: _mjpeg_frames(path, every))
     if suffix in VIDEO_SUFFIXES:
-        return Source(path, 'video', _video_frames(path))
+        return Source(path, 'video', lambda every: _video_frames(path, every))
     known = sorted(IMAGE_SUFFIXES | MJPEG_SUFFIXES | VIDEO_SUFFIXES)
     raise DatasetError(
         f'{str(path)!r}: unknown kind of file {suffix or "(no suffix)"!r}; expected a folder of '
@@ -404,7 +422,14 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(image, np.uint8)
 
 
-def _encode(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
+def encode_compressed(rgb: np.ndarray, fmt: str, quality: int = 90) -> bytes:
+    """``[H, W, 3]`` uint8 RGB as the data of a ``CompressedImage``.
+
+    Args:
+        rgb: the pixels.
+        fmt: ``'jpeg'`` or ``'png'``.
+        quality: JPEG quality (1 .. 100); PNG is lossless and ignores it.
+    """
     buf = io.BytesIO()
     if fmt == 'jpeg':
         Image.fromarray(rgb).save(buf, 'JPEG', quality=quality)
@@ -423,7 +448,8 @@ def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
 def write_image_bag(source: Source, out: str | Path, options: BagOptions) -> BagSummary:
     """Record ``source``'s frames into a new bag at ``out``.
 
-    Frames are read, converted and written one at a time (memory holds one frame). When writing
+    Frames are read, converted and written one at a time (memory holds one frame); frames left
+    out by ``every`` or after ``max_frames`` are not converted. When writing
     fails (a frame of another size, an unreadable file, Ctrl-C), the partly written bag is
     removed, so a bag at ``out`` is always complete.
 
@@ -466,11 +492,7 @@ def _write_frames(bag: BagWriter, source: Source, options: BagOptions, summary: 
     target = (0, 0)
     intrinsics = None
     first_time = None
-    for index, frame in enumerate(source.frames):
-        if index % options.every:
-            continue
-        if options.max_frames and summary.frames >= options.max_frames:
-            break
+    for frame in source.frames(options.every):
         height, width = frame.rgb.shape[:2]
         if first is None:
             first = (width, height)
@@ -491,7 +513,7 @@ def _write_frames(bag: BagWriter, source: Source, options: BagOptions, summary: 
         if options.fmt == 'raw':
             msg = bag.image(rgb, stamp_ns, options.frame_id)
         else:
-            data = _encode(rgb, options.fmt, options.jpeg_quality)
+            data = encode_compressed(rgb, options.fmt, options.jpeg_quality)
             msg = bag.compressed_image(data, options.fmt, stamp_ns, options.frame_id)
         bag.write(options.topic, stamp_ns, msg)
         if intrinsics is not None:
@@ -504,6 +526,8 @@ def _write_frames(bag: BagWriter, source: Source, options: BagOptions, summary: 
             summary.first_stamp_sec = stamp_ns * 1e-9
         summary.last_stamp_sec = stamp_ns * 1e-9
         summary.frames += 1
+        if options.max_frames and summary.frames >= options.max_frames:
+            break  # before the next frame is read
 
 
 def _check_mixed_size(frame: Frame, first: tuple[int, int], policy: str) -> None:

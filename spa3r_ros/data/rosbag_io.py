@@ -12,19 +12,20 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Read and write rosbag2 recordings (mcap or sqlite3) without ROS, through ``rosbags``.
+"""Read rosbag2 recordings (mcap or sqlite3) without ROS, through ``rosbags``.
 
 :class:`BagReader` lists a bag's topics and yields its messages, both deserialised (rosbags
 dataclasses, for the offline tools and the training data) and as the original CDR bytes (so an
-rclpy player can publish them unchanged with ``raw=True``). Writing is in
-:mod:`spa3r_ros.data.bag_writer`; the synthetic demo recording in :mod:`spa3r_ros.data.demo_scene`.
+rclpy player can publish them unchanged with ``raw=True``). This module also holds what reading
+and writing share (message type names, storages, the rosbag2 version written). Writing, and its
+pitfalls, is in :mod:`spa3r_ros.data.bag_writer`; the synthetic demo recording in
+:mod:`spa3r_ros.data.demo_scene`.
 
-Pitfalls handled here (``ros2_on_pip.md`` section 5): rosbags wants message arrays such as
-``Image.data`` as numpy arrays, not bytes; ``Writer`` needs an explicit rosbag2 version; CDR
-bytes of rclpy messages may differ in padding, so compare deserialised messages, never bytes.
+Pitfall (``ros2_on_pip.md`` section 5): CDR bytes of rclpy messages may differ in padding, so
+compare deserialised messages, never bytes.
 
 References:
-    * rosbags 0.11 (``rosbags.rosbag2.Reader``/``Writer``, ``rosbags.typesys``).
+    * rosbags 0.11 (``rosbags.rosbag2.Reader``, ``rosbags.typesys``).
 """
 
 from collections.abc import Iterator, Sequence

@@ -109,12 +109,6 @@ class GoalQueue(Generic[HandleT]):
             self._cond.notify_all()
             return handed_back
 
-    @property
-    def serving(self) -> bool:
-        """Whether a session is open (goals are accepted)."""
-        with self._cond:
-            return self._serving
-
     # ------------------------------------------------------------------ goal life
 
     def reserve(self, max_queued: int) -> str:
@@ -217,7 +211,8 @@ class GoalQueue(Generic[HandleT]):
             entry = self._entries.get(self._key(handle))
             if entry is None:
                 return True  # finished or never accepted: nothing may run for it
-            return entry.canceled_in_queue or entry.session != self._session or not self._serving
+            # close() starts a new session, and goals accepted while closed have session -1.
+            return entry.canceled_in_queue or entry.session != self._session
 
     def canceled_in_queue(self, handle: HandleT) -> bool:
         """Whether the goal left the queue through :meth:`cancel` (a client's cancel request)."""

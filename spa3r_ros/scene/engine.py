@@ -39,9 +39,12 @@ keeps sending frames therefore causes an update at most every ``min_update_inter
 (``frames_too_large``); the decoders refuse such frames before decoding them (pass
 ``config.max_frame_size`` and hand the :class:`~spa3r_ros.core.image_decode.FrameTooLargeError` to
 :meth:`SceneEngine.record_bad_frame`). Per frame the engine keeps only what the models need: the
-model-resolution pixels and Qwen inputs (:class:`KeyframeInput`) and the policy's thumbnail,
-never the camera's full-resolution pixels (:mod:`spa3r_ros.scene.memory` gives the bytes). A
-loaded scene obeys the same limits (:meth:`SceneEngine.load_scene`).
+model-resolution pixels and Qwen inputs (:class:`KeyframeInput`) and the policy's thumbnail
+(:mod:`spa3r_ros.scene.memory` gives the bytes). The camera's full-resolution pixels are held
+only by frames waiting in the ingest queue and by the newest frame seen: the current view
+(``_current``, and ``_pending.current`` once published) is prepared by the update thread when
+it builds a scene, so it keeps its pixels until a newer frame replaces it. A loaded scene obeys
+the same limits (:meth:`SceneEngine.load_scene`).
 
 Accounting: every frame given to :meth:`SceneEngine.add_frame` or
 :meth:`SceneEngine.record_bad_frame` is counted once as received, and is at any moment either
@@ -67,8 +70,13 @@ from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
 from spa3r_ros.core.frame_buffer import Frame, FrameBuffer
-from spa3r_ros.core.image_decode import DecodedImage, FrameTooLargeError, KIND_COLOR
-from spa3r_ros.core.types import QueryFeedback, SpatialAnswer, SpatialQueryRequest
+from spa3r_ros.core.image_decode import (
+    check_frame_size,
+    DecodedImage,
+    FrameTooLargeError,
+    KIND_COLOR,
+)
+from spa3r_ros.core.types import SpatialAnswer, SpatialQueryRequest
 from spa3r_ros.models.inference import inference_context
 from spa3r_ros.models.preprocess import preprocess_frame, stack_frames
 from spa3r_ros.models.vggt.frame_cache import PatchTokenCache
@@ -77,6 +85,8 @@ from spa3r_ros.models.vlm.preprocess import frame_inputs
 from spa3r_ros.scene.keyframes import KeyframePolicy
 from spa3r_ros.scene.odometry import Pose, PoseTrack
 from spa3r_ros.scene.questions import (
+    CanceledFn,
+    FeedbackFn,
     ignore_feedback,
     never_canceled,
     POLL_SEC,
@@ -93,9 +103,6 @@ logger = logging.getLogger(__name__)
 READ_ONLY_SCENE_FIELDS = tuple(
     leaf.name for leaf in iter_leaf_fields(SceneConfig) if leaf.spec.read_only
 )
-
-FeedbackFn = Callable[[QueryFeedback], None]
-CanceledFn = Callable[[], bool]
 
 # Per-frame caches hold the window, the current view and this many frames more, so a keyframe
 # that is evicted and an update in flight never push each other out.
@@ -204,7 +211,6 @@ class SceneEngine:
         self._entries: dict[int, KeyframeInput] = {}  # ingest thread's keyframe inputs by seq
         # The newest colour frame seen (ingest thread): the scene's current view.
         self._current: Frame | None = None
-        self._current_stamp = -math.inf
         self._current_input: KeyframeInput | None = None  # the update thread's prepared view
         self._pending = _KeyframeSet(0, (), 0.0, 0)
         self._built_generation = 0
@@ -301,11 +307,10 @@ class SceneEngine:
         if image.kind != KIND_COLOR:
             self.record_bad_frame(f'{camera}: a {image.kind!r} image is not a camera frame')
             return
-        config = self._config
-        if image.width > config.max_frame_width or image.height > config.max_frame_height:
-            self.record_bad_frame(
-                FrameTooLargeError(camera, image.width, image.height, config.max_frame_size)
-            )
+        try:
+            check_frame_size(camera, image.width, image.height, self._config.max_frame_size)
+        except FrameTooLargeError as err:
+            self.record_bad_frame(err)
             return
         try:
             self._buffer.push(stamp, camera, image)
@@ -412,10 +417,13 @@ class SceneEngine:
                 logger.warning(
                     'keyframe %d (%s) cannot be preprocessed: %s', frame.seq, frame.camera, err
                 )
-        if frame.image.kind == KIND_COLOR and frame.stamp >= self._current_stamp:
+        if frame.image.kind == KIND_COLOR and frame.stamp >= self._current_view_stamp():
             self._current = frame
-            self._current_stamp = frame.stamp
         logger.debug('frame %d: %s', frame.seq, decision.reason)
+
+    def _current_view_stamp(self) -> float:
+        """The current view's stamp, ``-inf`` without one (ingest thread or ingest lock)."""
+        return self._current.stamp if self._current is not None else -math.inf
 
     def _prepare(self, seq: int, stamp: float, camera: str, rgb: np.ndarray) -> KeyframeInput:
         """Per-frame work that needs no model: both branches' preprocessing.
@@ -786,7 +794,6 @@ class SceneEngine:
         self._policy.reset()
         self._entries.clear()
         self._current = None
-        self._current_stamp = -math.inf
         with self._cond:
             self._buffer.clear()
             self._epoch += 1
@@ -807,7 +814,7 @@ class SceneEngine:
                 self._generator.vision_cache.clear()
                 self._generator.invalidate()
 
-    def save_scene(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    def save_scene(self, path: str | os.PathLike, *, overwrite: bool = False) -> int:
         """Write the current scene (latent, frames at model resolution, stamps, model id).
 
         Every frame of the scene is written, the current view included, at the resolution the
@@ -816,6 +823,10 @@ class SceneEngine:
         Args:
             path: destination ``.safetensors`` file (written atomically; its folder must exist).
             overwrite: replace an existing scene snapshot of that name (never another file).
+
+        Returns:
+            The version of the scene written (the state read once here, so a caller can report
+            it without a second :meth:`snapshot`, which may already be newer).
 
         Raises:
             NotReadyError: if there is no scene (or no models) yet.
@@ -839,6 +850,7 @@ class SceneEngine:
             overwrite=overwrite,
         )
         logger.info('saved scene v%d (%d frames) to %s', state.version, state.num_frames, path)
+        return state.version
 
     def load_scene(self, path: str | os.PathLike) -> SceneState:
         """Replace the scene by one saved with :meth:`save_scene` (e.g. after a restart).
@@ -850,7 +862,7 @@ class SceneEngine:
           model-resolution pixels are kept, as for a live frame;
         * the newest frame becomes the current view and at most ``keyframes.window`` of the
           others the keyframes: when the file has more, the keyframe policy keeps the ones it
-          would keep (the most redundant leave, as in a live window), it is logged, and the
+          would keep (the lowest coverage scores leave, as in a live window), it is logged, and the
           latent is recomputed for the frames kept instead of taken from the file.
 
         The kept frames become the keyframe policy's keyframes (``KeyframePolicy.restore``:
@@ -888,12 +900,11 @@ class SceneEngine:
         config = self._config
         for index, keyframe in enumerate(saved.keyframes):
             height, width = keyframe.rgb.shape[:2]
-            if width > config.max_frame_width or height > config.max_frame_height:
-                raise CheckpointError(
-                    f'scene file {path}: frame {index} is {width}x{height}, larger than the '
-                    f'frame-size limit {config.max_frame_width}x{config.max_frame_height} '
-                    '(scene.max_frame_width / max_frame_height)'
-                )
+            try:
+                check_frame_size(f'frame {index}', width, height, config.max_frame_size)
+            except FrameTooLargeError as err:
+                # err reads 'frame {index}: {width}x{height} is larger than the limit ...'.
+                raise CheckpointError(f'scene file {path}: {err}') from None
         start = time.monotonic()
         frames = []
         with self._cond:
@@ -934,10 +945,9 @@ class SceneEngine:
             assert not evicted, 'the keyframes were already fitted to the window'
             self._entries = {e.seq: e for e in entries if e.seq in keyframe_seqs}
             self._current_input = current_entry
-            if current.seq in keyframe_seqs:
-                self._current, self._current_stamp = None, current.stamp
-            else:
-                self._current, self._current_stamp = current, current.stamp
+            # The newest frame, keyframe or not (_publish_keyframes_locked leaves a keyframe out
+            # of the current view's place).
+            self._current = current
             with self._cond:
                 self._seen_stamp = max(self._seen_stamp, current.stamp)
                 state = SceneState(

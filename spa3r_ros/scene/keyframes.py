@@ -32,8 +32,8 @@ Design:
   on strongly textured synthetic pans 0.4 already gives a keyframe every 10-20% of the field of
   view (unrelated views measure 0.7-1.1), but in a smooth scene (the demo bag: three boxes before
   a grey gradient) 3 m of travel only reaches 0.43, so 0.4 would keep one keyframe for the whole
-  bag; 0.2 takes one about every 0.3 m there. Redundancy-based eviction keeps the window covering
-  the scene either way.
+  bag; 0.2 takes one about every 0.3 m there. Eviction by coverage score (below) keeps the
+  window covering the scene either way.
 * **Motion distance** (only between frames of the same camera that both have an odometry pose):
   ``max(translation / min_translation_m, rotation / min_rotation_deg)``.
 * **Combined distance** between a frame and a keyframe, in threshold units:
@@ -52,11 +52,16 @@ Design:
   for the oldest and newest of a camera, twice the time to its one neighbour (losing an end
   shortens the covered path, so ends are dearer than the middle); a camera's only keyframe
   gets the whole window's span. Ties go to the older keyframe; the keyframe just accepted never
-  leaves. So redundant views of one place thin out first, and after a revisit the only view of
-  a place seen once stays; and on a continuous sweep, where every keyframe is about one
-  threshold from its neighbours, the keyframes crowded into a short stretch go first, so the
-  window keeps spanning the whole path, first keyframe to newest, with no stretch (the recent
-  one included) left empty. Thinning by time alone would forget distinct places; by
+  leaves. So redundant views of one place thin out first: a revisit that stays near a place
+  already held adds views about one threshold from that place's keyframes and from each
+  other, each covering a short stretch of time; they score low and go before the only view
+  of a place seen once, which is far from every other keyframe. That view is not protected
+  as such, though: a revisit that sweeps widely adds views as distinct from each other as the
+  places are, the lone view then competes with them on equal terms, and it can have the
+  lowest score and leave. On a continuous sweep, where every keyframe is about one threshold
+  from its neighbours, the keyframes crowded into a short stretch go first, so the window
+  keeps spanning the whole path, first keyframe to newest, with no stretch (the recent one
+  included) left empty. Thinning by time alone would forget distinct places; by
   redundancy alone a forward sweep evicts each newest keyframe in turn (its predecessor is
   always its nearest neighbour) and the window stays in the first second of the path.
 * **Refresh.** A static camera would never replace its first frame, so a scene could grow
@@ -81,7 +86,7 @@ rejected (``seen == accepted + rejected``); every keyframe that leaves (eviction
 reset, a smaller window, a restore) counts as evicted, so
 ``keyframes == accepted + restored - evicted`` (``restored``: keyframes put back from a saved
 scene by ``restore``). The engine adds the frame buffer's counters to show that no frame is
-lost silently: ``received == bad + overflow + cleared + seen + buffered``.
+lost silently: ``received == bad + too_large + overflow + cleared + seen + buffered``.
 
 Cost of :meth:`KeyframePolicy.consider` (it runs on the ingest thread at 30 Hz per camera),
 measured with ``timeit`` on synthetic 640x480 frames on the 2-core development machine while
@@ -437,7 +442,8 @@ class KeyframePolicy:
     def set_config(self, config: KeyframeConfig) -> tuple[int, ...]:
         """Change the thresholds or the window; later frames use the new values.
 
-        A smaller window evicts the most redundant keyframes at once (the newest is kept).
+        A smaller window evicts the keyframes of lowest coverage score at once, as
+        :meth:`consider` does (the newest is kept).
 
         Args:
             config: the new configuration; its thumbnail size must equal the current one (the
@@ -503,7 +509,8 @@ class KeyframePolicy:
 
         Returns:
             The ``seq`` of restored frames evicted at once because there were more than the
-            window holds (the most redundant go, as in :meth:`consider`; usually empty).
+            window holds (the lowest coverage scores go, as in :meth:`consider`; usually
+            empty).
 
         Raises:
             ValueError: if a frame is not a colour image, two frames share a ``seq``, or

@@ -30,12 +30,15 @@ and the models keep, on their device:
   tokens plus ``<|vision_start|>`` and ``<|vision_end|>``), ``layers x 2 x kv heads x head width``
   per token.
 
-None of it depends on the camera's resolution beyond its aspect ratio: the camera's own pixels
-are dropped once the frame is prepared. :func:`frame_memory` computes the bytes from a model's
+None of it depends on the camera's resolution beyond its aspect ratio: a keyframe's camera
+pixels are dropped once it is prepared. :func:`frame_memory` computes the bytes from a model's
 dimensions (a test checks the formula against the tensors of the tiny-random bundle);
 ``python -m spa3r_ros.scene.memory`` prints the table the README quotes, for the tiny-random
 and official presets. Not per frame, and so not counted: the policy's ``N x N`` distance
-matrix (8 bytes per pair) and the scene latent (``Q x E`` per scene).
+matrix (8 bytes per pair), the scene latent (``Q x E`` per scene), and two holders of camera
+pixels at the camera's resolution: the newest frame seen (the current view, which the scene
+update prepares; the engine holds it whole until a newer frame replaces it) and the frames
+waiting in the ingest queue.
 """
 
 import argparse

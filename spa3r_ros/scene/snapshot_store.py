@@ -119,7 +119,7 @@ class SnapshotStore:
             raise self._refuse(name, "empty, '.' and '..' path components are refused")
         if any(part.startswith('.') for part in raw_parts):
             raise self._refuse(name, "names starting with '.' are refused")
-        if not name.endswith(SUFFIX) or len(raw_parts[-1]) == len(SUFFIX):
+        if not name.endswith(SUFFIX):  # (a bare SUFFIX starts with ".": refused above)
             raise self._refuse(name, f'a snapshot file name ends in {SUFFIX}')
         return tuple(raw_parts)
 

@@ -33,8 +33,10 @@ from spa3r_ros.models.vlm.generation import FrameInput
 class KeyframeInput:
     """What the engine keeps per scene frame: everything that does not depend on the other frames.
 
-    Only model-resolution data is kept, never the camera's full-resolution pixels: a frame of any
-    size costs the same here (see :mod:`spa3r_ros.scene.memory` for the bytes per frame).
+    Only model-resolution data is kept here, never the camera's full-resolution pixels: a frame of
+    any size costs the same here (see :mod:`spa3r_ros.scene.memory` for the bytes per frame). The
+    engine itself holds those pixels for the newest frame seen (the current view, prepared by
+    the scene update) until a newer frame replaces it, and for frames in its ingest queue.
 
     Attributes:
         seq: the frame's arrival number (the key of every per-keyframe cache).

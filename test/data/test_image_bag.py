@@ -23,6 +23,7 @@ import pytest
 
 from spa3r_ros.cli.main import main as spa3r_main
 from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.data import image_bag
 from spa3r_ros.data.image_bag import (
     BagOptions,
     Intrinsics,
@@ -161,6 +162,33 @@ def test_max_side_scales_frames_and_camera_info(folder: Path, tmp_path: Path):
         images = [m.msg for m in reader.messages(['/camera/image_raw'])]
     assert [(m.width, m.height) for m in images] == [(24, 16)] * 4
     np.testing.assert_allclose(info.k, [25, 0, 11.5, 0, 25, 7.5, 0, 0, 1])
+
+
+@pytest.mark.parametrize('kind', ['folder', 'gif', 'mjpeg'])
+def test_frames_left_out_are_not_converted(tmp_path: Path, monkeypatch, kind: str):
+    images = [Image.fromarray(frame_pixels(i)) for i in range(12)]
+    if kind == 'folder':
+        source = tmp_path / 'images'
+        source.mkdir()
+        for i, image in enumerate(images):
+            image.save(source / f'frame{i}.png')
+    elif kind == 'gif':
+        source = tmp_path / 'anim.gif'
+        images[0].save(source, save_all=True, append_images=images[1:], duration=100, loop=0)
+    else:
+        source = tmp_path / 'stream.mjpg'
+        with open(source, 'wb') as stream:
+            for image in images:
+                image.save(stream, 'JPEG', quality=95)
+    converted = []
+    convert = image_bag.to_rgb
+    monkeypatch.setattr(image_bag, 'to_rgb', lambda image: converted.append(1) or convert(image))
+    out = tmp_path / 'bag'
+    summary = write_image_bag(open_source(source), out, BagOptions(every=3, max_frames=3))
+    assert summary.frames == 3 and len(converted) == 3  # frames 0, 3 and 6 only
+    _, read = read_frames(out)
+    # Blue is 20 * index in frame_pixels: the frames kept are 0, 3 and 6.
+    assert [round(float(pixels[..., 2].mean()) / 20) for _, _, pixels in read] == [0, 3, 6]
 
 
 def test_camera_info_yaml(folder: Path, tmp_path: Path):

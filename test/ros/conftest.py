@@ -21,10 +21,10 @@ scripts/setup_env.sh, so a missing import is a failure, not a skip.
 
 import os
 from pathlib import Path
-import socket
 import sys
 
 import domain_coordinator
+from domain_coordinator.impl import default_selector
 import pytest
 import yaml
 
@@ -39,12 +39,17 @@ except ImportError as err:  # pragma: no cover - a broken environment, reported 
         'run scripts/setup_env.sh'
     ) from err
 
-from spa3r_ros.ros.processes import ManagedProcess, ros_child_env
+from spa3r_ros.ros.processes import (
+    in_private_network,
+    localhost_discovery_env,
+    ManagedProcess,
+    network_interfaces,
+    ros_child_env,
+)
 from spa3r_ros.ros.query_client import SpatialQueryClient
 
 # This process takes part in discovery too: localhost only, like every child.
-os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ.pop('RMW_IMPLEMENTATION', None)
+localhost_discovery_env(os.environ)
 
 FIXTURES = Path(__file__).resolve().parents[1] / 'fixtures'
 
@@ -52,35 +57,19 @@ FIXTURES = Path(__file__).resolve().parents[1] / 'fixtures'
 @pytest.fixture(scope='session', autouse=True)
 def _private_network_namespace() -> None:
     """Refuse to run DDS tests where discovery could reach a real network interface."""
-    # if_nameindex asks the kernel about this process's network namespace (/sys/class/net
-    # shows the namespace sysfs was mounted in, which can differ).
-    interfaces = sorted(name for _, name in socket.if_nameindex())
-    if interfaces != ['lo']:  # no override: the ROS tier never discovers on a real network
+    if not in_private_network():  # no override: the ROS tier never discovers on a real network
         pytest.fail(
             f'ROS tests must run in a private network namespace with only loopback, found '
-            f'{interfaces}; run them through scripts/run_tests.sh (unshare -n)'
+            f'{network_interfaces()}; run them through scripts/run_tests.sh (unshare -n)'
         )
 
 
-class _FreshDomains:
-    """Domain ids 1, 2, 3, ... in turn, for domain_coordinator to reserve.
-
-    domain_coordinator's own selector starts at 1 for every reservation, so every test of a
-    session got domain 1: a participant an earlier test left behind in this process (rclpy frees
-    node handles lazily) then shared the next test's domain, and a lifecycle service of its stale
-    ``spa3r_node`` could take the next test's requests. A session-wide counter gives each test a
-    domain no earlier test of the session used (up to 100 tests; then it wraps).
-    """
-
-    def __init__(self) -> None:
-        self._next = 0
-
-    def __call__(self) -> int:
-        self._next += 1
-        return (self._next - 1) % 100 + 1
-
-
-_FRESH_DOMAINS = _FreshDomains()
+# One selector for the whole session. domain_coordinator makes a new one per reservation, which
+# starts at 1 every time, so every test got domain 1: a participant an earlier test left behind
+# in this process (rclpy frees node handles lazily) then shared the next test's domain, and a
+# lifecycle service of its stale ``spa3r_node`` could take the next test's requests. Kept across
+# the session, the selector gives each test a domain no earlier test used (up to 100 tests).
+_FRESH_DOMAINS = default_selector()
 
 
 @pytest.fixture

@@ -463,7 +463,7 @@ def test_save_and_load_round_trip(tiny_models, image_for, tmp_path):
     with make_engine(tiny_models) as engine:
         feed(engine, image_for, range(4))
         saved = engine.flush(timeout=60)
-        engine.save_scene(path)
+        assert engine.save_scene(path) == saved.version
         expected = [typed(engine.ask(q)) for q in (COUNT, DIRECTION)]
     with make_engine(tiny_models) as restarted:
         loaded = restarted.load_scene(path)

@@ -110,13 +110,6 @@ def test_without_in_netns_script_the_demo_refuses(host_network, monkeypatch, cap
     assert 'network interfaces are visible (eth0, lo)' in err and 'unshare --net' in err
 
 
-def test_no_switch_allows_the_host_network(host_network, monkeypatch, capsys, tmp_path):
-    # The old undocumented escape hatch is gone: setting it changes nothing.
-    monkeypatch.setenv('SPA3R_ALLOW_HOST_NETWORK', '1')
-    monkeypatch.setattr(demo_cli, 'IN_NETNS_SCRIPT', tmp_path / 'missing.sh')
-    assert demo_cli.main([]) == 2
-
-
 def test_the_demo_module_imports_without_ros():
     code = (
         "import sys\nsys.modules['rclpy'] = None\nsys.modules['domain_coordinator'] = None\n"

@@ -231,7 +231,10 @@ def test_revisit_does_not_evict_the_distinct_early_views() -> None:
         assert not any(d.accepted for d in decisions[1:])
         place_seqs.append(decisions[0].seq)
     # Back at the first place, looking around it (a raster over a 120 x 80 px region, less than
-    # half a view: every view still shares most of the first place's content).
+    # half a view: every view still shares most of the first place's content). Only such a
+    # revisit keeps the other places' lone views: its views stay about one threshold apart and
+    # score low. A wide one (the raster over 120 x 240 px, y in range(0, 241, 40)) adds views
+    # as distinct as the places, and then it evicts the second place's only view.
     revisit = [(x, y) for y in range(80, 161, 20) for x in range(0, 121, 8)]
     accepted_on_revisit = [
         d

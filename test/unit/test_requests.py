@@ -97,9 +97,6 @@ def test_every_user_field_is_limited_with_a_message(field):
 def test_the_issues_oversized_goals_are_refused_by_default(request_):
     with pytest.raises(QueryError, match='the limit is'):
         check_request(request_, QueryConfig())
-    # The offline tools' check names only the question and token limits: the same defaults hold.
-    with pytest.raises(QueryError, match='the limit is'):
-        request_.validate(max_question_chars=2000, max_new_tokens_limit=1024)
 
 
 def test_limits_follow_the_run_time_config():

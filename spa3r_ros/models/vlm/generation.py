@@ -428,11 +428,10 @@ class Spa3VLMGenerator:
         ids = self.prefix_ids(frames)
         with self.model.stop_between_layers(cancel):
             features = self.vision_cache.features(frames)
-        grids = self._grids(frames)
-        # Computed here and passed in: the model would compute the same positions itself, and
-        # the deltas give where the question's text continues.
-        positions, deltas = self.model.rope_positions(ids, grids)
-        with self.model.stop_between_layers(cancel):
+            grids = self._grids(frames)
+            # Computed here and passed in: the model would compute the same positions itself,
+            # and the deltas give where the question's text continues.
+            positions, deltas = self.model.rope_positions(ids, grids)
             out = self.model(
                 ids,
                 image_features=features,
