@@ -9,6 +9,9 @@
 # Extra arguments go to every pytest run (e.g. scripts/run_tests.sh test/unit -x).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# setup_env.sh's SPA3R_VENV names one venv for whichever distribution it sets up: exported here it
+# would send Kilted and Jazzy into the same venv, while the runs below use .venv and .venv-<distro>.
+unset SPA3R_VENV
 read -r -a DISTROS <<< "${SPA3R_ROS_DISTROS:-kilted jazzy}"
 [ "${DISTROS[0]:-}" = kilted ] || { echo "run_tests: SPA3R_ROS_DISTROS must start with kilted" >&2; exit 2; }
 for distro in "${DISTROS[@]}"; do

@@ -21,9 +21,10 @@ import re
 # relative ('a/b') or private ('~/a'); no trailing slash. Substitutions ('{node}') are refused.
 _TOKEN = r'[A-Za-z_][A-Za-z0-9_]*'
 _TOPIC_RE = re.compile(rf'^(~|~/{_TOKEN}(/{_TOKEN})*|/?{_TOKEN}(/{_TOKEN})*)$')
-# rcl refuses names longer than this once expanded (RMW_TOPIC_MAX_NAME_LENGTH minus the DDS
-# prefix); a bag or remap name longer than that could never be published.
-MAX_TOPIC_NAME_LENGTH = 255
+# rcl refuses fully qualified names longer than this: RMW_TOPIC_MAX_NAME_LENGTH, which is 255
+# (the DDS name limit) less 8 for the longest ROS-specific DDS prefix. A bag or remap name longer
+# than that could never be published.
+MAX_TOPIC_NAME_LENGTH = 247
 
 
 def topic_name_error(name: object, *, absolute: bool = False) -> str | None:

@@ -25,18 +25,13 @@ Differences that this project does not touch are listed for whoever starts to us
 may take a ``TimerInfo`` argument from 7.6.0; ``rclpy.init()`` is a context manager from 7.4.0;
 ``Node.create_subscription(content_filter_options=...)`` and action introspection
 (``ActionServer.configure_introspection``) are Kilted-only; from 8.0.0 a lifecycle transition
-that rcl refuses returns ``ERROR`` instead of raising ``RCLError``.
+that rcl refuses returns ``ERROR`` instead of raising ``RCLError``; from 7.4.0 the top-level
+``rclpy.try_shutdown()`` also uninstalls rclpy's signal handlers and takes
+``uninstall_handlers`` (the node calls it only as its process exits, where that does not matter).
 """
 
 import importlib.metadata
-import inspect
 import os
-
-import rclpy
-from rclpy.context import Context
-from rclpy.signals import uninstall_signal_handlers
-from rclpy.utilities import get_default_context
-from rclpy.utilities import try_shutdown as _context_try_shutdown
 
 # rclpy's major version in each ROS 2 distribution (the rclpy of each release branch).
 _DISTRO_BY_RCLPY_MAJOR = {3: 'humble', 4: 'iron', 7: 'jazzy', 9: 'kilted'}
@@ -74,23 +69,3 @@ def ros_distribution() -> str:
 def describe() -> str:
     """One line naming the distribution and rclpy, for logs and test headers."""
     return f'ROS 2 {ros_distribution()} (rclpy {rclpy_version()})'
-
-
-def _try_shutdown_jazzy(
-    *, context: Context | None = None, uninstall_handlers: bool | None = None
-) -> None:
-    """What ``rclpy.try_shutdown`` does from rclpy 7.4.0 on, built from rclpy 7.1's pieces."""
-    _context_try_shutdown(context=context)
-    default = context is None or context is get_default_context()
-    if uninstall_handlers or (uninstall_handlers is None and default):
-        uninstall_signal_handlers()
-
-
-# rclpy 7.4.0 (Kilted) made the top-level rclpy.try_shutdown() follow rclpy.shutdown(): it also
-# uninstalls rclpy's signal handlers and takes ``uninstall_handlers``. Jazzy's rclpy 7.1 exports
-# rclpy.utilities.try_shutdown(context=) under that name, which leaves the handlers installed.
-# Shut a context down unless it already is (after SIGINT rclpy's handler has done it).
-if 'uninstall_handlers' in inspect.signature(rclpy.try_shutdown).parameters:
-    try_shutdown = rclpy.try_shutdown
-else:
-    try_shutdown = _try_shutdown_jazzy

@@ -97,16 +97,31 @@ def header_stamp_sec(stamp: Time, now: Callable[[], float]) -> float:
     return seconds if seconds > 0.0 else now()
 
 
-def image_from_msg(msg: Image) -> DecodedImage:
-    """Decode a sensor_msgs/Image; raises ImageDecodeError for bad encodings or sizes."""
+def image_from_msg(msg: Image, max_size: tuple[int, int]) -> DecodedImage:
+    """Decode a sensor_msgs/Image no larger than ``max_size`` (width, height).
+
+    Raises:
+        ImageDecodeError: for bad encodings or sizes (``FrameTooLargeError`` above ``max_size``).
+    """
     return decode_raw(
-        msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian)
+        msg.encoding,
+        msg.height,
+        msg.width,
+        msg.step,
+        msg.data,
+        bool(msg.is_bigendian),
+        max_size=max_size,
     )
 
 
-def image_from_compressed_msg(msg: CompressedImage) -> DecodedImage:
-    """Decode a sensor_msgs/CompressedImage (JPEG or PNG); raises ImageDecodeError."""
-    return decode_compressed(msg.format, msg.data)
+def image_from_compressed_msg(msg: CompressedImage, max_size: tuple[int, int]) -> DecodedImage:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG) no larger than ``max_size``.
+
+    Raises:
+        ImageDecodeError: for bad data (``FrameTooLargeError`` above ``max_size``, from the
+            header, before decoding).
+    """
+    return decode_compressed(msg.format, msg.data, max_size=max_size)
 
 
 def request_from_goal(goal: SpatialQuery.Goal) -> SpatialQueryRequest:

@@ -43,10 +43,18 @@ class RclpyHandler(logging.Handler):
 
 
 def forward_core_logs(node: Node, level: int = logging.INFO) -> RclpyHandler:
-    """Attach a handler for every ``spa3r_ros.*`` logger; returns it so it can be removed."""
+    """Attach a handler for every ``spa3r_ros.*`` logger; :func:`stop_forwarding` undoes it."""
     handler = RclpyHandler(node)
     core = logging.getLogger('spa3r_ros')
     core.addHandler(handler)
     core.setLevel(level)
     core.propagate = False
     return handler
+
+
+def stop_forwarding(handler: RclpyHandler) -> None:
+    """Detach ``handler``; with no node forwarding any more, records propagate again."""
+    core = logging.getLogger('spa3r_ros')
+    core.removeHandler(handler)
+    if not any(isinstance(h, RclpyHandler) for h in core.handlers):
+        core.propagate = True

@@ -87,6 +87,7 @@ from spa3r_ros.action import SpatialQuery
 from spa3r_ros.configs.node import NodeConfig
 from spa3r_ros.core.errors import ConfigError, ImageDecodeError, QueryError, Spa3rError
 from spa3r_ros.core.image_decode import KIND_COLOR
+from spa3r_ros.core.requests import check_request
 from spa3r_ros.core.types import ResultCode, SceneStatusReport, SpatialAnswer
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros import compat, conversions
@@ -94,7 +95,7 @@ from spa3r_ros.ros.callback_guard import CallbackGuard
 from spa3r_ros.ros.goal_queue import GoalQueue
 from spa3r_ros.ros.goal_runner import ask_interruptibly
 from spa3r_ros.ros.input_events import InputEvents
-from spa3r_ros.ros.logging_bridge import forward_core_logs
+from spa3r_ros.ros.logging_bridge import forward_core_logs, stop_forwarding
 from spa3r_ros.ros.parameters import ConfigParameters
 from spa3r_ros.scene.engine import SceneEngine
 from spa3r_ros.scene.snapshot_store import SnapshotStore
@@ -448,7 +449,7 @@ class Spa3rNode(LifecycleNode):
             self._release()
         except Exception as err:  # destroying must go on; the process may be exiting
             self.get_logger().error(f'releasing on destroy failed: {type(err).__name__}: {err}')
-        logging.getLogger('spa3r_ros').removeHandler(self._log_handler)
+        stop_forwarding(self._log_handler)
         super().destroy_node()
 
     def _stop_goals(self) -> bool:
@@ -546,7 +547,8 @@ class Spa3rNode(LifecycleNode):
             )
             return
         try:
-            image = decode(msg)
+            # The configured limit, checked before decoding (a PNG by its header).
+            image = decode(msg, engine.config.max_frame_size)
         except ImageDecodeError as err:
             engine.record_bad_frame(err)  # a FrameTooLargeError counts as too large
             self.get_logger().warning(
@@ -590,39 +592,39 @@ class Spa3rNode(LifecycleNode):
         return response
 
     def _on_save(self, request: SceneFile.Request, response: SceneFile.Response):
-        engine, store = self._engine, self._store
-        if engine is None or store is None:
-            response.success, response.message = False, 'the node is not configured'
-            return response
-        try:
-            path = store.path_for(request.path, for_save=True)
-            engine.save_scene(path, overwrite=request.overwrite)
-        except Spa3rError as err:
-            response.success, response.message = False, f'save failed: {err}'
-            self.get_logger().warning(response.message)
-            return response
-        state = engine.snapshot()
-        response.success = True
-        response.scene_version = state.version if state is not None else 0
-        response.message = f'scene version {response.scene_version} saved to {path}'
-        self.get_logger().info(response.message)
-        return response
+        return self._scene_file(
+            'saved to',
+            request,
+            response,
+            for_save=True,
+            run=lambda engine, path: engine.save_scene(path, overwrite=request.overwrite),
+        )
 
     def _on_load(self, request: SceneFile.Request, response: SceneFile.Response):
+        return self._scene_file(
+            'loaded from',
+            request,
+            response,
+            for_save=False,
+            run=lambda engine, path: engine.load_scene(path).version,
+        )
+
+    def _scene_file(self, done: str, request, response, *, for_save: bool, run):
+        """A save or load inside the snapshot directory; ``run(engine, path)`` -> scene version."""
         engine, store = self._engine, self._store
         if engine is None or store is None:
             response.success, response.message = False, 'the node is not configured'
             return response
+        what = 'save' if for_save else 'load'
         try:
-            path = store.path_for(request.path, for_save=False)
-            state = engine.load_scene(path)
+            path = store.path_for(request.path, for_save=for_save)
+            version = run(engine, path)
         except Spa3rError as err:
-            response.success, response.message = False, f'load failed: {err}'
+            response.success, response.message = False, f'{what} failed: {err}'
             self.get_logger().warning(response.message)
             return response
-        response.success = True
-        response.scene_version = state.version
-        response.message = f'scene version {state.version} loaded from {path}'
+        response.success, response.scene_version = True, version
+        response.message = f'scene version {version} {done} {path}'
         self.get_logger().info(response.message)
         return response
 
@@ -691,7 +693,14 @@ class Spa3rNode(LifecycleNode):
         return GoalResponse.ACCEPT
 
     def _on_goal_accepted(self, goal_handle: ServerGoalHandle) -> None:
-        timeout = float(goal_handle.request.timeout_sec) or self.config.query.default_timeout_sec
+        # How long it may wait in the queue: the timeout the question path will apply. A goal
+        # that check_request refuses waits not at all: it ends INVALID_GOAL at the next queue
+        # check instead of when its turn comes.
+        try:
+            request = conversions.request_from_goal(goal_handle.request)
+            _, timeout = check_request(request, self.config.query)
+        except QueryError:
+            timeout = 0.0
         if self._goals.accepted(goal_handle, timeout):
             goal_handle.execute()
 
@@ -834,7 +843,7 @@ def main(args: list[str] | None = None) -> int:
             node.get_logger().info('shutting down')
             node.stop()
             node.destroy_node()
-        compat.try_shutdown()
+        rclpy.try_shutdown()
     return 0
 
 

@@ -116,7 +116,7 @@ def live(ros_context, tmp_path):
     spinning.close()
     node.destroy_node()  # also removes its action server and its log forwarding
     assert node._log_handler not in core_logger.handlers
-    core_logger.propagate = True
+    assert core_logger.propagate  # the forwarding is undone
 
 
 @pytest.fixture
@@ -215,6 +215,26 @@ def test_invalid_stamps_are_refused_with_a_reason(live, observer, ros_context):
     assert 'min_stamp' in result.result().result.message
     client.destroy()
     action_node.destroy_node()
+    camera.destroy_node()
+
+
+def test_the_configured_frame_size_limit_is_what_the_decoders_apply(live, observer, ros_context):
+    """A limit raised above the decoders' default (4096) admits wider frames, and no wider."""
+    result = live.set_parameters([Parameter('scene.max_frame_width', value=8192)])
+    assert result[0].successful, result[0].reason
+    camera = rclpy.create_node('camera', context=ros_context)
+    reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    publisher = camera.create_publisher(Image, '/cam', reliable)
+    deadline = time.monotonic() + 20
+    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for width in (5000, 9000):  # one row each: a wide frame costs a few kilobytes
+        publisher.publish(Image(encoding='rgb8', width=width, height=1, step=3 * width,
+                                data=bytes(3 * width)))  # fmt: skip
+    status, _ = observer.wait_for(
+        lambda s, d: s.frames_received == 2, 'two frames, one within the raised limit'
+    )
+    assert status.frames_dropped == 1
     camera.destroy_node()
 
 

@@ -233,6 +233,11 @@ def test_wait_timeout_cancel_and_queue_limit(node_process, run_publisher, client
     outcome = short.wait(10)
     assert outcome.result.code == ResultCode.TIMEOUT, outcome.result
     assert 'queued' in outcome.result.message and outcome.result.latency_sec < 5.0
+    # A malformed goal queued behind it ends INVALID_GOAL at once, not when its turn comes.
+    malformed = client.send(SpatialQueryRequest(question='x' * 5000, timeout_sec=60.0))
+    outcome = malformed.wait(10)
+    assert outcome.result.code == ResultCode.INVALID_GOAL, outcome.result
+    assert outcome.result.latency_sec < 5.0
     assert not waiting.done()
     assert waiting.cancel()
     assert waiting.wait(10).result.code == ResultCode.CANCELED

@@ -172,14 +172,6 @@ def test_the_distribution_is_one_this_project_tests():
     assert f'<version>{compat.rclpy_version()}</version>' in package_xml
 
 
-def test_try_shutdown_shuts_a_context_down_once_and_then_does_nothing(ros_context):
-    node = Node('compat_shutdown', context=ros_context)
-    node.destroy_node()
-    compat.try_shutdown(context=ros_context)
-    assert not ros_context.ok()
-    compat.try_shutdown(context=ros_context)  # already shut down: no error
-
-
 def test_action_server_takes_the_result_timeout_on_this_rclpy(ros_context):
     # compat.ACTION_RESULT_TIMEOUT_SEC is passed by the node; both rclpy versions must accept it.
     node = Node('compat_action', context=ros_context)

@@ -50,7 +50,10 @@ def test_absolute_topic_names():
     assert absolute_topic_name('/camera/image_raw') == '/camera/image_raw'
     with pytest.raises(argparse.ArgumentTypeError, match='absolute'):
         absolute_topic_name('camera/image_raw')
-    assert 'at most 255' in topic_name_error('/' + 'a' * 300)
+    # rcl's limit is 247 characters (255 less the DDS prefix); 255 was a bug.
+    assert 'at most 247' in topic_name_error('/' + 'a' * 300)
+    assert topic_name_error('/' + 'a' * 246) is None
+    assert 'at most 247' in topic_name_error('/' + 'a' * 247)
 
 
 @pytest.mark.parametrize(

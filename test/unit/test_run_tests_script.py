@@ -27,7 +27,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-SETUP_STUB = '#!/usr/bin/env bash\necho "setup ${ROS_DISTRO:-unset}" >> "$STUB_LOG"\n'
+SETUP_STUB = (
+    '#!/usr/bin/env bash\n'
+    'echo "setup ${ROS_DISTRO:-unset}${SPA3R_VENV:+ venv=$SPA3R_VENV}" >> "$STUB_LOG"\n'
+)
 # Exit code per venv: STUB_RC_KILTED for .venv, STUB_RC_JAZZY for .venv-jazzy.
 NETNS_STUB = """#!/usr/bin/env bash
 echo "run $*" >> "$STUB_LOG"
@@ -112,6 +115,13 @@ def test_distributions_can_be_narrowed_to_kilted(run_script):
     rc, calls, _ = run_script(SPA3R_ROS_DISTROS='kilted')
     assert rc == 0
     assert calls == ['setup kilted', 'run .venv/bin/python -m pytest']
+
+
+def test_an_exported_scratch_venv_does_not_reach_the_set_up(run_script):
+    # SPA3R_VENV would send both distributions into one venv; the runs use .venv and .venv-jazzy.
+    rc, calls, out = run_script(SPA3R_VENV='/tmp/scratch-venv')
+    assert rc == 0, out
+    assert calls[:2] == ['setup kilted', 'setup jazzy']
 
 
 def test_kilted_must_come_first(run_script):
