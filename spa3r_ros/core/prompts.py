@@ -55,6 +55,7 @@ NUMERIC_UNITS: dict[Task, str] = {
     Task.ABS_DISTANCE: 'm',
     Task.OBJECT_SIZE: 'cm',
     Task.ROOM_SIZE: 'm^2',
+    Task.CAMERA_DISTANCE: 'm',
 }
 
 # VSI-Bench question_type names of each family (rel_direction has three difficulty levels).
@@ -72,6 +73,15 @@ VSI_QUESTION_TYPES: dict[Task, tuple[str, ...]] = {
     Task.ROUTE_PLAN: ('route_planning',),
     Task.APPEARANCE_ORDER: ('obj_appearance_order',),
 }
+
+# This project's question_type names of the robot-centred families (not in VSI-Bench).
+ROBOT_QUESTION_TYPES: dict[Task, tuple[str, ...]] = {
+    Task.CAMERA_DISTANCE: ('camera_distance',),
+    Task.CAMERA_DIRECTION: ('camera_direction',),
+}
+
+# The four answers of CAMERA_DIRECTION, in the order its template names them.
+CAMERA_QUADRANTS = ('front-left', 'front-right', 'back-left', 'back-right')
 
 _LETTER_PREFIX = re.compile(r'^\s*([A-J])[.)]\s*(.*)$', re.DOTALL)
 
@@ -222,6 +232,15 @@ def template_question(request: SpatialQueryRequest, option_texts: tuple[str, ...
         return (
             'What will be the first-time appearance order of the following categories in the '
             f'video: {", ".join(names)}?'
+        )
+    if task == Task.CAMERA_DISTANCE:
+        (name,) = _objects(request, REQUIRED_OBJECTS[task])[:1]
+        return f'How far is the {name} from me, measuring to its closest point (in meters)?'
+    if task == Task.CAMERA_DIRECTION:
+        (name,) = _objects(request, REQUIRED_OBJECTS[task])[:1]
+        return (
+            f'Is the {name} to my front-left, front-right, back-left or back-right? The '
+            'directions are relative to where I am facing now.'
         )
     raise QueryError(f'no template for task {task.name}')  # pragma: no cover - enum is closed
 

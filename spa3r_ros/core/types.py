@@ -39,6 +39,10 @@ class Task(enum.IntEnum):
     REL_DIRECTION = 6
     ROUTE_PLAN = 7
     APPEARANCE_ORDER = 8
+    # Robot-centred families (this project's; not in VSI-Bench): about the camera itself, at the
+    # question's time (the newest frame of the scene that answers).
+    CAMERA_DISTANCE = 9
+    CAMERA_DIRECTION = 10
 
     @property
     def slug(self) -> str:
@@ -87,11 +91,19 @@ REQUIRED_OBJECTS: dict[Task, int] = {
     Task.REL_DIRECTION: 3,  # standing at, facing, where is
     Task.ROUTE_PLAN: 3,  # start, goal and at least one action to fill in
     Task.APPEARANCE_ORDER: 0,  # the objects are in the options
+    Task.CAMERA_DISTANCE: 1,
+    Task.CAMERA_DIRECTION: 1,
 }
 
 # Families answered by picking one of the goal's options.
 MULTIPLE_CHOICE_TASKS = frozenset(
-    {Task.REL_DISTANCE, Task.REL_DIRECTION, Task.ROUTE_PLAN, Task.APPEARANCE_ORDER}
+    {
+        Task.REL_DISTANCE,
+        Task.REL_DIRECTION,
+        Task.ROUTE_PLAN,
+        Task.APPEARANCE_ORDER,
+        Task.CAMERA_DIRECTION,
+    }
 )
 
 

@@ -48,7 +48,11 @@ from spa3r_ros.core.errors import DatasetError, QueryError
 from spa3r_ros.core.requests import check_request
 from spa3r_ros.core.types import SpatialAnswer, SpatialQueryRequest, Task
 
-# Keys a question line may have (the goal's fields, when to ask, and a free identifier).
+# Ground-truth keys of a QA file (spa3r_ros.data.qa.records): accepted and echoed, not used, so
+# that ``spa3r qa`` output is a questions file as it stands.
+GROUND_TRUTH_KEYS = ('family', 'level', 'source', 'gt_value', 'gt_unit', 'gt_choice_index')
+# Keys a question line may have (the goal's fields, when to ask, a free identifier, and the
+# ground-truth keys of a QA file).
 QUESTION_KEYS = (
     'id',
     'task',
@@ -60,7 +64,7 @@ QUESTION_KEYS = (
     'min_stamp',
     'timeout_sec',
     'max_new_tokens',
-)
+) + GROUND_TRUTH_KEYS
 # Keys the answers file adds to the question's own, in this order.
 ANSWER_KEYS = ('line',) + tuple(f.name for f in fields(SpatialAnswer))
 # Longest questions-file line read (bytes). Far above any request the query limits accept

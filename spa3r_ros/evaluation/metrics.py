@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import math
 
 from spa3r_ros.core.answers import parse_strict
-from spa3r_ros.core.prompts import VSI_QUESTION_TYPES
+from spa3r_ros.core.prompts import ROBOT_QUESTION_TYPES, VSI_QUESTION_TYPES
 from spa3r_ros.core.types import MULTIPLE_CHOICE_TASKS, Task
 
 
@@ -104,7 +104,10 @@ def mean_relative_accuracy(prediction: float | None, target: float) -> float:
 
 
 _TASK_OF_QUESTION_TYPE: dict[str, Task] = {
-    name: task for task, names in VSI_QUESTION_TYPES.items() for name in names
+    name: task
+    for table in (VSI_QUESTION_TYPES, ROBOT_QUESTION_TYPES)
+    for task, names in table.items()
+    for name in names
 }
 
 

@@ -294,6 +294,12 @@ GOALS = {
     Task.APPEARANCE_ORDER: SpatialQueryRequest(
         task=Task.APPEARANCE_ORDER, options=('chair, tv, bed', 'tv, bed, chair', 'bed, chair, tv')
     ),
+    Task.CAMERA_DISTANCE: SpatialQueryRequest(task=Task.CAMERA_DISTANCE, objects=('sofa',)),
+    Task.CAMERA_DIRECTION: SpatialQueryRequest(
+        task=Task.CAMERA_DIRECTION,
+        objects=('tv',),
+        options=('front-left', 'front-right', 'back-left', 'back-right'),
+    ),
     Task.FREE_FORM: SpatialQueryRequest(question='What is on the table?'),
 }
 

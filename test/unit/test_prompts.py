@@ -19,10 +19,13 @@ import pytest
 from spa3r_ros.core.errors import QueryError
 from spa3r_ros.core.prompts import (
     build_prompt,
+    CAMERA_QUADRANTS,
     chat_prefix,
     chat_suffix,
     chat_text,
     lettered_options,
+    NUMERIC_POST_PROMPT,
+    ROBOT_QUESTION_TYPES,
     VSI_QUESTION_TYPES,
 )
 from spa3r_ros.core.types import SpatialQueryRequest, Task
@@ -106,7 +109,8 @@ def test_every_family_has_a_template_and_question_types():
     }
     for task in Task:
         if task != Task.FREE_FORM:
-            assert VSI_QUESTION_TYPES[task]
+            assert (VSI_QUESTION_TYPES | ROBOT_QUESTION_TYPES)[task]
+    assert not set(VSI_QUESTION_TYPES) & set(ROBOT_QUESTION_TYPES)
     route = build_prompt(requests[Task.ROUTE_PLAN]).question
     assert route == (
         'You are a robot beginning at the bed facing the tv. You want to navigate to the toilet. '
@@ -122,6 +126,24 @@ def test_every_family_has_a_template_and_question_types():
     assert 'in square meters' in build_prompt(requests[Task.ROOM_SIZE]).question
     assert 'measured in centimeters' in build_prompt(requests[Task.OBJECT_SIZE]).question
     assert '(in meters)' in build_prompt(requests[Task.ABS_DISTANCE]).question
+
+
+def test_robot_families_ask_about_the_camera():
+    distance = build_prompt(SpatialQueryRequest(task=Task.CAMERA_DISTANCE, objects=('sofa',)))
+    assert distance.question == (
+        'How far is the sofa from me, measuring to its closest point (in meters)?'
+    )
+    assert distance.options == () and distance.text.endswith(NUMERIC_POST_PROMPT)
+    direction = build_prompt(
+        SpatialQueryRequest(task=Task.CAMERA_DIRECTION, objects=('tv',), options=CAMERA_QUADRANTS)
+    )
+    assert direction.question.startswith('Is the tv to my front-left, front-right, back-left')
+    assert direction.options == (
+        'A. front-left',
+        'B. front-right',
+        'C. back-left',
+        'D. back-right',
+    )
 
 
 def test_lettered_options_keep_or_add_letters():
