@@ -50,7 +50,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 REQS=("$ROS_REQS" "$ROOT"/requirements/ml.txt "$ROOT"/requirements/vlm.txt
-      "$ROOT"/requirements/data.txt "$ROOT"/requirements/test.txt)
+      "$ROOT"/requirements/data.txt "$ROOT"/requirements/train.txt "$ROOT"/requirements/test.txt)
 NO_DEPS_REQS="$ROOT/requirements/reference-eval.txt"
 pip_hash="$(hash_of "${REQS[@]}" "$NO_DEPS_REQS" "$CONSTRAINTS")"
 if [ "$(cat "$VENV/.spa3r_pip_hash" 2>/dev/null)" != "$pip_hash" ]; then
