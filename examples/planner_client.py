@@ -15,11 +15,17 @@
 
 """A planner-style client of spa3r_node's SpatialQuery action: copy it and adapt it.
 
-It waits for the action server, then asks three typed questions (task fields, not free text):
+It waits for the action server, then asks five typed questions (task fields, not free text):
 
-1. OBJECT_COUNT   "how many <object>?"                      -> result.value (a count)
-2. ABS_DISTANCE   "how far is <a> from <b>?"                -> result.value in result.unit (m)
-3. REL_DIRECTION  "standing at <a>, facing <b>, where is <c>?" -> result.choice_index / choice
+1. OBJECT_COUNT     "how many <object>?"                         -> result.value (a count)
+2. ABS_DISTANCE     "how far is <a> from <b>?"                   -> result.value, result.unit (m)
+3. REL_DIRECTION    "standing at <a>, facing <b>, where is <c>?" -> result.choice_index / choice
+4. CAMERA_DISTANCE  "how far is <object> from me?"               -> result.value, result.unit (m)
+5. CAMERA_DIRECTION "is <object> to my front-left, front-right, back-left or back-right?"
+                                                                 -> result.choice_index / choice
+
+The last two are about the robot itself: "me" is the camera at the newest frame of the scene
+that answers (set min_stamp, or --require-fresh, to make that "now").
 
 For each goal it prints the feedback (stage, progress, partial answer), cancels the goal when it
 takes longer than --cancel-after seconds, and handles every result code the way a planner would
@@ -31,7 +37,8 @@ the action server never appeared or a goal could not be sent.
 
 Run it next to a running node (``ros2 launch spa3r_ros spa3r.launch.py``)::
 
-    python3 examples/planner_client.py --count chair --distance door sofa --direction sofa tv lamp
+    python3 examples/planner_client.py --count chair --distance door sofa \
+        --direction sofa tv lamp --camera-distance door --camera-direction sofa
 """
 
 import argparse
@@ -65,8 +72,9 @@ STATUS_NAMES = {
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
-            'Ask spa3r_node a count, a distance and a relative direction through the '
-            'SpatialQuery action, print feedback and results, cancel goals that take too long.'
+            'Ask spa3r_node a count, a distance, a relative direction, and where an object is '
+            'from the robot (distance and quadrant) through the SpatialQuery action; print '
+            'feedback and results, cancel goals that take too long.'
         ),
         epilog='Arguments after --ros-args go to rclpy (e.g. --ros-args -r __ns:=/robot1).',
     )
@@ -93,6 +101,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         nargs='+',
         default=['front-left', 'front-right', 'back-left', 'back-right'],
         help='answer options of the direction question',
+    )
+    parser.add_argument(
+        '--camera-distance',
+        default='door',
+        metavar='OBJECT',
+        help='object whose distance from the robot (camera) to ask',
+    )
+    parser.add_argument(
+        '--camera-direction',
+        default='sofa',
+        metavar='OBJECT',
+        help="object whose quadrant relative to the robot's heading to ask",
     )
     parser.add_argument(
         '--server-timeout',
@@ -143,6 +163,21 @@ class PlannerClient(Node):
                     task=SpatialQuery.Goal.REL_DIRECTION,
                     objects=list(a.direction),
                     options=list(a.direction_options),
+                ),
+            ),
+            (
+                'camera_distance',
+                SpatialQuery.Goal(
+                    task=SpatialQuery.Goal.CAMERA_DISTANCE, objects=[a.camera_distance]
+                ),
+            ),
+            (
+                'camera_direction',
+                SpatialQuery.Goal(
+                    task=SpatialQuery.Goal.CAMERA_DIRECTION,
+                    objects=[a.camera_direction],
+                    # The quadrants, in the order the question names them.
+                    options=['front-left', 'front-right', 'back-left', 'back-right'],
                 ),
             ),
         ]

@@ -35,6 +35,7 @@ from rclpy.executors import SingleThreadedExecutor
 from safetensors.torch import load_file, save_file
 from std_srvs.srv import Trigger
 
+from spa3r_ros.core.prompts import CAMERA_QUADRANTS, NUMERIC_UNITS
 from spa3r_ros.core.types import REQUIRED_OBJECTS, ResultCode, SpatialQueryRequest, Task
 from spa3r_ros.ros.node import ACTIVE_MESSAGE
 from spa3r_ros.ros.query_client import SpatialQueryClient
@@ -61,6 +62,8 @@ def request_for(task: Task) -> SpatialQueryRequest:
     options = OPTIONS if task in (Task.REL_DISTANCE, Task.REL_DIRECTION, Task.ROUTE_PLAN) else ()
     if task == Task.APPEARANCE_ORDER:
         options = ('chair, table, lamp', 'lamp, table, chair')
+    if task == Task.CAMERA_DIRECTION:
+        options = CAMERA_QUADRANTS
     return SpatialQueryRequest(task=task, objects=objects, options=options, max_new_tokens=6)
 
 
@@ -150,8 +153,9 @@ def test_every_family_answers_typed_and_two_clients_at_once(
         outcome = client.ask(request_for(task), timeout=120)
         result = outcome.result
         assert result.code == ResultCode.OK, (task, result)
-        if task in (Task.ABS_DISTANCE, Task.OBJECT_SIZE, Task.ROOM_SIZE, Task.OBJECT_COUNT):
+        if task in NUMERIC_UNITS:
             assert result.value == float(result.answer) and result.choice_index == -1, result
+            assert result.unit == NUMERIC_UNITS[task], result
         elif task == Task.FREE_FORM:
             assert result.answer and result.choice_index == -1
         else:

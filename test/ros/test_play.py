@@ -24,6 +24,7 @@ client against the node (MODEL_ERROR without a model, and its cancel path).
 """
 
 from pathlib import Path
+import re
 import sys
 import threading
 import time
@@ -288,18 +289,21 @@ def test_planner_example_against_the_node(tmp_path, domain_id, node_process, run
 
     help_text = run('--help')
     assert '--cancel-after' in help_text and '--require-fresh' in help_text
-    labels = ('count', 'distance', 'direction')
+    labels = ('count', 'distance', 'direction', 'camera_distance', 'camera_direction')
     # Before any frame: NO_SCENE, handled as such.
     out = run('--server-timeout', '30', '--count', 'box')
     for label in labels:
         assert f'[{label}] result: NO_SCENE' in out, out
-    assert out.count('no scene yet: move the camera') == 3, out
+    assert out.count('no scene yet: move the camera') == len(labels), out
     # With frames: typed answers (a number with its unit, an option).
     run_publisher('--topic', 'image_raw', '--count', '4')
     out = run('--server-timeout', '30', '--count', 'box')
     for label in labels:
         assert f'[{label}] result: OK' in out, out
     assert '[count]   answer:' in out and '[direction]   answer: option' in out, out
+    # The robot-centred families: a distance in metres and a quadrant.
+    assert '[camera_direction]   answer: option' in out, out
+    assert re.search(r'\[camera_distance\]   (answer: \S+ m$|unparsable answer)', out, re.M), out
     # Asking for frames newer than now: the node waits for a scene, the example cancels.
     out = run('--server-timeout', '30', '--require-fresh', '--cancel-after', '1.0')
     for label in labels:

@@ -160,6 +160,35 @@ def test_ask_multiple_choice_prints_the_choice(bag: Path, capsys: pytest.Capture
     assert any(f"choice: {i} ('{o}')" in text for i, o in enumerate(options))
 
 
+def test_robot_families_answer_typed_in_replay_and_ask(
+    bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # The robot-centred families go through the same files and commands as VSI's.
+    questions = tmp_path / 'robot.jsonl'
+    lines = [
+        {'id': 'far', 'task': 'camera_distance', 'objects': ['blue box']},
+        {
+            'id': 'where',
+            'task': 'camera_direction',
+            'objects': ['red box'],
+            'options': ['front-left', 'front-right', 'back-left', 'back-right'],
+        },
+    ]
+    questions.write_text(''.join(json.dumps(q) + '\n' for q in lines), encoding='utf-8')
+    out = tmp_path / 'robot_answers.jsonl'
+    argv = ['replay', str(bag), '--questions', str(questions), '--out', str(out), *COMMON]
+    assert spa3r_main(argv) == 0
+    far, where = read_answers(out)
+    assert far['code'] == 'OK' and far['unit'] == 'm' and far['choice_index'] == -1
+    assert far['value'] is None or far['value'] == float(far['answer'])
+    assert where['code'] == 'OK' and where['choice'] == lines[1]['options'][where['choice_index']]
+    capsys.readouterr()
+    argv = ['ask', str(bag), '--task', 'camera_distance', '--objects', 'blue box', '--json']
+    assert spa3r_main([*argv, *COMMON]) == 0
+    asked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert asked['code'] == 'OK' and asked['unit'] == 'm'
+
+
 def test_replay_at_a_rate_answers_every_question(bag: Path, tmp_path: Path) -> None:
     questions = tmp_path / 'q.jsonl'
     questions.write_text(''.join(json.dumps(q) + '\n' for q in QUESTIONS[:3]))
