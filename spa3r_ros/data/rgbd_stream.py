@@ -104,9 +104,11 @@ def rotation_matrix(q_xyzw: np.ndarray) -> np.ndarray:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RigidTransform:
     """A rigid transform ``a_T_b``: the pose of frame b in frame a.
+
+    The arrays are stored as read-only float64 copies (compare transforms with numpy, not ``==``).
 
     Attributes:
         translation: ``[3]`` metres, b's origin in a.
@@ -115,6 +117,14 @@ class RigidTransform:
 
     translation: np.ndarray
     rotation: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name, size in (('translation', 3), ('rotation', 4)):
+            array = np.array(getattr(self, name), dtype=np.float64).reshape(-1)
+            if array.shape != (size,):
+                raise ValueError(f'{name} must have {size} elements, got {array.shape[0]}')
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
 
     @staticmethod
     def identity() -> 'RigidTransform':
@@ -471,23 +481,37 @@ class RgbdGeometry:
         if isinstance(camera_mount, RigidTransform):
             self.mount = camera_mount
             return self.mount
-        camera_frame = self.depth_frame_id or (self.intrinsics.frame_id if self.intrinsics else '')
-        if not self.base_frame or not camera_frame:
+        # Registered depth carries the colour optical frame; its camera info names it too.
+        candidates = [self.depth_frame_id, self.intrinsics.frame_id if self.intrinsics else '']
+        camera_frames = list(dict.fromkeys(f for f in candidates if f))
+        if not self.base_frame or not camera_frames:
             raise DatasetError(
                 f'{where}: no camera mount given and the frames to look it up are unknown '
-                f'(odometry child_frame_id {self.base_frame!r}, depth frame_id '
-                f'{camera_frame!r}); pass the mount'
+                f'(odometry child_frame_id {self.base_frame!r}, depth and camera-info '
+                'frame_id unset); pass the mount'
             )
-        if _frame_id(self.base_frame) != _frame_id(camera_frame) and not self.static_transforms:
+        if self.base_frame not in camera_frames and not self.static_transforms:
             raise DatasetError(
                 f'{where}: no camera mount given and no static transforms '
                 f'({TF_STATIC_TOPIC}, {TF_MSGTYPE}) from {self.base_frame!r} to '
-                f'{camera_frame!r}; pass the mount'
+                f'{camera_frames[0]!r}; pass the mount'
             )
-        self.mount = static_transform(self.static_transforms, self.base_frame, camera_frame, where)
-        return self.mount
+        first_error = None
+        for camera_frame in camera_frames:
+            try:
+                self.mount = static_transform(
+                    self.static_transforms, self.base_frame, camera_frame, where
+                )
+            except DatasetError as err:
+                first_error = first_error or err
+                continue
+            return self.mount
+        assert first_error is not None
+        raise first_error
 
-    def base_pose(self, stamp: float, max_gap_sec: float = DEFAULT_MAX_ODOM_GAP_SEC):
+    def base_pose(
+        self, stamp: float, max_gap_sec: float = DEFAULT_MAX_ODOM_GAP_SEC
+    ) -> RigidTransform | None:
         """``world_T_base`` at ``stamp`` (interpolated), or None across an odometry gap."""
         pose = self.require_odometry().at(stamp, max_gap_sec)
         if pose is None:

@@ -41,12 +41,21 @@ from spa3r_ros.data.qa.depth_pose import (
 from spa3r_ros.data.qa.records import load_qa, write_qa
 from spa3r_ros.data.rgbd_stream import (
     camera_poses,
+    Intrinsics,
+    RgbdGeometry,
+    RgbdTopics,
     RigidTransform,
     rotation_matrix,
+    select_rgbd_topics,
     static_transform,
     StaticTransform,
 )
-from spa3r_ros.data.rosbag_io import CAMERA_INFO_MSGTYPE, IMAGE_MSGTYPE, ODOMETRY_MSGTYPE
+from spa3r_ros.data.rosbag_io import (
+    BagReader,
+    CAMERA_INFO_MSGTYPE,
+    IMAGE_MSGTYPE,
+    ODOMETRY_MSGTYPE,
+)
 from spa3r_ros.data.world.scene_json import Pose as MountPose
 
 T0_NS = 1_700_000_000 * 10**9
@@ -88,6 +97,7 @@ class BagSpec:
         default_factory=lambda: [('base_link', OPTICAL, MOUNT.position, MOUNT.orientation)]
     )
     storage: str = 'mcap'
+    depth_topics: Sequence[str] = (DEPTH,)  # each carries the same depth frames
 
 
 def odometry_msg(writer: BagWriter, t: float, position: Sequence[float], q: Sequence[float]):
@@ -145,10 +155,16 @@ def write_bag(path: Path, spec: BagSpec) -> Path:
     rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
     for t in rgb_times:
         events.append((ns(t), 3, RGB, lambda w, t=t: w.image(rgb, ns(t), OPTICAL)))
-    for t, depth in spec.depth:
-        events.append(
-            (ns(t), 4, DEPTH, lambda w, t=t, d=depth: w.image(d, ns(t), OPTICAL, spec.encoding))
-        )
+    for topic in spec.depth_topics:
+        for t, depth in spec.depth:
+            events.append(
+                (
+                    ns(t),
+                    4,
+                    topic,
+                    lambda w, t=t, d=depth: w.image(d, ns(t), OPTICAL, spec.encoding),
+                )
+            )
     events.sort(key=lambda e: (e[0], e[1]))
     with BagWriter(path, storage=spec.storage) as writer:
         used = {e[2] for e in events}
@@ -157,7 +173,7 @@ def write_bag(path: Path, spec: BagSpec) -> Path:
             (INFO, CAMERA_INFO_MSGTYPE),
             (ODOM, ODOMETRY_MSGTYPE),
             (RGB, IMAGE_MSGTYPE),
-            (DEPTH, IMAGE_MSGTYPE),
+            *((topic, IMAGE_MSGTYPE) for topic in spec.depth_topics),
         ):
             if topic in used:
                 writer.add_topic(topic, msgtype)
@@ -428,6 +444,42 @@ def test_same_seed_same_questions_and_lines_are_valid_qa(tmp_path: Path) -> None
 # ------------------------------------------------------------------------------- rgbd_stream
 
 
+def topics_of(path: Path, **names: Any):
+    with BagReader(path) as reader:
+        return select_rgbd_topics(reader, **names)
+
+
+def test_depth_topic_found_by_name_encoding_or_registration(tmp_path: Path) -> None:
+    frames = [(0.5, flat(1.5))]
+    plain = write_bag(tmp_path / 'plain', BagSpec(depth=frames, odom=still_odometry(1)))
+    chosen = topics_of(plain)
+    assert (chosen.depth, chosen.odometry, chosen.camera_info, chosen.tf_static, chosen.color) == (
+        DEPTH,
+        ODOM,
+        INFO,
+        TF_STATIC,
+        (RGB,),
+    )
+    # No name says depth: the 32FC1 encoding does.
+    unnamed = BagSpec(depth=frames, odom=still_odometry(1), depth_topics=('/camera/range/image',))
+    assert topics_of(write_bag(tmp_path / 'unnamed', unnamed)).depth == '/camera/range/image'
+    assert [line['gt_value'] for line in questions(tmp_path / 'unnamed', rules=NO_MARKS)] == [1.5]
+    # Raw and registered depth: the registered one.
+    aligned = '/camera/aligned_depth_to_color/image_raw'
+    both = BagSpec(depth=frames, odom=still_odometry(1), depth_topics=(DEPTH, aligned))
+    assert topics_of(write_bag(tmp_path / 'both', both)).depth == aligned
+    # Two depth cameras: which one is ambiguous, unless named.
+    two = BagSpec(depth=frames, odom=still_odometry(1), depth_topics=('/a/depth', '/b/depth'))
+    write_bag(tmp_path / 'two', two)
+    with pytest.raises(DatasetError, match=r"(?s)two'.*several depth topics.*/a/depth, /b/depth"):
+        topics_of(tmp_path / 'two')
+    assert topics_of(tmp_path / 'two', depth_topic='/b/depth').depth == '/b/depth'
+    with pytest.raises(DatasetError, match=r'carries nav_msgs/msg/Odometry.*depth topic'):
+        topics_of(plain, depth_topic=ODOM)
+    with pytest.raises(DatasetError, match=r"no odometry topic '/wheel_odom'"):
+        topics_of(plain, odom_topic='/wheel_odom')
+
+
 def test_camera_poses_are_odometry_times_mount(tmp_path: Path) -> None:
     frames = camera_poses(motion_bag(tmp_path / 'bag'))
     assert [round(f.stamp - T0_NS * 1e-9, 3) for f in frames] == FRAME_TIMES
@@ -464,3 +516,20 @@ def test_static_transform_chains_both_directions() -> None:
     np.testing.assert_array_equal(same.rotation, [0, 0, 0, 1])
     with pytest.raises(DatasetError, match="test: no chain.*'base' to 'lidar'"):
         static_transform(edges, 'base', 'lidar', 'test')
+
+
+def test_mount_lookup_falls_back_to_the_camera_info_frame(tmp_path: Path) -> None:
+    mount = RigidTransform.from_mount(MOUNT)
+    geometry = RgbdGeometry(
+        tmp_path / 'bag',
+        RgbdTopics(DEPTH),
+        0.0,
+        depth_frame_id='camera_depth_optical_frame',  # not in the transforms
+        base_frame='base_link',
+        static_transforms=[StaticTransform('base_link', OPTICAL, mount)],
+        intrinsics=Intrinsics(np.eye(3), WIDTH, HEIGHT, OPTICAL),
+    )
+    np.testing.assert_allclose(geometry.resolve_mount(None).translation, MOUNT.position)
+    geometry.intrinsics = None
+    with pytest.raises(DatasetError, match="no chain.*'camera_depth_optical_frame'"):
+        geometry.resolve_mount(None)
