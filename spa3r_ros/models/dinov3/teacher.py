@@ -190,17 +190,23 @@ def load_dinov3_weights(model: DINOv3Teacher | DINOv3ViTModel, path: str | os.Pa
 def randomize_dinov3_(model: DINOv3Teacher | DINOv3ViTModel, generator: torch.Generator) -> None:
     """Draw weights that make every part of a random DINOv3 matter (for tiny test models).
 
-    transformers' init sets LayerScale to ``layerscale_value`` (1e-5 for ViT-L/16) and zeroes the
-    biases, which would leave a random model almost blind to its blocks and to RoPE. This draws
-    LayerScale in [0.05, 0.5], norm weights near 1, small non-zero biases and tokens.
+    transformers' init draws weights with std 0.02, sets LayerScale to ``layerscale_value`` (1e-5
+    for ViT-L/16) and zeroes the biases, which would leave a random model almost blind to its
+    blocks, to its attention pattern and so to RoPE. This draws weights with std
+    ``1 / sqrt(fan_in)`` (activations near 1), LayerScale in [0.05, 0.5], norm weights near 1,
+    and small non-zero biases and tokens.
     """
     vit = _vit_of(model)
     for name, param in vit.named_parameters():
         if name.endswith('lambda1'):
-            param.copy_(torch.rand(param.shape, generator=generator) * 0.45 + 0.05)
+            value = torch.rand(param.shape, generator=generator) * 0.45 + 0.05
         elif 'norm' in name and name.endswith('weight'):
-            param.copy_(1 + 0.1 * torch.randn(param.shape, generator=generator))
-        elif name.endswith('bias') or name.startswith('embeddings.'):
-            if name.endswith('patch_embeddings.weight'):
-                continue
-            param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+            value = 1 + 0.1 * torch.randn(param.shape, generator=generator)
+        elif name.endswith('bias'):
+            value = 0.1 * torch.randn(param.shape, generator=generator)
+        elif name.startswith('embeddings.') and not name.endswith('patch_embeddings.weight'):
+            value = 0.5 * torch.randn(param.shape, generator=generator)
+        else:
+            fan_in = param[0].numel()
+            value = torch.randn(param.shape, generator=generator) / fan_in**0.5
+        param.copy_(value)
