@@ -222,3 +222,35 @@ def check_sem_dim(targets: SemanticTargets, sem_dim: int) -> None:
             f'the DINOv3 teacher gives {targets.sem_dim}-wide targets but Spa3R expects '
             f'sem_dim={sem_dim}'
         )
+
+
+def build_semantic_targets(
+    spa3r_config,
+    *,
+    kind: TeacherKind,
+    weights: str | os.PathLike | None = None,
+    mode: TargetMode = 'reference',
+    seed: int = 0,
+) -> SemanticTargets:
+    """The semantic targets of a Spa3R config: its patch grid, a teacher of its ``sem_dim``.
+
+    Args:
+        spa3r_config: a :class:`~spa3r_ros.configs.spa3r.Spa3RConfig` (``patch_size``,
+            ``sem_dim``).
+        kind: ``'tiny'`` or ``'vitl16'`` (see :func:`build_semantic_teacher`).
+        weights: the ViT-L/16 weights file (see :func:`build_semantic_teacher`).
+        seed: seed of random weights.
+        mode: see :class:`SemanticTargets`.
+
+    Raises:
+        ValueError: a teacher whose width is not the config's ``sem_dim``.
+        CheckpointError: unreadable or mismatching weights.
+    """
+    teacher = build_semantic_teacher(
+        kind, weights=weights, sem_dim=int(spa3r_config.sem_dim), seed=seed
+    )
+    targets = SemanticTargets(
+        teacher, patch_grid_of=spa3r_patch_grid(int(spa3r_config.patch_size)), mode=mode
+    )
+    check_sem_dim(targets, int(spa3r_config.sem_dim))
+    return targets

@@ -25,6 +25,7 @@ from spa3r_ros.models.spa3r import constants as K
 from spa3r_ros.models.vlm.tiny import tiny_spa3r_config
 from spa3r_ros.tools.golden_cases import spa3r as spa3r_case
 from spa3r_ros.training.psfm_targets import (
+    build_semantic_targets,
     build_semantic_teacher,
     check_sem_dim,
     SemanticTargets,
@@ -59,6 +60,16 @@ def test_shape_matches_forward_loss_for_the_tiny_preset():
     assert out.shape == (2, 3, 3 * 5, config.sem_dim)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     assert config.sem_dim == TINY_SEM_DIM
+    # The one-call builder gives the same targets (same seed, same grid).
+    built = build_semantic_targets(config, kind='tiny', mode='deterministic')
+    torch.testing.assert_close(
+        built(_images(bsz=2, views=3, height=42, width=70)),
+        SemanticTargets(teacher, patch_grid_of=spa3r_patch_grid(14), mode='deterministic')(
+            _images(bsz=2, views=3, height=42, width=70)
+        ),
+        atol=0,
+        rtol=0,
+    )
 
 
 def test_pipeline_is_the_reference_recipe():
