@@ -16,8 +16,10 @@
 
 A Spa3R Lightning checkpoint (``spa3r.ckpt``) is a dict whose ``state_dict`` maps
 ``'model.' + <Spa3R attribute path>`` to tensors; it also holds the frozen DINOv3 teacher under
-``model.dino.*``, which this project does not build (semantic targets come with the batch), so
-those keys are dropped with a log line. Every other key must exist in the model with the same
+``model.dino.*``, which is not part of the Spa3R module here (training builds the teacher on its
+own, :mod:`spa3r_ros.models.dinov3`, and loads those keys with
+:func:`~spa3r_ros.models.dinov3.teacher.load_dinov3_weights`), so this loader drops them with a
+log line. Every other key must exist in the model with the same
 shape, and every model key must be present: mismatches raise :class:`CheckpointError` naming them
 (:func:`spa3r_ros.models.checkpoint.check_state_dict`). Floating-point tensors are copied into the
 model's dtype (float16 files run in float32; that cast is exact).
@@ -44,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 #: Prefix of every model key in a Lightning checkpoint (``LitModule.model``).
 LIGHTNING_PREFIX = 'model.'
-#: Prefix of the frozen DINOv3 teacher, which is not part of this implementation.
+#: Prefix of the frozen DINOv3 teacher (loaded separately, by spa3r_ros.models.dinov3).
 DINO_PREFIX = 'dino.'
 
 
