@@ -50,9 +50,10 @@ from spa3r_ros.evaluation.evaluate import (
     DEFAULT_SEED,
     find_scenes,
     model_info,
-    run_scenes,
 )
 from spa3r_ros.evaluation.report import format_table, RANDOM_WEIGHTS_NOTE
+from spa3r_ros.tools.evaluate import run_scenes
+from spa3r_ros.tools.replay import load_models
 
 PROG = 'spa3r eval'
 
@@ -125,8 +126,6 @@ def _main(argv: list[str] | None = None) -> int:
                 f'file: {", ".join(generated)}',
                 file=sys.stderr,
             )
-        from spa3r_ros.tools.replay import load_models
-
         models = load_models(args.preset, args.device, args.checkpoint)
         # The ablation switch: the same weights with the Spa3R branch off.
         models.vlm.use_geometry = not args.no_geometry

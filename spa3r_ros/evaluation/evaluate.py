@@ -20,10 +20,10 @@ The command line is :mod:`spa3r_ros.cli.eval`; the report format is in
    optional ``qa.jsonl``), a folder of scene folders (``scene_*``), or a bag (with a QA file).
    A scene's questions are its QA file when there is one, else they are generated with a fixed
    seed by :func:`spa3r_ros.data.qa.generate.generate_qa` (the report says so).
-2. :func:`run_scenes` feeds each bag through a fresh :class:`~spa3r_ros.scene.engine.SceneEngine`
-   (the models are loaded once and shared) exactly as ``spa3r replay --max-speed`` does
-   (:func:`~spa3r_ros.tools.replay.run_replay`): each question is asked at its stamp, after the
-   engine has processed every frame recorded before it.
+2. :func:`spa3r_ros.tools.evaluate.run_scenes` (the tools layer: evaluation may not import it)
+   feeds each bag through a fresh scene engine (the models are loaded once and shared) exactly
+   as ``spa3r replay --max-speed`` does: each question is asked at its stamp, after the engine
+   has processed every frame recorded before it, and the answers fill an :class:`EvalRun`.
 3. :func:`score_answer` scores each answer's text twice: **strict** (lmms-eval's VSI-Bench rules,
    :func:`~spa3r_ros.evaluation.metrics.score_strict`'s semantics: the first space-separated
    token must be the option letter or a number) and **lenient**
@@ -35,14 +35,12 @@ The command line is :mod:`spa3r_ros.cli.eval`; the report format is in
    the baselines of :mod:`spa3r_ros.evaluation.baselines`.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 import json
 import logging
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.answers import parse_lenient, parse_strict, ParsedAnswer
@@ -51,7 +49,6 @@ from spa3r_ros.core.prompts import OPTION_LETTERS
 from spa3r_ros.core.types import ResultCode, SpatialAnswer, Task
 from spa3r_ros.data.bag_stream import select_topics, StreamTopics
 from spa3r_ros.data.qa.records import load_qa, parse_qa_line, QAItem
-from spa3r_ros.data.replay_jsonl import ReplayQuestion
 from spa3r_ros.data.rosbag_io import BagReader
 from spa3r_ros.data.world.scene_json import read_scene, SCENE_FILE
 from spa3r_ros.evaluation.baselines import (
@@ -281,74 +278,6 @@ class EvalRun:
     answers: dict[tuple[int, int], SpatialAnswer] = field(default_factory=dict)
     interrupted: bool = False
     wall_sec: list[float] = field(default_factory=list)
-
-
-def run_scenes(
-    scenes: Sequence[EvalScene],
-    models,
-    *,
-    window: int | None = None,
-    query_config: QueryConfig | None = None,
-    use_odometry: bool = True,
-    progress: bool = True,
-    on_answer: Callable[[EvalScene, QAItem, SpatialAnswer], None] | None = None,
-) -> EvalRun:
-    """Ask every scene's questions over its bag, one fresh engine per scene (max speed).
-
-    Args:
-        scenes: the scenes (with topics chosen by :func:`check_topics`).
-        models: the loaded model bundle, shared by the engines.
-        window: the keyframe window (None: the engine default).
-        query_config: query limits (default :class:`QueryConfig`).
-        use_odometry: False feeds no odometry.
-        progress: a tqdm progress bar over the questions of all scenes.
-        on_answer: called after each answer (for logs).
-
-    Returns:
-        The answers (questions left unanswered after Ctrl-C are missing).
-    """
-    from spa3r_ros.tools.replay import build_engine, run_replay, scene_config
-
-    config = scene_config(window)
-    query_config = query_config if query_config is not None else QueryConfig()
-    run = EvalRun()
-    total = sum(len(s.items) for s in scenes)
-    with tqdm(total=total, unit='question', desc='eval', disable=not progress) as bar:
-        for scene_index, scene in enumerate(scenes):
-            bar.set_postfix_str(scene.name)
-            index_of = {id(item.question): i for i, item in enumerate(scene.items)}
-
-            def answered(
-                question: ReplayQuestion,
-                answer: SpatialAnswer,
-                s: int = scene_index,
-                index_of: dict[int, int] = index_of,
-            ) -> None:
-                position = index_of[id(question)]
-                run.answers[(s, position)] = answer
-                bar.update(1)
-                if on_answer is not None:
-                    on_answer(scenes[s], scenes[s].items[position], answer)
-
-            engine = build_engine(models, config, query_config)
-            with engine:
-                summary = run_replay(
-                    scene.bag,
-                    [item.question for item in scene.items],
-                    answered,
-                    engine=engine,
-                    topics=scene.topics,
-                    rate=None,
-                    use_odometry=use_odometry,
-                    max_backlog=max(1, config.ingest_queue_size // 2),
-                    progress=False,
-                )
-            run.wall_sec.append(summary.wall_sec)
-            logger.info('%s: %s', scene.name, '; '.join(summary.lines()))
-            if summary.interrupted:
-                run.interrupted = True
-                break
-    return run
 
 
 def question_record(
