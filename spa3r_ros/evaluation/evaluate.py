@@ -35,6 +35,7 @@ The command line is :mod:`spa3r_ros.cli.eval`; the report format is in
    the baselines of :mod:`spa3r_ros.evaluation.baselines`.
 """
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 import json
@@ -385,6 +386,8 @@ def build_eval_report(
             for scene in scenes
         ],
         'questions_per_family': counts,
+        # Answers that are not OK (no scene yet, timeouts) score 0: say how many there were.
+        'answer_codes': dict(sorted(Counter(r['code'] for r in records).items())),
         'generated': any(scene.generated for scene in scenes),
         'seeds': sorted({scene.seed for scene in scenes if scene.seed is not None}),
     }

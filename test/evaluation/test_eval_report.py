@@ -143,6 +143,7 @@ def test_report_keys_and_records():
         'camera_distance': 1,
     }
     assert [s['questions_from'] for s in data['scenes']] == ['file', 'generated']
+    assert data['answer_codes'] == {'OK': 3, 'TIMEOUT': 1}
 
     records = report['questions']
     assert [(r['scene'], r['line']) for r in records] == [
