@@ -218,3 +218,45 @@ def test_missing_checkpoint_is_an_error(two_scenes, tmp_path, capsys):
     missing = tmp_path / 'nothing'
     code, _ = _eval([str(two_scenes / 'scene_0000'), '--checkpoint', str(missing)])
     assert code == 2 and str(missing) in capsys.readouterr().err
+
+
+def _write_scene_json(folder: Path, topics: dict[str, str]) -> None:
+    from spa3r_ros.data.world.scene_json import (
+        CameraSpec,
+        FrameSpec,
+        ObjectSpec,
+        Pose,
+        RoomSpec,
+        SceneSpec,
+        write_scene,
+    )
+
+    identity = Pose((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+    spec = SceneSpec(
+        seed=0,
+        room=RoomSpec(((0.0, 0.0), (4.0, 0.0), (4.0, 3.0), (0.0, 3.0)), 2.5, 12.0),
+        objects=(ObjectSpec(0, 'box', (1.0, 1.0, 0.25), (0.5, 0.5, 0.5), 0.0),),
+        camera=CameraSpec(98, 56, 50.0, 50.0, 49.0, 28.0),
+        camera_mount=identity,
+        frames=(FrameSpec(helpers.BAG_START, identity, {0: 10}),),
+        topics=topics,
+        frame_rate_hz=helpers.RATE_HZ,
+    )
+    write_scene(spec, folder / 'scene.json')
+
+
+def test_scene_json_names_the_topics(tmp_path, capsys):
+    scene = helpers.write_scene(tmp_path / 'scene_0000', 0)
+    # The world's topic names; this demo bag records its camera elsewhere.
+    _write_scene_json(scene, {'rgb': '/camera/color/image_raw', 'odom': '/odom'})
+    code, _ = _eval([str(scene)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no camera topic '/camera/color/image_raw'" in err and str(scene / 'bag') in err
+    # The command line wins over scene.json.
+    code, report = _eval([str(scene), '--image-topic', '/camera/image_raw'], tmp_path / 'r.json')
+    assert code == 0
+    assert report['data']['scenes'][0]['topics'] == {
+        'images': ['/camera/image_raw'],
+        'odometry': '/odom',
+    }
