@@ -260,3 +260,14 @@ def test_scene_json_names_the_topics(tmp_path, capsys):
         'images': ['/camera/image_raw'],
         'odometry': '/odom',
     }
+
+
+@pytest.mark.parametrize(
+    ('args', 'option'),
+    [(['--per-family', '0'], '--per-family'), (['--seed', '-1'], '--seed')],
+)
+def test_bad_arguments_exit_2_naming_the_option(args, option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        spa3r_main(['eval', str(tmp_path), *args])
+    assert exit_info.value.code == 2
+    assert f'argument {option}' in capsys.readouterr().err
