@@ -17,6 +17,7 @@
 import argparse
 from collections.abc import Callable
 import logging
+from pathlib import Path
 import sys
 
 from spa3r_ros.cli.args import absolute_topic_name, int_range, thread_count
@@ -30,10 +31,18 @@ EXIT_INTERRUPTED = 130
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """Add the model, topic and output options both tools take."""
     group = parser.add_argument_group('model and topics')
-    group.add_argument(
+    source = group.add_mutually_exclusive_group()
+    source.add_argument(
         '--preset',
         default=DEFAULT_PRESET,
         help=f'model preset from models/registry.yaml (default {DEFAULT_PRESET})',
+    )
+    source.add_argument(
+        '--checkpoint',
+        type=Path,
+        metavar='DIR',
+        help='load the models from a folder written by save_scene_models (scene_models.json); '
+        'instead of --preset',
     )
     group.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default cpu)')
     group.add_argument(
@@ -77,11 +86,17 @@ def setup(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
+def model_name(args: argparse.Namespace) -> str:
+    """The model the command line chose, for summaries: the checkpoint folder or the preset."""
+    return str(args.checkpoint) if args.checkpoint is not None else args.preset
+
+
 def engine_for(args: argparse.Namespace, query_config):
     """``prepare_engine`` with the command line's bag, model and topic options."""
     return prepare_engine(
         args.bag,
         preset=args.preset,
+        checkpoint=args.checkpoint,
         device=args.device,
         window=args.window,
         image_topics=args.image_topics,

@@ -37,6 +37,7 @@ from spa3r_ros.cli.offline import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     interruptible,
+    model_name,
     setup,
 )
 from spa3r_ros.configs.node import QueryConfig
@@ -99,7 +100,7 @@ def _main(argv: list[str] | None = None) -> int:
     except (Spa3rError, ValueError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f'== {PROG}: {args.bag} ({args.preset}) ==', file=summary_out)
+    print(f'== {PROG}: {args.bag} ({model_name(args)}) ==', file=summary_out)
     for line in summary.lines():
         print(line, file=summary_out)
     print(f'answers: {args.out} ({writer.written} lines)', file=summary_out)

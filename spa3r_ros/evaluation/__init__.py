@@ -12,4 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Evaluation: metrics and benchmark runners."""
+"""Evaluation: metrics, scoring, baselines and the report of ``spa3r eval``.
+
+``metrics`` (VSI-Bench's MRA and accuracy), ``evaluate`` (scenes, per-answer scores, the report of
+a run), ``baselines`` (chance and frequency) and ``report`` (aggregation, JSON, table). The replay
+loop that produces the answers is :mod:`spa3r_ros.tools.evaluate`.
+"""

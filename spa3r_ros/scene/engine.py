@@ -590,8 +590,12 @@ class SceneEngine:
         images = stack_frames([e.geometry for e in entries]).to(device)
         spa3r = models.vlm.geometry_encoder
         with self._model_lock:
-            with inference_context(device):
-                tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
+            tokens = None
+            # With the Spa3R branch switched off (Spa3VLM.use_geometry, the no-geometry
+            # ablation) neither the backbone nor the encoder runs: encode_geometry gives zeros.
+            if models.vlm.use_geometry:
+                with inference_context(device):
+                    tokens = self._patch_cache.patch_tokens(spa3r.aggregator, images, seqs)
             latents = models.vlm.encode_geometry(images[None], patch_tokens=tokens)
             if prune:
                 self._prune_caches(seqs)

@@ -121,13 +121,25 @@ class ReplaySummary:
         ]
 
 
-def load_models(preset: str, device: str):
-    """The model bundle of a registry preset (``tiny-random`` needs no files).
+def load_models(preset: str, device: str, checkpoint: str | Path | None = None):
+    """The model bundle of a registry preset (``tiny-random`` needs no files), or of a folder.
+
+    Args:
+        preset: a preset of ``models/registry.yaml`` (ignored when ``checkpoint`` is given).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+        checkpoint: a folder written by
+            :func:`~spa3r_ros.models.bundle.save_scene_models` (``scene_models.json`` in it);
+            None uses the preset.
 
     Raises:
         ConfigError: unknown preset or device.
-        CheckpointError: the preset's weights are missing or do not match.
+        CheckpointError: the preset's weights, or the checkpoint folder, are missing or do not
+            match (the message names the file).
     """
+    from spa3r_ros.models.bundle import load_scene_models, resolve_device
+
+    if checkpoint is not None:
+        return load_scene_models(checkpoint, device=resolve_device(device))
     from spa3r_ros.models.bundle import load_preset
 
     return load_preset(preset, device=device)
@@ -359,6 +371,7 @@ def prepare_engine(
     bag_path: str | Path,
     *,
     preset: str = DEFAULT_PRESET,
+    checkpoint: str | Path | None = None,
     device: str = 'cpu',
     window: int | None = None,
     image_topics: Sequence[str] = (),
@@ -368,6 +381,9 @@ def prepare_engine(
 ):
     """The bag's topics (checked before any model is loaded), a new engine and its backlog.
 
+    The models are the ``preset``'s, or those of the ``checkpoint`` folder when one is given
+    (see :func:`load_models`).
+
     Returns:
         ``(topics, engine, max_backlog)``: the :class:`StreamTopics` to feed, a not yet started
         engine, and the ``max_backlog`` for :func:`run_replay` (half the ingest queue, so the
@@ -375,7 +391,7 @@ def prepare_engine(
 
     Raises:
         DatasetError: the bag cannot be read or a topic is missing.
-        ConfigError, CheckpointError: bad window, preset or device.
+        ConfigError, CheckpointError: bad window, preset, checkpoint or device.
     """
     with BagReader(bag_path) as bag:
         topics = select_topics(
@@ -383,7 +399,7 @@ def prepare_engine(
         )
     config = scene_config(window)
     query_config = query_config if query_config is not None else QueryConfig()
-    engine = build_engine(load_models(preset, device), config, query_config)
+    engine = build_engine(load_models(preset, device, checkpoint), config, query_config)
     return topics, engine, max(1, config.ingest_queue_size // 2)
 
 

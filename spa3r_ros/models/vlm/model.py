@@ -30,6 +30,11 @@ back to 1-D positions silently, so :meth:`Spa3VLM.forward` always derives them f
 A long prompt pass can be stopped between layers (:meth:`Spa3VLM.stop_between_layers`): a cancel
 or a deadline then ends it within one language-model layer (or one vision-tower block) instead of
 after the whole pass.
+
+The paper's no-geometry ablation is a switch, :attr:`Spa3VLM.use_geometry` (default True): when it
+is False the geometry injector is bypassed (the image tokens reach the language model untouched,
+exactly as when no latent is given) and :meth:`Spa3VLM.encode_geometry` returns a zero latent
+without running the Spa3R encoder, so callers that always pass a latent need no change.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -135,6 +140,12 @@ class Spa3VLM(nn.Module):
     Submodules: ``qwen`` (a stock ``Qwen2_5_VLForConditionalGeneration``), ``injector``
     (:class:`GeometryInjector`, reference parameter names) and ``geometry_encoder``. The
     constructor builds random weights; loading is ``spa3r_ros.models.vlm.checkpoint``'s job.
+
+    Attributes:
+        use_geometry: the Spa3R branch switch (True by default). False is the no-geometry
+            ablation (``spa3r eval --no-geometry``): :meth:`inject_geometry` returns the image
+            tokens unchanged and :meth:`encode_geometry` returns zeros without running the
+            encoder. Not a weight: it is not saved with the model.
     """
 
     def __init__(
@@ -160,6 +171,7 @@ class Spa3VLM(nn.Module):
         self.qwen = Qwen2_5_VLForConditionalGeneration(qwen_config)
         self.injector = GeometryInjector(geometry_config)
         self.geometry_encoder = geometry_encoder
+        self.use_geometry = True
 
     @property
     def device(self) -> torch.device:
@@ -234,7 +246,7 @@ class Spa3VLM(nn.Module):
                 frames, passed on to ``geometry_encoder.encode`` (a Spa3R accepts them).
 
         Returns:
-            ``[B, Q, E]`` latents.
+            ``[B, Q, E]`` latents; zeros (the encoder not run) when :attr:`use_geometry` is False.
 
         Raises:
             ValueError: if there is no geometry encoder or ``images`` is not 5-D.
@@ -243,6 +255,13 @@ class Spa3VLM(nn.Module):
             raise ValueError('this Spa3VLM has no geometry encoder; pass geometry_latents instead')
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f'images must be [B, S, 3, H, W], got {tuple(images.shape)}')
+        if not self.use_geometry:
+            # The ablation: the latent is never used, so the encoder's time is not spent. A
+            # tensor of the right shape keeps scene snapshots and caches working unchanged.
+            sizes = self.geometry_config
+            return images.new_zeros(
+                images.shape[0], sizes.spa3r_num_queries, sizes.spa3r_embed_dim
+            )
         self.geometry_encoder.eval()
         if patch_tokens is None:
             return self.geometry_encoder.encode(images)
@@ -277,7 +296,8 @@ class Spa3VLM(nn.Module):
             images_per_sample: how many of the I images belong to each of the B samples.
 
         Returns:
-            I tensors ``[n_i, D]`` with geometry.
+            I tensors ``[n_i, D]`` with geometry; the input tensors unchanged when
+            :attr:`use_geometry` is False (the injector bypassed).
 
         Raises:
             ValueError: if the counts do not add up.
@@ -292,6 +312,8 @@ class Spa3VLM(nn.Module):
                 f'{len(image_features)} images but images_per_sample {list(images_per_sample)} '
                 f'sums to {sum(images_per_sample)}'
             )
+        if not self.use_geometry:
+            return tuple(image_features)
         out: list[torch.Tensor] = []
         start = 0
         for b, count in enumerate(images_per_sample):

@@ -1,0 +1,138 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Scoring and aggregation of ``spa3r eval``, checked by hand on made-up answers."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from spa3r_ros.evaluation.evaluate import score_answer
+from spa3r_ros.evaluation.report import summarize
+
+
+def _load_helpers():
+    path = Path(__file__).with_name('eval_helpers.py')
+    spec = importlib.util.spec_from_file_location('spa3r_test_eval_helpers', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load_helpers()
+
+EASY = ['left', 'right']
+
+
+@pytest.mark.parametrize(
+    'family, truth, answer, strict, lenient',
+    [
+        # Numbers: strict reads the first space-separated token only (lmms-eval).
+        ('object_abs_distance', {'gt_value': 2.5}, '2.5 m', 1.0, 1.0),
+        ('object_abs_distance', {'gt_value': 2.5}, '2.5m', 0.0, 1.0),
+        ('object_abs_distance', {'gt_value': 2.5}, 'about 2.5 m', 0.0, 1.0),
+        # '250' is read as 250 m strictly; leniently as 2.5 m.
+        ('object_abs_distance', {'gt_value': 2.5}, '250 cm', 0.0, 1.0),
+        ('object_size_estimation', {'gt_value': 120.0}, '1.2 m', 0.0, 1.0),
+        # |3 - 4| / 4 = 0.25 <= 1 - theta for theta in 0.50 .. 0.75: 6 of 10 thresholds.
+        ('object_counting', {'gt_value': 4}, '3', 0.6, 0.6),
+        ('object_counting', {'gt_value': 4}, 'three boxes', 0.0, 0.6),
+        # A free-text family parses as its parse_as task (a distance in metres).
+        ('surface_depth', {'gt_value': 1.8}, '1.8 meters', 1.0, 1.0),
+        ('surface_depth', {'gt_value': 1.8}, 'roughly 180 cm', 0.0, 1.0),
+        # Options: strict needs the letter first; lenient also takes phrases and option text.
+        ('object_rel_direction_easy', {'options': EASY, 'gt_choice_index': 1}, 'B', 1.0, 1.0),
+        ('object_rel_direction_easy', {'options': EASY, 'gt_choice_index': 1}, 'b.', 1.0, 1.0),
+        (
+            'object_rel_direction_easy',
+            {'options': EASY, 'gt_choice_index': 1},
+            'The answer is B',
+            0.0,
+            1.0,
+        ),
+        ('object_rel_direction_easy', {'options': EASY, 'gt_choice_index': 1}, 'right', 0.0, 1.0),
+        ('object_rel_direction_easy', {'options': EASY, 'gt_choice_index': 1}, 'A', 0.0, 0.0),
+        ('object_rel_direction_easy', {'options': EASY, 'gt_choice_index': 1}, '', 0.0, 0.0),
+    ],
+)
+def test_strict_and_lenient_scores(family, truth, answer, strict, lenient):
+    scores = score_answer(helpers.qa_item(family, **truth), answer)
+    assert scores['strict']['score'] == pytest.approx(strict)
+    assert scores['lenient']['score'] == pytest.approx(lenient)
+    for mode in ('strict', 'lenient'):
+        # A failed parse says why and has no parsed value; a parsed one has no error.
+        assert (scores[mode]['parsed'] is None) == bool(scores[mode]['error'])
+
+
+def test_parsed_values_are_recorded():
+    scores = score_answer(helpers.qa_item('object_abs_distance', gt_value=2.5), '250 cm away')
+    assert scores['strict']['parsed'] == 250.0
+    assert scores['lenient']['parsed'] == pytest.approx(2.5)
+    options = {'options': EASY, 'gt_choice_index': 0}
+    scores = score_answer(helpers.qa_item('object_rel_direction_easy', **options), 'left')
+    assert scores['strict']['parsed'] is None and 'letter' in scores['strict']['error']
+    assert scores['lenient']['parsed'] == 'A'
+
+
+def test_aggregation_by_hand():
+    # (family, strict score, lenient score) of made-up answers.
+    rows = [
+        ('object_rel_direction_easy', 1.0, 1.0),
+        ('object_rel_direction_easy', 0.0, 1.0),
+        ('object_rel_direction_hard', 1.0, 0.0),
+        ('object_counting', 0.6, 0.6),
+        ('camera_distance', 1.0, 0.5),
+        ('camera_distance', 0.0, 0.5),
+    ]
+    strict = summarize((f, s) for f, s, _ in rows)
+    lenient = summarize((f, s) for f, _, s in rows)
+
+    assert strict.counts == {
+        'object_counting': 1,
+        'object_rel_direction_easy': 2,
+        'object_rel_direction_hard': 1,
+        'camera_distance': 2,
+    }
+    # Families in report order (records.FAMILIES), percent.
+    assert list(strict.families) == list(strict.counts)
+    assert strict.families['object_rel_direction_easy'] == pytest.approx(50.0)
+    assert strict.families['object_rel_direction_hard'] == pytest.approx(100.0)
+    # The rel-direction levels are averaged into one category: (50 + 100) / 2.
+    assert strict.categories == pytest.approx(
+        {'object_counting': 60.0, 'object_rel_direction': 75.0, 'camera_distance': 50.0}
+    )
+    # Overall: unweighted mean of the three categories; VSI: of the two VSI categories.
+    assert strict.overall == pytest.approx((60 + 75 + 50) / 3)
+    assert strict.vsi_overall == pytest.approx((60 + 75) / 2)
+    assert strict.vsi_categories == 2
+    # HiSpatial levels: counting and camera distance are level 1, rel direction level 3.
+    assert strict.levels == pytest.approx({1: (60 + 50) / 2, 3: 75.0})
+
+    assert lenient.categories == pytest.approx(
+        {'object_counting': 60.0, 'object_rel_direction': (100 + 0) / 2, 'camera_distance': 50.0}
+    )
+    assert lenient.overall == pytest.approx((60 + 50 + 50) / 3)
+
+
+def test_aggregation_without_vsi_families_and_bad_rows():
+    summary = summarize([('surface_depth', 0.5), ('camera_rotation', 1.0)])
+    assert summary.vsi_overall is None and summary.vsi_categories == 0
+    assert summary.overall == pytest.approx(75.0)
+    assert summary.levels == pytest.approx({0: 75.0})
+    empty = summarize([])
+    assert empty.overall is None and empty.families == {}
+    with pytest.raises(ValueError, match='unknown family'):
+        summarize([('no_such_family', 1.0)])
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        summarize([('object_counting', 1.5)])
