@@ -298,21 +298,41 @@ class ClipSource:
         return int(self.stamps_ns.shape[0])
 
 
+def _is_depth(bag: BagReader, message: Any) -> bool:
+    """Whether a camera message holds depth (``16UC1``, ``32FC1``): not an input of the model."""
+    try:
+        msg = bag.typestore.deserialize_cdr(message.rawdata, message.msgtype)
+        return image_from_bag_message(msg, message.msgtype).kind != 'color'
+    except Exception:  # a corrupt first message says nothing about the topic; reading will count
+        return False
+
+
 def _index_bag(
     bag_path: Path, image_topics: Sequence[str]
 ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
-    """Stream one bag once: per camera topic, message times and duplicate ranks (no pixels)."""
+    """Stream one bag once: per camera topic, message times and duplicate ranks (no pixels).
+
+    Topics found by type (not named) whose first message is a depth image are left out: a depth
+    topic whose name lacks ``depth`` escapes :func:`select_topics`'s rule.
+    """
     with BagReader(bag_path) as bag:
         topics = select_topics(
             bag, image_topics=image_topics, use_odometry=False, camera_info_topics=()
         ).images
         msgtypes = {t: bag.topics()[t][0] for t in topics}
         stamps: dict[str, list[int]] = {t: [] for t in topics}
+        depth: set[str] = set()
         for message in bag.messages(list(topics), deserialize=False):
-            stamps[message.topic].append(message.stamp_ns)
+            times = stamps[message.topic]
+            if not times and not image_topics and _is_depth(bag, message):
+                depth.add(message.topic)
+            times.append(message.stamp_ns)
     out = []
     for topic in topics:
         times = np.asarray(stamps[topic], dtype=np.int64)
+        if topic in depth:
+            logger.info('bag %s: %s carries depth images, not a camera input', bag_path, topic)
+            continue
         if times.size == 0:
             continue
         duplicates = np.zeros(times.shape, dtype=np.int32)
@@ -323,7 +343,7 @@ def _index_bag(
     if not out:
         raise DatasetError(
             f'bag {str(bag_path)!r} has no usable camera topic: '
-            f'{", ".join(topics)} hold no messages'
+            f'{", ".join(topics)} hold no colour images'
         )
     return out
 
@@ -421,6 +441,7 @@ class ClipDataset(IterableDataset):
         self._resume_pending = False
         self._plan = self._make_plan(0)
         self._readers: OrderedDict[Path, BagReader] = OrderedDict()
+        self._known_bad: set[tuple[int, int]] = set()  # (source, frame) met corrupt here
 
     # -- index -------------------------------------------------------------------------------
 
@@ -666,6 +687,8 @@ class ClipDataset(IterableDataset):
     def _load_frame(self, index: int, frame: int) -> Tensor | None:
         """The preprocessed ``[3, H, W]`` frame, or None (logged) if its message is corrupt."""
         source = self.sources[index]
+        if (index, frame) in self._known_bad:
+            return None  # already warned about; reading it again would give the same answer
         try:
             rawdata = self.read_message(index, frame)
             reader = self._reader(source.bag)
@@ -677,6 +700,7 @@ class ClipDataset(IterableDataset):
         # Whatever the cause (a damaged chunk, bad CDR, an undecodable or wrongly sized image),
         # the frame is unusable; the clip is redrawn and the count reported.
         except Exception as err:
+            self._known_bad.add((index, frame))
             logger.warning(
                 'bag %s: skipping corrupt message %d of %s: %s',
                 source.bag,
