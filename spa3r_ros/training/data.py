@@ -565,6 +565,10 @@ class ClipDataset(IterableDataset):
 
     # -- iteration ---------------------------------------------------------------------------
 
+    def __len__(self) -> int:
+        """This rank's batches in the current epoch (for progress bars)."""
+        return self.batches_per_epoch
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
@@ -718,23 +722,30 @@ class ClipDataset(IterableDataset):
 
 
 class ClipLoader(DataLoader):
-    """A ``DataLoader`` that records each batch it hands out as the dataset's position.
+    """A ``DataLoader`` that keeps the dataset's position and counts in the training process.
 
-    Workers run on copies of the dataset, so only the loader knows how far the trainer got; it
-    writes that back with :meth:`ClipDataset.note_consumed` before yielding each batch.
+    Workers run on copies of the dataset, so only the loader knows how far the trainer got and
+    what the workers met: before yielding each batch it records the batch's position with
+    :meth:`ClipDataset.note_consumed` and, with workers, adds the batch's counts to
+    :attr:`ClipDataset.stats` (without workers the dataset counted them itself).
     """
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        dataset = self.dataset
         for batch in super().__iter__():
-            self.dataset.note_consumed(batch['position'])
+            dataset.note_consumed(batch['position'])
+            if self.num_workers > 0:
+                for key, value in batch['stats'].items():
+                    dataset.stats[key] += value
             yield batch
 
 
-def _seed_worker(worker_id: int) -> None:
-    """Seed torch in each worker from the loader's base seed (the clips use their own seeds)."""
-    info = get_worker_info()
-    if info is not None:
-        torch.manual_seed(info.seed % 2**63)
+def _worker_init(worker_id: int) -> None:
+    """One torch thread per worker: the workers are the parallelism, threads would oversubscribe.
+
+    Sharding needs no set-up here: :meth:`ClipDataset.__iter__` reads ``get_worker_info()``.
+    """
+    torch.set_num_threads(1)
 
 
 def _as_is(batch: dict[str, Any]) -> dict[str, Any]:
@@ -759,7 +770,7 @@ def make_loader(dataset: ClipDataset, num_workers: int | None = None) -> ClipLoa
         batch_size=None,
         collate_fn=_as_is,
         num_workers=workers,
-        worker_init_fn=_seed_worker if workers else None,
+        worker_init_fn=_worker_init if workers else None,
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
     )

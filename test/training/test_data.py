@@ -261,7 +261,7 @@ def test_two_ranks_two_workers_see_each_clip_of_the_epoch_once(world):
             assert [b['position']['batch'] for b in batches] == list(range(1, len(batches) + 1))
             slots += [s for b in batches for s in b['clip_slots']]
             clip_ids += [c for b in batches for c in b['clip_ids']]
-        assert counts[0] == counts[1] == dataset.batches_per_epoch > 0
+        assert counts[0] == counts[1] == dataset.batches_per_epoch == len(dataset) > 0
         assert len(slots) == len(set(slots))
         assert len(clip_ids) == len(set(clip_ids))
         assert set(slots) == set(dataset.epoch_slots(epoch))
@@ -366,7 +366,8 @@ def _write_bag_with_corrupt_frames(path, num_frames, corrupt):
     return path
 
 
-def test_corrupt_messages_are_counted_and_never_used(tmp_path):
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_corrupt_messages_are_counted_and_never_used(tmp_path, num_workers):
     corrupt = {5, 11, 12}
     bag = _write_bag_with_corrupt_frames(tmp_path / 'bag', 24, corrupt)
     config = dataclasses.replace(
@@ -376,7 +377,7 @@ def test_corrupt_messages_are_counted_and_never_used(tmp_path):
     totals = dict.fromkeys(dataset.stats, 0)
     for epoch in range(2):
         dataset.set_epoch(epoch)
-        for batch in _epoch(dataset):
+        for batch in _epoch(dataset, num_workers):
             for _, frames in batch['clip_ids']:
                 assert not corrupt & set(frames)
             assert batch['images'].shape[0] == len(batch['clip_ids'])
@@ -384,7 +385,7 @@ def test_corrupt_messages_are_counted_and_never_used(tmp_path):
                 totals[key] += value
     assert totals['corrupt_messages'] > 0
     assert totals['redrawn_clips'] + totals['dropped_clips'] == totals['corrupt_messages']
-    assert dataset.stats == totals  # no workers: the dataset's own counts add up the same
+    assert dataset.stats == totals  # the training process's counts, with or without workers
 
 
 def test_a_clip_that_keeps_meeting_corrupt_messages_is_dropped(tmp_path):
