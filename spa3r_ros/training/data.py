@@ -21,7 +21,9 @@ folders of bags, ``spa3r world`` output ``OUT/scene_XXXX/bag``) into a sorted li
 Index. :class:`ClipDataset` reads each bag once, streaming, and keeps per camera topic only the
 recording times of its messages (``int64`` ns, plus the rank of a message among messages with the
 same time): no pixels. A camera topic of a bag is a *source*; ``clip_ids`` name sources by their
-index in :attr:`ClipDataset.sources`.
+index in :attr:`ClipDataset.sources`. Camera topics are those :func:`select_topics` picks (or the
+ones named), less topics whose first message is a depth image. Every rank indexes every bag (a
+pass over message times only, fast next to training).
 
 Clips of an epoch. A source of ``N`` frames has ``max(1, N // frames_per_clip)`` clip slots (one
 when ``frames_per_clip`` is 0, the reference's one item per scene). The epoch's slots are a
@@ -52,8 +54,9 @@ crops a batch to its smallest sample) or padded with white, centred, when shorte
 Corrupt messages. A frame that cannot be read, deserialised, decoded or preprocessed is counted
 and never used: its clip is drawn again (new frames from the whole source, deterministic) up to
 ``max_redraws`` times, then dropped, so that batch has one clip fewer. A batch left with no clip is
-a :class:`DatasetError`. The counts come with every batch (``batch['stats']``) and add up in
-:attr:`ClipDataset.stats` of the process that iterates (with workers, sum ``batch['stats']``).
+a :class:`DatasetError`. Every batch carries its counts (``batch['stats']``); they add up in
+:attr:`ClipDataset.stats` of the training process (the loader of :func:`make_loader` adds what
+its workers met). Each corrupt frame is logged once per process.
 
 Resume. ``state_dict()`` is ``{'epoch', 'batch'}``: the epoch and how many of this rank's batches
 were handed out (by the dataset itself with no workers, by the loader of :func:`make_loader`
