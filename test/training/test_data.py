@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from spa3r_ros.configs.clips import ClipDataConfig
-from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.core.errors import ConfigError, DatasetError
 from spa3r_ros.data.bag_writer import BagWriter
 from spa3r_ros.data.demo_scene import (
     DEMO_EPOCH_NS,
@@ -398,3 +398,10 @@ def test_a_clip_that_keeps_meeting_corrupt_messages_is_dropped(tmp_path):
     with pytest.raises(DatasetError, match='every clip met corrupt messages'):
         _epoch(dataset)
     assert dataset.stats == {'corrupt_messages': 2, 'redrawn_clips': 1, 'dropped_clips': 1}
+
+
+def test_the_added_config_fields_are_validated():
+    assert ClipDataConfig().frames_per_clip == 32 and ClipDataConfig().max_redraws == 4
+    for field, value in (('frames_per_clip', -1), ('max_redraws', 101)):
+        with pytest.raises(ConfigError, match=field):
+            ClipDataConfig(**{field: value})
