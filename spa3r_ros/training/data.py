@@ -250,8 +250,9 @@ def sample_frames(
         num_views: views ``n >= 1`` of the clip.
         lo: fewest frames between consecutive views.
         hi: most frames between consecutive views.
-        start_range: inclusive ``(first, last)`` to draw the start from, intersected with the
-            starts that fit; None (or an empty intersection) draws from all that fit.
+        start_range: inclusive ``(first, last)`` to draw the start from, clamped into the starts
+            that fit (a range past the last start that fits gives that start); None draws from
+            all that fit.
 
     Returns:
         ``n`` sorted frame indices in ``[0, N)``.
@@ -263,10 +264,9 @@ def sample_frames(
         hi = min(hi, (num_frames - 1) // gaps) if gaps else hi
         last_start = num_frames - 1 - gaps * hi
         first, last = 0, last_start
-        if start_range is not None:
-            a, b = max(0, start_range[0]), min(last_start, start_range[1])
-            if a <= b:
-                first, last = a, b
+        if start_range is not None:  # clamped into the starts that fit, never empty
+            first = min(max(0, start_range[0]), last_start)
+            last = min(max(first, start_range[1]), last_start)
         start = int(rng.integers(first, last + 1))
         steps = rng.integers(lo, hi + 1, size=gaps)
         return [start] + [start + int(s) for s in np.cumsum(steps)]

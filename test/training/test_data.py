@@ -193,6 +193,9 @@ def test_sample_frames_follows_the_reference_cases():
         assert len(frames) == 5 and frames[-1] < 100 and steps.min() >= 2 and steps.max() <= 6
     # hi is capped so that n views always fit: 9 frames, 5 views -> steps of exactly 2.
     assert sample_frames(rng, 9, 5, 2, 6) == [0, 2, 4, 6, 8]
+    # A start range past the last start that fits gives that start (a long bag's last slots).
+    assert sample_frames(rng, 20, 3, 2, 2, start_range=(18, 19)) == [15, 17, 19]
+    assert sample_frames(rng, 20, 3, 2, 2, start_range=(4, 4)) == [4, 6, 8]
     few = sample_frames(rng, 3, 6, 2, 6)  # fewer frames than views: with replacement, sorted
     assert len(few) == 6 and few == sorted(few) and set(few) <= {0, 1, 2}
     distinct = sample_frames(rng, 6, 5, 2, 6)  # (n - 1) * lo >= N: distinct frames, sorted
