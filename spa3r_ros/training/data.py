@@ -79,6 +79,7 @@ import torch
 from torch import Tensor
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, get_worker_info, IterableDataset
+from tqdm import tqdm
 import yaml
 
 from spa3r_ros.configs.clips import ClipDataConfig
@@ -338,10 +339,10 @@ def _index_bag(
             continue
         if times.size == 0:
             continue
-        duplicates = np.zeros(times.shape, dtype=np.int32)
-        for i in range(1, times.size):
-            if times[i] == times[i - 1]:
-                duplicates[i] = duplicates[i - 1] + 1
+        # Rank within each run of equal times: position minus the position where the run starts.
+        positions = np.arange(times.size)
+        run_starts = np.where(np.diff(times, prepend=times[0] - 1) != 0, positions, 0)
+        duplicates = (positions - np.maximum.accumulate(run_starts)).astype(np.int32)
         out.append((topic, msgtypes[topic], times, duplicates))
     if not out:
         raise DatasetError(
@@ -409,12 +410,7 @@ class ClipDataset(IterableDataset):
     ) -> None:
         super().__init__()
         height, width = (int(v) for v in image_hw)
-        if (
-            height < PATCH_SIZE_PX
-            or width < PATCH_SIZE_PX
-            or height % PATCH_SIZE_PX
-            or (width % PATCH_SIZE_PX)
-        ):
+        if min(height, width) < PATCH_SIZE_PX or height % PATCH_SIZE_PX or width % PATCH_SIZE_PX:
             raise ValueError(f'image_hw {tuple(image_hw)} must be positive multiples of 14')
         if not (isinstance(world_size, int) and world_size >= 1 and 0 <= rank < world_size):
             raise ValueError(f'need 0 <= rank < world_size, got rank {rank}, world {world_size}')
@@ -462,8 +458,6 @@ class ClipDataset(IterableDataset):
             Path(k).resolve(): _check_interval(tuple(v), f'interval override for {str(k)!r}')
             for k, v in (interval_overrides or {}).items()
         }
-        from tqdm import tqdm
-
         out = []
         for bag in tqdm(bags, desc='indexing bags', unit='bag', disable=not show_progress):
             interval = overrides.get(bag.resolve())

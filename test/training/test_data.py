@@ -169,6 +169,27 @@ def test_the_index_streams_and_holds_no_pixels(tmp_path):
     assert peak < pixel_bytes / 4, (peak, pixel_bytes)
 
 
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_messages_with_the_same_recording_time_are_told_apart(tmp_path, storage):
+    times = [0, 1, 1, 1, 2]  # three frames recorded in the same nanosecond
+    with BagWriter(tmp_path / 'bag', storage=storage) as bag:
+        bag.add_topic('/camera/image_raw', IMAGE_MSGTYPE)
+        for i, t in enumerate(times):
+            rgb, _ = render_demo_frame(i, width=WIDTH, height=HEIGHT, rate_hz=10.0)
+            bag.write('/camera/image_raw', DEMO_EPOCH_NS + t, bag.image(rgb, DEMO_EPOCH_NS, 'c'))
+    config = dataclasses.replace(CONFIG, images_per_batch=2, frames_per_clip=1)
+    dataset = ClipDataset([tmp_path / 'bag'], config, image_hw=IMAGE_HW)
+    assert dataset.sources[0].duplicates.tolist() == [0, 0, 1, 2, 0]
+    frames = [render_demo_frame(i, width=WIDTH, height=HEIGHT, rate_hz=10.0)[0] for i in (1, 2, 3)]
+    assert not np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[1], frames[2])
+    for i in range(len(times)):
+        msg = BagReader(tmp_path / 'bag').typestore.deserialize_cdr(
+            dataset.read_message(0, i), IMAGE_MSGTYPE
+        )
+        rgb, _ = render_demo_frame(i, width=WIDTH, height=HEIGHT, rate_hz=10.0)
+        assert np.array_equal(image_from_bag_message(msg, IMAGE_MSGTYPE).pixels, rgb)
+
+
 def test_every_camera_topic_is_a_source_and_topics_can_be_named(tmp_path):
     bag = write_demo_bag(
         tmp_path / 'two', num_frames=12, compressed_topic='/camera/compressed', depth_topic='/d'
