@@ -18,6 +18,10 @@ The clip sampler of :mod:`spa3r_ros.training.data` reads it. The defaults are th
 (spa3r_spec.md 2.7): per batch a view count drawn from ``[views_min, views_max]``, as many clips as
 fit ``images_per_batch`` images, consecutive views ``frame_interval_min .. frame_interval_max``
 recorded frames apart.
+
+Added for the streaming sampler (not in the reference, which reads one clip per scene per epoch
+from image folders): ``frames_per_clip`` sets how many clips a long recording gives per epoch, and
+``max_redraws`` how often a clip that hit a corrupt message is drawn again.
 """
 
 from dataclasses import dataclass
@@ -39,6 +43,11 @@ class ClipDataConfig:
         frame_interval_max: most recorded frames between consecutive views of a clip.
         num_workers: data-loader worker processes per rank (0: load in the training process).
         seed: seed of the clip sampling (with the epoch, it fixes every batch).
+        frames_per_clip: a recording of ``N`` camera frames gives ``max(1, N // frames_per_clip)``
+            clips per epoch, each starting in its own stretch of the recording; 0 gives one clip
+            per recording per epoch (the reference's one item per scene).
+        max_redraws: a clip that meets a corrupt message is drawn again (new frames of the same
+            recording, deterministically) up to this many times, then dropped from its batch.
     """
 
     views_min: int = param(4, description='Fewest views of a clip', bounds=(1, 64))
@@ -54,6 +63,14 @@ class ClipDataConfig:
     )
     num_workers: int = param(0, description='Data-loader workers per rank', bounds=(0, 64))
     seed: int = param(0, description='Seed of the clip sampling', bounds=(0, 2**31 - 1))
+    frames_per_clip: int = param(
+        32,
+        description='Recorded frames per clip per epoch (0: one clip per recording)',
+        bounds=(0, 10**9),
+    )
+    max_redraws: int = param(
+        4, description='Redraws of a clip that met a corrupt message', bounds=(0, 100)
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

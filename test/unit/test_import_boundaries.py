@@ -24,7 +24,8 @@ checked two ways:
 
 Layers, lowest first (a module may import its own layer and the layers below it)::
 
-    configs < core < models < scene < data < evaluation < tools < cli      ros: may import all
+    configs < core < models < scene < data < evaluation < training < tools < cli
+    ros: may import all
 
 ``ros`` is the only subpackage that may import rclpy, launch, message and interface packages (and
 this package's generated ``msg`` / ``srv`` / ``action``); the others reach ROS only through the
@@ -43,7 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = REPO_ROOT / 'spa3r_ros'
 PACKAGE = 'spa3r_ros'
 
-LAYERS = ('configs', 'core', 'models', 'scene', 'data', 'evaluation', 'tools', 'cli')
+LAYERS = ('configs', 'core', 'models', 'scene', 'data', 'evaluation', 'training', 'tools', 'cli')
 ROS_LAYER = 'ros'
 # The package's ROS interfaces, generated into the environment (not in the source tree).
 GENERATED_INTERFACES = ('msg', 'srv', 'action')
