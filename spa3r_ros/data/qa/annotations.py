@@ -468,6 +468,8 @@ def free_space(scene: SceneSpec, boxes: Sequence[Box]) -> _Grid:
     low, high = polygon.min(axis=0), polygon.max(axis=0)
     xs = np.arange(low[0] + ROUTE_CELL_M / 2, high[0], ROUTE_CELL_M)
     ys = np.arange(low[1] + ROUTE_CELL_M / 2, high[1], ROUTE_CELL_M)
+    if not xs.size or not ys.size:
+        return _Grid(low, np.zeros((0, 0), bool))
     gx, gy = np.meshgrid(xs, ys)
     points = np.stack([gx.ravel(), gy.ravel()], axis=1)
     free = point_in_polygon(points, polygon)
@@ -477,13 +479,20 @@ def free_space(scene: SceneSpec, boxes: Sequence[Box]) -> _Grid:
     return _Grid(np.array([xs[0], ys[0]]), free.reshape(gx.shape))
 
 
-def _dijkstra(grid: _Grid, start: tuple[int, int]) -> tuple[np.ndarray, dict]:
-    """Shortest path lengths from ``start`` over 8-connected free cells (no corner cutting)."""
+def _dijkstra(grid: _Grid, sources: list[tuple[int, int]]) -> tuple[np.ndarray, dict]:
+    """Shortest path lengths to the nearest of ``sources`` over 8-connected free cells.
+
+    Diagonal steps may not cut an occupied cell's corner. ``parent`` leads each reached cell one
+    step nearer its source (moves are symmetric, so it is also the way from the cell to it).
+    """
     rows, cols = grid.free.shape
     cost = np.full((rows, cols), np.inf)
     parent: dict[tuple[int, int], tuple[int, int]] = {}
-    cost[start] = 0.0
-    queue = [(0.0, start)]
+    queue = []
+    for source in sorted(sources):
+        cost[source] = 0.0
+        queue.append((0.0, source))
+    heapq.heapify(queue)
     moves = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
     while queue:
         c, (r, col) = heapq.heappop(queue)
@@ -596,26 +605,26 @@ def _route_planning(s: _Scene, rng: np.random.Generator, k: int, letters: _Lette
     order = rng.permutation(len(triples))
     fields_out: list[dict] = []
     fields_keys: set = set()
+    # One search per goal, from all the cells beside it: the way from any start is then the
+    # parent chain, and it ends at the goal cell nearest along the free space.
     searches: dict[int, tuple] = {}
     for t in order[: max(20 * k, 60)]:
         start, facing, goal = triples[t]
         start_cells = _near_cells(grid, s.boxes[start.id])
-        goal_cells = _near_cells(grid, s.boxes[goal.id])
-        if not start_cells or not goal_cells:
+        if not start_cells:
             continue
         # Stand beside the start object on the side nearest the object it faces.
         facing_xy = np.asarray(facing.center[:2], float)
         begin = min(start_cells, key=lambda c: (np.linalg.norm(grid.centre(c) - facing_xy), c))
-        if begin not in searches:
-            searches[begin] = _dijkstra(grid, begin)
-        cost, parent = searches[begin]
-        end = min(goal_cells, key=lambda c: (cost[c], c))
-        if not math.isfinite(cost[end]) or end == begin:
-            continue
-        cells = [end]
-        while cells[-1] != begin:
+        if goal.id not in searches:
+            searches[goal.id] = _dijkstra(grid, _near_cells(grid, s.boxes[goal.id]))
+        cost, parent = searches[goal.id]
+        if not 0.0 < cost[begin] < math.inf:
+            continue  # unreachable, or already beside the goal
+        cells = [begin]
+        while cost[cells[-1]] > 0.0:
             cells.append(parent[cells[-1]])
-        corners = _string_pull(grid, cells[::-1])
+        corners = _string_pull(grid, cells)
         plan = plan_actions(s, corners, facing_xy, goal, {start.id, goal.id})
         if plan is None or (start.id, facing.id, goal.id) in fields_keys:
             continue
