@@ -259,8 +259,7 @@ def test_route_plan_one_turn() -> None:
     assert line['objects'][2:] == ['[please fill in]', 'Go forward until the sofa']
     assert answer(line) == 'Turn right'
     assert sorted(line['options']) == ['Turn back', 'Turn left', 'Turn right']
-    # Facing the sofa from beside the tv, the bed is to the right (south-west of the tv, the sofa
-    # south-east): the turn is 45 degrees or more to the right.
+    # Every route of the scene: 2 to 5 actions, one answer per [please fill in].
     for x in lines:
         assert 2 <= len(x['objects']) - 2 <= 5
         assert x['objects'].count('[please fill in]') == len(answer(x).split(', '))
