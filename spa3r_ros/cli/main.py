@@ -32,6 +32,7 @@ COMMANDS = {
     'replay': ('spa3r_ros.cli.replay', 'answer a JSONL questions file against a bag'),
     'ask': ('spa3r_ros.cli.ask', 'answer one question after a whole bag'),
     'eval': ('spa3r_ros.cli.eval', "score a model on scenes' questions, with baselines"),
+    'qa': ('spa3r_ros.cli.qa', 'write questions with exact answers for a scene or bag'),
 }
 
 

@@ -44,6 +44,9 @@ print(' '.join(sorted(m for m in ('rosbags', 'PIL') if m in sys.modules)))
         ('spa3r_ros.data.image_bag', {'rosbags', 'PIL'}),  # PyAV only when a video is read
         ('spa3r_ros.data.rgbd_stream', {'rosbags'}),
         ('spa3r_ros.data.qa.depth_pose', {'rosbags'}),
+        ('spa3r_ros.data.qa.annotations', set()),  # numpy only
+        ('spa3r_ros.data.qa.generate', set()),  # the bag reader only when a bag is given
+        ('spa3r_ros.cli.qa', set()),
     ],
 )
 def test_imports_without_ros_or_torch(module: str, allowed: set[str]) -> None:
