@@ -41,7 +41,7 @@ import math
 import numpy as np
 
 from spa3r_ros.data.world.layout import Layout
-from spa3r_ros.data.world.textures import fbm, floor_pattern
+from spa3r_ros.data.world.textures import fbm, floor_pattern, wall_pattern
 
 ROOM_ID = -1
 NO_SURFACE = -2
@@ -243,8 +243,7 @@ def _shade(scene, origin, dirs, best, kind, index, part, face_axis) -> np.ndarra
         start, edge = scene.wall_start[wall], scene.wall_edge[wall]
         along = ((points[sel, :2] - start) * edge).sum(1) / np.linalg.norm(edge, axis=1)
         z = points[sel, 2]
-        tex = 0.75 + 0.5 * fbm(along + 37.0 * wall, z, seed + 23)
-        tex = np.where(z < 0.1, 0.5, tex)  # skirting board
+        tex = wall_pattern(along + 37.0 * wall, z, seed + 23)
         normals = np.concatenate([scene.wall_normal[wall], np.zeros((wall.size, 1))], 1)
         rgb[sel] = (tex * _lambert(normals))[:, None] * np.asarray(style.wall_rgb)
     sel = np.nonzero(kind == 4)[0]

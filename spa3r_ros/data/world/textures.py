@@ -25,7 +25,7 @@ import numpy as np
 
 # Cell sizes (metres) and weights of the noise octaves, coarse to fine.
 NOISE_CELLS = (0.6, 0.2, 0.07, 0.03)
-NOISE_WEIGHTS = (0.35, 0.25, 0.22, 0.18)
+NOISE_WEIGHTS = (0.25, 0.25, 0.25, 0.25)
 
 
 def _hash(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
@@ -76,3 +76,22 @@ def floor_pattern(u: np.ndarray, v: np.ndarray, pattern: str, seed: int) -> np.n
         # Wood grain: fine stripes along the plank.
         tint = tint * (0.93 + 0.07 * value_noise(u * 0.1, v * 8.0, 0.05, seed + 4))
     return np.where(seam, 0.45, tint)
+
+
+def wall_pattern(u: np.ndarray, v: np.ndarray, seed: int) -> np.ndarray:
+    """Brightness factor [N] of a wall at (u, v) = (metres along the wall, height).
+
+    Plaster noise, a dark skirting board, and framed pictures: every 1.5 m stretch of wall holds
+    a picture with probability 1/2 (between 1.1 and 1.9 m high), its own tint and stripes, so
+    walls carry features that match across views.
+    """
+    tex = 0.7 + 0.6 * fbm(u, v, seed)
+    cell = np.floor(u / 1.5)
+    has_picture = _hash(cell, cell, seed + 5) < 0.5
+    left = 1.5 * cell + 0.2 + 0.4 * _hash(cell, cell, seed + 6)
+    width = 0.4 + 0.4 * _hash(cell, cell, seed + 7)
+    inside = has_picture & (u > left) & (u < left + width) & (v > 1.1) & (v < 1.9)
+    frame = inside & ((u < left + 0.04) | (u > left + width - 0.04) | (v < 1.14) | (v > 1.86))
+    stripes = 0.35 + 0.9 * _hash(np.floor(u / 0.07), cell, seed + 8)
+    tex = np.where(inside, np.where(frame, 0.25, stripes * _hash(cell, cell, seed + 9) + 0.2), tex)
+    return np.where(v < 0.1, 0.5, tex)  # skirting board

@@ -17,9 +17,10 @@
 The base (``base_link``: x forward, y left, z up, on the floor) follows a polyline of straight,
 clear segments (every point at least :data:`PLAN_CLEARANCE` from walls and object footprints),
 rounded by Chaikin corner cutting and traversed with a smooth speed profile (at rest at both
-ends, cruising at 0.25 to 0.5 m/s). Its heading follows the path's direction plus a slow
-look-around (a sine of 25 to 55 degrees) and a turn of up to 180 degrees over the recording;
-the heading is then smoothed over 0.25 s, so turns never jerk. Every recorded base position
+ends, at a mean speed of 0.2 to 0.4 m/s). Its heading looks towards the objects (their mean
+position; the path's own direction where that would swing faster than 1 rad/s) plus a slow
+look-around (a sine of 30 to 65 degrees, one cycle per 8 s); the heading is then smoothed over
+0.5 s, so turns never jerk. Roomy starting spots are tried first. Every recorded base position
 keeps at least :data:`MIN_CLEARANCE` to walls and objects (checked; the planner retries, and in
 the end falls back to turning on the spot).
 
@@ -44,6 +45,9 @@ SUBSTEPS = 8
 _YAW_SMOOTHING_S = 0.5
 # Largest turn between two straight segments of the plan.
 _MAX_TURN = math.radians(90)
+# Amplitude of the look-around sine (radians) and the fastest look-at turn kept (rad/s).
+_LOOK_AROUND = (math.radians(30), math.radians(65))
+_MAX_AIM_RATE = 1.0
 
 
 class NoFreeSpaceError(ValueError):
@@ -222,6 +226,8 @@ def plan_base_path(
         starts = _free_spots(rng, layout, PLAN_CLEARANCE)
     if len(starts) == 0:
         raise NoFreeSpaceError('no free spot for the robot in this room')
+    # Roomy starts first: a robot parked in a corner would film mostly walls.
+    starts = starts[np.argsort(-clearance(starts, layout), kind='stable')[:tries]]
     xy = np.repeat(starts[:1], dense, axis=0)
     heading = np.full(dense, rng.uniform(-math.pi, math.pi))
     for attempt in range(tries):
@@ -237,15 +243,18 @@ def plan_base_path(
         if (clearance(candidate, layout) >= MIN_CLEARANCE).all():
             xy, heading = candidate, np.unwrap(tangent)
             break
-    amplitude = rng.uniform(math.radians(25), math.radians(55))
+    # Look towards the objects (their mean position) while driving; where that direction would
+    # swing fast (passing close to that point), follow the path's direction instead.
+    centres = np.array([o.center[:2] for o in layout.objects]).reshape(-1, 2)
+    if len(centres):
+        to_target = centres.mean(axis=0) - xy
+        aim = _gaussian_smooth(np.unwrap(np.arctan2(to_target[:, 1], to_target[:, 0])), 1)
+        if dense < 2 or np.abs(np.diff(aim)).max() / dt < _MAX_AIM_RATE:
+            heading = aim
+    amplitude = rng.uniform(*_LOOK_AROUND)
     cycles = max(1, round(duration / 8.0))
     phase = rng.uniform(-math.pi, math.pi)
-    turn = rng.uniform(-math.pi, math.pi)
-    yaw = (
-        heading
-        + amplitude * np.sin(2 * np.pi * cycles * tau + phase)
-        + turn * (3 * tau**2 - 2 * tau**3)
-    )
+    yaw = heading + amplitude * np.sin(2 * np.pi * cycles * tau + phase)
     yaw = _gaussian_smooth(yaw, _YAW_SMOOTHING_S / dt)
     velocity = np.gradient(xy, dt, axis=0) if dense > 1 else np.zeros((1, 2))
     yaw_rate = np.gradient(yaw, dt) if dense > 1 else np.zeros(1)
