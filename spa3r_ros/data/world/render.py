@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from spa3r_ros.data.world.layout import Layout
+from spa3r_ros.data.world.layout import Layout, points_in_polygon
 from spa3r_ros.data.world.textures import fbm, floor_pattern, wall_pattern
 
 ROOM_ID = -1
@@ -172,7 +172,13 @@ def _room_hits(scene, origin, dirs, best, kind, index) -> None:
     dz = dirs[:, 2]
     t_floor = np.where(dz < 0, -origin[2] / dz, np.inf)
     t_ceiling = np.where(dz > 0, (height - origin[2]) / dz, np.inf)
+    # From inside the room every floor or ceiling hit lies on the polygon; from outside (a
+    # hand-made view), hits of the infinite planes outside the polygon do not count.
+    outside = not points_in_polygon(origin[None, :2], scene.layout.polygon)[0]
     for t, k in ((t_floor, 1), (t_ceiling, 2)):
+        if outside:
+            hit_xy = origin[:2] + dirs[:, :2] * np.where(np.isfinite(t), t, 0.0)[:, None]
+            t = np.where(points_in_polygon(hit_xy, scene.layout.polygon), t, np.inf)
         closer = (t > 0) & (t < best)
         best[closer], kind[closer] = t[closer], k
     # Walls: o + t d = a + s e in 2D; cross products give t and s.
