@@ -42,6 +42,8 @@ print(' '.join(sorted(m for m in ('rosbags', 'PIL') if m in sys.modules)))
         ('spa3r_ros.data.bag_writer', {'rosbags'}),
         ('spa3r_ros.data.demo_scene', {'rosbags', 'PIL'}),
         ('spa3r_ros.data.image_bag', {'rosbags', 'PIL'}),  # PyAV only when a video is read
+        ('spa3r_ros.data.world.render', set()),  # the ray caster is numpy only
+        ('spa3r_ros.data.world.generate', {'rosbags'}),
     ],
 )
 def test_imports_without_ros_or_torch(module: str, allowed: set[str]) -> None:
