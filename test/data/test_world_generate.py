@@ -230,3 +230,33 @@ def test_bad_options_are_refused():
     for kwargs in ({'width': 4}, {'frames': 1}, {'rate_hz': 0.0}, {'storage': 'rosbag1'}):
         with pytest.raises(ValueError):
             WorldOptions(**kwargs)
+
+
+def test_interrupted_scene_is_removed_and_finished_scenes_stay(tmp_path, monkeypatch):
+    from spa3r_ros.data.world import generate
+
+    calls = []
+
+    def interrupted_render(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # the second scene's second frame (2 frames per scene)
+            raise KeyboardInterrupt
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(generate, 'render', interrupted_render)
+    out = tmp_path / 'out'
+    with pytest.raises(KeyboardInterrupt):
+        generate_world(out, 3, 0, WorldOptions(width=16, height=12, frames=2))
+    assert sorted(p.name for p in out.iterdir()) == ['scene_0000']
+    assert read_scene(out / 'scene_0000').frames  # the finished scene is complete
+
+
+def test_cli_exit_130_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    from spa3r_ros.cli import world as world_cli
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(world_cli, 'generate_world', interrupt)
+    assert world_cli.main([str(tmp_path / 'x'), '--no-progress']) == 130
+    assert 'interrupted' in capsys.readouterr().err
