@@ -177,6 +177,8 @@ def write_world_scene(
     """Generate scene ``seed`` and record it into ``folder`` (``bag/`` + ``scene.json``).
 
     ``folder`` may exist if empty. A failure (or Ctrl-C) removes what was written.
+    ``frame_progress``, when given, is called after each recorded frame (a progress bar's
+    ``update``).
 
     Raises:
         DatasetError: ``folder`` is not empty or the bag cannot be written.
@@ -255,9 +257,10 @@ def _record(
     stamps = frame_stamps_ns(options)
     frames = []
     with BagWriter(bag_path, storage=options.storage) as bag:
-        for role in ('rgb', 'depth', 'camera_info', 'odom'):
-            msgtype = {'camera_info': CAMERA_INFO_MSGTYPE, 'odom': ODOMETRY_MSGTYPE}
-            bag.add_topic(TOPICS[role], msgtype.get(role, IMAGE_MSGTYPE))
+        bag.add_topic(TOPICS['rgb'], IMAGE_MSGTYPE)
+        bag.add_topic(TOPICS['depth'], IMAGE_MSGTYPE)
+        bag.add_topic(TOPICS['camera_info'], CAMERA_INFO_MSGTYPE)
+        bag.add_topic(TOPICS['odom'], ODOMETRY_MSGTYPE)
         _add_latched_topic(bag, TOPICS['tf_static'], TF_MSGTYPE)
         bag.write(TOPICS['tf_static'], stamps[0], _tf_static(bag, stamps[0], world.mount))
         k = camera.matrix()

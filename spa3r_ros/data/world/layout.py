@@ -160,8 +160,7 @@ def _plant(sx: float, sy: float, sz: float) -> list[Part]:
 
 def _tv(sx: float, sy: float, sz: float) -> list[Part]:
     # A screen on a floor stand: foot, neck, then the thin screen in front (+y) of the neck.
-    screen_h = 0.6 * sx * 9 / 16 / 0.6
-    screen_h = min(screen_h, 0.7 * sz)
+    screen_h = min(sx * 9 / 16, 0.7 * sz)  # a 16:9 screen
     return [
         (-0.25 * sx, 0.25 * sx, -sy / 2, sy / 2, 0.0, 0.04),
         (-0.04, 0.04, -0.03, 0.03, 0.04, sz - screen_h),
