@@ -33,6 +33,7 @@ COMMANDS = {
     'ask': ('spa3r_ros.cli.ask', 'answer one question after a whole bag'),
     'eval': ('spa3r_ros.cli.eval', "score a model on scenes' questions, with baselines"),
     'qa': ('spa3r_ros.cli.qa', 'write questions with exact answers for a scene or bag'),
+    'world': ('spa3r_ros.cli.world', 'generate synthetic RGB-D scenes (bags + scene.json)'),
 }
 
 

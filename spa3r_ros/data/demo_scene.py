@@ -12,18 +12,18 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""The synthetic demo scene: a camera moving past coloured boxes, rendered and recorded.
+"""The synthetic demo scene: a camera moving past coloured boxes in a room, rendered and recorded.
 
 :func:`render_demo_frame` / :func:`render_demo_view` draw it (``[H, W, 3]`` RGB and ``[H, W]``
 depth); :func:`write_demo_bag` records it as a small deterministic rosbag2 for tests, the demo and
-the bag-replay launch file. This is the project's one synthetic renderer (the world generator of
-the next step replaces it).
+the bag-replay launch file. The scene is a fixed, hand-made world (three boxes standing in a
+textured room) drawn by the world generator's ray caster (:mod:`spa3r_ros.data.world.render`), the
+project's one renderer.
 
 References:
     * REP 103 / REP 105 for the frames of the recording.
 """
 
-from dataclasses import dataclass
 import logging
 import math
 from pathlib import Path
@@ -40,30 +40,54 @@ from spa3r_ros.data.rosbag_io import (
     IMAGE_MSGTYPE,
     ODOMETRY_MSGTYPE,
 )
+from spa3r_ros.data.world.layout import Layout, PlacedObject, RoomStyle
+from spa3r_ros.data.world.render import Pinhole, render, Scene
 
 logger = logging.getLogger(__name__)
 
 # First stamp of the demo recording: 2024-01-01T00:00:00Z, fixed so bags are reproducible.
 DEMO_EPOCH_NS = 1_704_067_200 * 10**9
 
-
-@dataclass(frozen=True)
-class _Box:
-    """An axis-aligned box in the camera's start frame (OpenCV optical axes, metres)."""
-
-    center: tuple[float, float, float]
-    half_size: tuple[float, float, float]
-    rgb: tuple[int, int, int]
-
-
-# A few boxes in front of the camera at different depths, so the sideways motion shows parallax.
-_DEMO_BOXES = (
-    _Box((-0.8, 0.3, 4.0), (0.4, 0.4, 0.4), (200, 40, 40)),
-    _Box((0.6, 0.2, 3.0), (0.3, 0.5, 0.3), (40, 170, 60)),
-    _Box((0.0, -0.1, 6.0), (0.9, 0.7, 0.5), (50, 80, 210)),
-)
-# Camera speed along its optical +x axis (to the right), m/s.
+# Camera speed along its optical +x axis (to the right, world -y), m/s.
 _DEMO_SPEED_MPS = 0.5
+# The optical centre's height above the floor (m); the camera looks along world +x, level.
+_DEMO_CAMERA_HEIGHT = 1.0
+
+
+def _demo_box(object_id: int, xy: tuple[float, float], size, rgb) -> PlacedObject:
+    sx, sy, sz = size
+    return PlacedObject(
+        id=object_id,
+        label='box',
+        center=(xy[0], xy[1], sz / 2),
+        size=size,
+        yaw=0.0,
+        parts=((-sx / 2, sx / 2, -sy / 2, sy / 2, 0.0, sz),),
+        rgb=tuple(c / 255.0 for c in rgb),
+    )
+
+
+# Three boxes in front of the camera at different depths (front faces 2.7, 3.6 and 5.5 m away),
+# so the sideways motion shows parallax, in a 9.5 x 10 m room (world: z up, floor z = 0).
+_DEMO_LAYOUT = Layout(
+    polygon=((-1.5, -5.0), (8.0, -5.0), (8.0, 5.0), (-1.5, 5.0)),
+    height=2.8,
+    objects=(
+        _demo_box(0, (4.0, 0.8), (0.8, 0.8, 1.1), (200, 40, 40)),
+        _demo_box(1, (3.0, -0.6), (0.6, 0.6, 1.3), (40, 170, 60)),
+        _demo_box(2, (6.0, 0.0), (1.0, 1.8, 1.8), (50, 80, 210)),
+    ),
+    style=RoomStyle(
+        floor_rgb=(0.55, 0.45, 0.35),
+        wall_rgb=(0.8, 0.8, 0.75),
+        ceiling_rgb=(0.9, 0.9, 0.88),
+        floor_pattern='tiles',
+        texture_seed=2024,
+    ),
+)
+_DEMO_SCENE = Scene(_DEMO_LAYOUT)
+# Camera-to-world rotation: optical x (right) = world -y, y (down) = world -z, z = world +x.
+_DEMO_ROTATION = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 def demo_intrinsics(width: int, height: int) -> np.ndarray:
@@ -81,8 +105,7 @@ def render_demo_frame(
     """Render frame ``index`` of the demo scene.
 
     The camera translates along its optical +x axis at 0.5 m/s and looks along +z (OpenCV
-    optical convention: x right, y down, z forward) at three boxes in front of a grey gradient.
-    Each box is drawn as the rectangle its front face projects to, far boxes first.
+    optical convention: x right, y down, z forward) at three boxes standing in a room.
 
     Args:
         index: frame number (0-based).
@@ -91,7 +114,8 @@ def render_demo_frame(
         rate_hz: frame rate; the camera is at ``x = 0.5 * index / rate_hz`` metres.
 
     Returns:
-        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
+        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 z-depth in metres (NaN
+        where no surface; the room is closed, so only a camera outside it sees none).
     """
     return render_demo_view(_DEMO_SPEED_MPS * index / rate_hz, width=width, height=height)
 
@@ -100,28 +124,15 @@ def render_demo_view(cam_x: float, *, width: int, height: int) -> tuple[np.ndarr
     """The demo scene seen from a camera at ``x = cam_x`` metres (see :func:`render_demo_frame`).
 
     Returns:
-        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN on background).
+        ``(rgb, depth)``: ``[H, W, 3]`` uint8 and ``[H, W]`` float32 metres (NaN where no
+        surface).
     """
     k = demo_intrinsics(width, height)
-    rows = np.linspace(90, 160, height, dtype=np.float32)[:, None]
-    cols = np.linspace(0, 30, width, dtype=np.float32)[None, :]
-    grey = (rows + cols).astype(np.uint8)
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    depth = np.full((height, width), np.nan, np.float32)
-    for box in sorted(_DEMO_BOXES, key=lambda b: -b.center[2]):
-        cx, cy, cz = box.center
-        hx, hy, hz = box.half_size
-        z = cz - hz  # the front face
-        u0 = k[0, 0] * (cx - hx - cam_x) / z + k[0, 2]
-        u1 = k[0, 0] * (cx + hx - cam_x) / z + k[0, 2]
-        v0 = k[1, 1] * (cy - hy) / z + k[1, 2]
-        v1 = k[1, 1] * (cy + hy) / z + k[1, 2]
-        c0, c1 = max(0, math.ceil(u0)), min(width, math.floor(u1) + 1)
-        r0, r1 = max(0, math.ceil(v0)), min(height, math.floor(v1) + 1)
-        if c0 < c1 and r0 < r1:
-            rgb[r0:r1, c0:c1] = box.rgb
-            depth[r0:r1, c0:c1] = z
-    return rgb, depth
+    camera = Pinhole(width, height, k[0, 0], k[1, 1], k[0, 2], k[1, 2])
+    position = np.array([0.0, -cam_x, _DEMO_CAMERA_HEIGHT])
+    view = render(_DEMO_SCENE, camera, _DEMO_ROTATION, position)
+    depth = np.where(view.depth > 0, view.depth, np.nan).astype(np.float32)
+    return view.rgb, depth
 
 
 def write_demo_bag(

@@ -47,6 +47,8 @@ print(' '.join(sorted(m for m in ('rosbags', 'PIL') if m in sys.modules)))
         ('spa3r_ros.data.qa.annotations', set()),  # numpy only
         ('spa3r_ros.data.qa.generate', set()),  # the bag reader only when a bag is given
         ('spa3r_ros.cli.qa', set()),
+        ('spa3r_ros.data.world.render', set()),  # the ray caster is numpy only
+        ('spa3r_ros.data.world.generate', {'rosbags'}),
     ],
 )
 def test_imports_without_ros_or_torch(module: str, allowed: set[str]) -> None:

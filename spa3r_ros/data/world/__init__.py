@@ -14,6 +14,12 @@
 
 """Synthetic indoor worlds with exact ground truth: layout, rendering, recording (``spa3r world``).
 
-ROS-free (numpy, rosbags). ``scene_json`` is the ground-truth file format; the rest is imported
-explicitly by the modules that need it.
+ROS-free (numpy, rosbags). Modules, imported explicitly by those that need them:
+
+* ``scene_json``: the ground-truth file format (``scene.json``);
+* ``layout``: rooms, the object catalogue and placement;
+* ``textures``: procedural surface textures;
+* ``render``: the project's one renderer, a numpy ray caster (also draws ``data.demo_scene``);
+* ``trajectory``: the robot's smooth collision-free path and the camera mount;
+* ``generate``: a scene -> ``bag/`` + ``scene.json`` (the logic of ``spa3r world``).
 """
