@@ -354,18 +354,32 @@ def _random_rgb(rng: np.random.Generator) -> tuple[float, float, float]:
 
 
 def _pick_categories(rng: np.random.Generator, count: int) -> list[Category]:
-    """``count`` categories with repeats: some categories several times (counting questions)."""
+    """``count`` objects' categories: most of them once, one to three of them several times.
+
+    VSI-Bench names an object by its category, so most families can only ask about a category
+    with one instance; counting needs categories with several. So 60 to 85 % of the objects are
+    of distinct categories and the rest are extra instances of one to three of them.
+    """
     weights = np.array([c.weight for c in CATALOGUE])
-    distinct = int(rng.integers(max(2, count // 3), max(3, (2 * count) // 3) + 1))
-    distinct = min(distinct, len(CATALOGUE), count)
-    chosen = rng.choice(len(CATALOGUE), size=distinct, replace=False, p=weights / weights.sum())
+    distinct = int(round(count * rng.uniform(0.6, 0.85)))
+    distinct = max(min(3, count), min(distinct, len(CATALOGUE), count))
+    draw = rng.choice(len(CATALOGUE), size=distinct, replace=False, p=weights / weights.sum())
+    chosen = [int(i) for i in draw]
     picked = list(chosen)
-    while len(picked) < count:
-        index = int(rng.choice(chosen))
+    can_repeat = [i for i in chosen if CATALOGUE[i].max_count > 1]
+    repeated = (
+        [int(i) for i in rng.permutation(can_repeat)[: int(rng.integers(1, 4))]]
+        if can_repeat
+        else []
+    )
+    extra = count - distinct
+    while extra > 0 and repeated:
+        index = repeated[extra % len(repeated)]
         if picked.count(index) < CATALOGUE[index].max_count:
             picked.append(index)
-        elif all(picked.count(i) >= CATALOGUE[i].max_count for i in chosen):
-            break
+            extra -= 1
+        else:
+            repeated.remove(index)
     return [CATALOGUE[i] for i in sorted(picked)]
 
 
