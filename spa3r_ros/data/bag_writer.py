@@ -28,6 +28,14 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import get_typestore
 from rosbags.typesys.store import Typestore
@@ -43,6 +51,19 @@ from spa3r_ros.data.rosbag_io import (
     IMAGE_MSGTYPE,
     normalize_msgtype,
     STORAGES,
+)
+
+# The QoS a latched publisher (``/tf_static``) offers: reliable, transient-local, depth 1.
+LATCHED_QOS = Qos(
+    QosHistory.KEEP_LAST,
+    1,
+    QosReliability.RELIABLE,
+    QosDurability.TRANSIENT_LOCAL,
+    QosTime(0, 0),
+    QosTime(0, 0),
+    QosLiveliness.AUTOMATIC,
+    QosTime(0, 0),
+    False,
 )
 
 
@@ -101,8 +122,15 @@ class BagWriter:
             raise DatasetError(f'bag {str(self.path)!r} is not open; use "with BagWriter(...)"')
         return self._writer
 
-    def add_topic(self, topic: str, msgtype: str) -> None:
+    def add_topic(self, topic: str, msgtype: str, *, latched: bool = False) -> None:
         """Add a topic of ``msgtype`` (``sensor_msgs/msg/Image`` or ``sensor_msgs/Image``).
+
+        Args:
+            topic: absolute topic name.
+            msgtype: message type name.
+            latched: record the topic's offered QoS as reliable + transient-local, depth 1 (what
+                ``/tf_static`` publishers offer), so players re-publish it latched. Other topics
+                record no QoS profile.
 
         Raises:
             ValueError: an invalid or relative topic name, or a topic added twice.
@@ -113,7 +141,10 @@ class BagWriter:
         if topic in self._connections:
             raise ValueError(f'topic {topic!r} is already in the bag')
         msgtype = normalize_msgtype(msgtype)
-        connection = self._open_writer().add_connection(topic, msgtype, typestore=self.typestore)
+        qos = {'offered_qos_profiles': [LATCHED_QOS]} if latched else {}
+        connection = self._open_writer().add_connection(
+            topic, msgtype, typestore=self.typestore, **qos
+        )
         self._connections[topic] = (connection, msgtype)
 
     def write(self, topic: str, stamp_ns: int, msg: Any) -> None:

@@ -42,14 +42,6 @@ import shutil
 from typing import Any
 
 import numpy as np
-from rosbags.interfaces import (
-    Qos,
-    QosDurability,
-    QosHistory,
-    QosLiveliness,
-    QosReliability,
-    QosTime,
-)
 
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.data.bag_writer import BagWriter
@@ -98,17 +90,6 @@ HORIZONTAL_FOV_DEG = 69.0
 SCENE_DIR_FORMAT = 'scene_{:04d}'
 BAG_DIR = 'bag'
 # /tf_static is latched: a player offers it transient-local, as tf2's static broadcaster does.
-LATCHED_QOS = Qos(
-    QosHistory.KEEP_LAST,
-    1,
-    QosReliability.RELIABLE,
-    QosDurability.TRANSIENT_LOCAL,
-    QosTime(0, 0),
-    QosTime(0, 0),
-    QosLiveliness.AUTOMATIC,
-    QosTime(0, 0),
-    False,
-)
 
 
 @dataclass(frozen=True)
@@ -261,7 +242,7 @@ def _record(
         bag.add_topic(TOPICS['depth'], IMAGE_MSGTYPE)
         bag.add_topic(TOPICS['camera_info'], CAMERA_INFO_MSGTYPE)
         bag.add_topic(TOPICS['odom'], ODOMETRY_MSGTYPE)
-        _add_latched_topic(bag, TOPICS['tf_static'], TF_MSGTYPE)
+        bag.add_topic(TOPICS['tf_static'], TF_MSGTYPE, latched=True)
         bag.write(TOPICS['tf_static'], stamps[0], _tf_static(bag, stamps[0], world.mount))
         k = camera.matrix()
         for i, stamp_ns in enumerate(stamps):
@@ -305,14 +286,6 @@ def scene_spec(
         topics=dict(TOPICS),
         frame_rate_hz=float(options.rate_hz),
     )
-
-
-def _add_latched_topic(bag: BagWriter, topic: str, msgtype: str) -> None:
-    """Add ``topic`` with transient-local QoS (``BagWriter.add_topic`` records no QoS)."""
-    connection = bag._open_writer().add_connection(
-        topic, msgtype, typestore=bag.typestore, offered_qos_profiles=[LATCHED_QOS]
-    )
-    bag._connections[topic] = (connection, msgtype)
 
 
 def _quaternion_msg(types: Any, quaternion: tuple[float, float, float, float]) -> Any:
