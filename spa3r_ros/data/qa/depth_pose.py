@@ -290,7 +290,7 @@ def _surface_depth_lines(
                 stamp=frame.ask_time,
                 question=_surface_question(x, y),
                 gt_value=round(value, 3),
-                qid=f'{SURFACE_DEPTH}_{n:03d}',
+                qid=f'{SURFACE_DEPTH}/{n}',
             )
         )
     return lines
@@ -346,7 +346,7 @@ def _motion_lines(
                 stamp=second.ask_time,
                 question=question,
                 gt_value=answer,
-                qid=f'{family}_{n:03d}',
+                qid=f'{family}/{n}',
             )
         )
     return lines
