@@ -18,6 +18,7 @@ Each scene is built by hand (boxes at known places, a known room, known camera p
 answers are computed here from those numbers, never with the module's own geometry.
 """
 
+from collections import Counter
 import json
 import math
 from pathlib import Path
@@ -418,3 +419,20 @@ def test_numeric_answers_cover_their_range() -> None:
     assert len(everything) > 20 and len(picked) == 4
     low, high = np.quantile(everything, [0.25, 0.75])
     assert min(picked) <= low and max(picked) >= high
+
+
+def test_multiple_choice_answers_are_drawn_evenly_from_a_skewed_scene():
+    # A camera that only ever looks one way sees most objects to its front-left: drawn at random,
+    # that answer would dominate. The draw takes the answers in turn instead.
+    from spa3r_ros.data.qa.annotations import _Candidate, _sample_balanced
+
+    answers = ['front-left'] * 20 + ['front-right'] * 5 + ['back-right'] * 2
+    candidates = [_Candidate((i,), 0.0, {'a': a}) for i, a in enumerate(answers)]
+    rng = np.random.default_rng(0)
+    six = Counter(c.fields['a'] for c in _sample_balanced(candidates, 6, rng))
+    assert six == {'front-left': 2, 'front-right': 2, 'back-right': 2}
+    # With one answer used up, the others share what is left as evenly as they can.
+    ten = Counter(c.fields['a'] for c in _sample_balanced(candidates, 10, rng))
+    assert ten == {'front-left': 4, 'front-right': 4, 'back-right': 2}
+    everything = _sample_balanced(candidates, 100, rng)
+    assert sorted(c.key for c in everything) == sorted(c.key for c in candidates)

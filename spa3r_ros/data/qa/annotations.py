@@ -191,6 +191,32 @@ def _sample(candidates: list[_Candidate], k: int, rng: np.random.Generator) -> l
     return [ordered[i] for i in order]
 
 
+def _sample_balanced(
+    candidates: list[_Candidate], k: int, rng: np.random.Generator
+) -> list[_Candidate]:
+    """``k`` candidates at random with the right answers (``fields['a']``) as even as possible.
+
+    What a camera sees is mostly in front of it, and most object triples put the query to one
+    side: drawn at random, one answer would dominate a family and a model (or the frequency
+    baseline) could score by always giving it. So the candidates are grouped by their answer and
+    drawn from the groups in turn (random order within a group, groups in random order each
+    round) until ``k`` are drawn or all are used.
+    """
+    groups: dict[str, list[_Candidate]] = {}
+    for candidate in sorted(candidates, key=lambda c: c.key):
+        groups.setdefault(candidate.fields['a'], []).append(candidate)
+    queues = [
+        [group[i] for i in rng.permutation(len(group))] for _, group in sorted(groups.items())
+    ]
+    picked: list[_Candidate] = []
+    while len(picked) < k and any(queues):
+        for queue_index in rng.permutation(len(queues)):
+            queue = queues[queue_index]
+            if queue and len(picked) < k:
+                picked.append(queue.pop())
+    return picked
+
+
 def _unique(candidates: list[_Candidate]) -> list[_Candidate]:
     """Candidates with duplicate keys removed (the first kept)."""
     seen, out = set(), []
@@ -319,7 +345,7 @@ def _rel_direction(level: str) -> Callable:
                     _Candidate((p.id, o.id, q.id), 0.0, dict(objs=(p, o, q), a=answer))
                 )
         out = []
-        for c in _sample(candidates, k, rng):
+        for c in _sample_balanced(candidates, k, rng):
             answer = c.fields['a']
             others = [option for option in _DIRECTION_OPTIONS[level] if option != answer]
             options, index = letters.place(answer, others)
@@ -420,7 +446,7 @@ def _camera_direction(
                     _Candidate((obj.id, index), 0.0, dict(obj=obj, i=index, a=answer))
                 )
     out = []
-    for c in _sample(candidates, k, rng):
+    for c in _sample_balanced(candidates, k, rng):
         answer = c.fields['a']
         others = [q for q in CAMERA_QUADRANTS if q != answer]
         options, index = letters.place(answer, others)
