@@ -200,12 +200,15 @@ class Trainer:
                 self.train_data.load_state_dict(
                     {'epoch': self.epoch, 'batch': self.batch_in_epoch}
                 )
+            started_at = self.batch_in_epoch
             got = False
             for batch in self.make_iter(self.train_data):
                 got = True
                 self.batch_in_epoch += 1
                 yield batch
-            if not got:
+            # A checkpoint taken right after an epoch's last batch resumes at its end: nothing
+            # is left to read there, which is no error.
+            if not got and started_at == 0:
                 raise RuntimeError(
                     f'the training data gave no batch in epoch {self.epoch} '
                     f'(rank {self.info.rank})'
@@ -386,11 +389,13 @@ class Trainer:
         self.step += 1
         return totals, clips
 
-    def fit(self, resume: bool = False) -> TrainSummary:
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> TrainSummary:
         """Train to ``run.max_steps`` and return the summary.
 
         Args:
             resume: continue from the newest checkpoint in ``RUN/checkpoints``.
+            stop_after: end this session after that many steps (checkpoint written, no export),
+                as an interruption would; the schedule still spans ``run.max_steps``.
 
         Raises:
             FileNotFoundError: ``resume`` without a checkpoint.
@@ -426,15 +431,16 @@ class Trainer:
         window_start = time.perf_counter()
         session_clips, session_time = 0, 0.0
         last_losses: dict[str, float] = {}
+        end = run.max_steps if stop_after is None else min(stop_after, run.max_steps)
         try:
-            while self.step < run.max_steps:
+            while self.step < end:
                 losses, clips = self._train_step(batches)
                 for name, value in losses.items():
                     window[name] = window.get(name, 0.0) + value
                 window_steps += 1
                 window_clips += clips
                 bar.update(1)
-                done = self.step >= run.max_steps
+                done = self.step >= end
                 if self.step % run.log_every == 0 or done:
                     elapsed = time.perf_counter() - window_start
                     names = sorted(window)
@@ -478,7 +484,7 @@ class Trainer:
             clips_per_s=session_clips / session_time if session_time else 0.0,
             checkpoint=last_ckpt or ckpt.latest_checkpoint(self.run_dir),
         )
-        if self.export and self.info.is_main:
+        if self.export and self.info.is_main and self.step >= run.max_steps:
             summary.export_dir = self.task.export(self.run_dir / EXPORT_DIR)
         barrier(self.info)
         if self.info.is_main:
