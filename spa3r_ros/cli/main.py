@@ -31,6 +31,7 @@ COMMANDS = {
     'demo': ('spa3r_ros.cli.demo', 'end-to-end run: node, bag replay, questions'),
     'replay': ('spa3r_ros.cli.replay', 'answer a JSONL questions file against a bag'),
     'ask': ('spa3r_ros.cli.ask', 'answer one question after a whole bag'),
+    'train': ('spa3r_ros.cli.train', 'fine-tune on bags: train psfm (Spa3R, self-supervised)'),
 }
 
 
