@@ -158,12 +158,16 @@ class PsfmConfig:
             training, as in the reference, which never puts DINOv3 in eval mode) or
             ``deterministic`` (teacher in eval mode). Held-out targets are always deterministic.
         mask_ratio: fraction of masked (target-only) views; -1 takes the model's own.
+        teacher_weights: the ViT-L/16 weights: a DINOv3 hub checkpoint
+            (``dinov3_vitl16_pretrain_*.pth``) or a Spa3R Lightning checkpoint with
+            ``model.dino.*``; empty leaves it random (a warning: such targets teach nothing).
         heads_seed: seed of the frozen VGGT camera/depth heads when the starting checkpoint has
-            none (the tiny presets are inference-only).
+            none (the tiny presets are inference-only), and of a random teacher.
     """
 
     teacher: str = param('vitl16', description='Semantic teacher', choices=TEACHERS)
     target_mode: str = param('reference', description='Semantic target mode', choices=TARGET_MODES)
+    teacher_weights: str = param('', description='DINOv3 ViT-L/16 weights file (vitl16)')
     mask_ratio: float = param(
         -1.0, description="Masked view fraction (-1: the model's)", bounds=(-1.0, 1.0)
     )

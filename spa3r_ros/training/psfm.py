@@ -263,20 +263,27 @@ class PsfmTask(TrainTask):
 
 
 def default_semantic_targets(
-    config: TrainConfig, device: torch.device
+    config: TrainConfig, spa3r_config: Spa3RConfig, device: torch.device
 ) -> tuple[SemanticTargetFn, SemanticTargetFn]:
-    """The configured teacher's training and held-out target functions.
+    """The configured DINOv3 teacher's training and held-out target functions.
 
-    Uses :mod:`spa3r_ros.training.psfm_targets` (``build_semantic_teacher(kind)`` and
-    ``SemanticTargets(teacher, mode=...)``); held-out targets are always deterministic.
+    Both share one teacher (:func:`spa3r_ros.training.psfm_targets.build_semantic_targets`);
+    training targets follow ``psfm.target_mode``, held-out targets are always deterministic.
     """
-    from spa3r_ros.training import psfm_targets
+    from spa3r_ros.training.psfm_targets import build_semantic_targets, SemanticTargets
 
-    teacher = psfm_targets.build_semantic_teacher(config.psfm.teacher)
-    teacher = teacher.to(device) if hasattr(teacher, 'to') else teacher
-    train = psfm_targets.SemanticTargets(teacher, mode=config.psfm.target_mode)
-    heldout = psfm_targets.SemanticTargets(teacher, mode='deterministic')
-    return train, heldout
+    train = build_semantic_targets(
+        spa3r_config,
+        kind=config.psfm.teacher,
+        weights=config.psfm.teacher_weights or None,
+        mode=config.psfm.target_mode,
+        seed=config.psfm.heads_seed,
+    )
+    heldout = SemanticTargets(
+        train.teacher, patch_grid_of=train.patch_grid_of, mode='deterministic'
+    )
+    # Training mode on the targets module is what makes 'reference' targets jitter.
+    return train.to(device).train(), heldout.to(device)
 
 
 def build_psfm_task(
@@ -300,7 +307,7 @@ def build_psfm_task(
     device = torch.device(device)
     spa3r = build_training_spa3r(scene_models.spa3r, heads_seed=config.psfm.heads_seed)
     if semantic_targets is None:
-        semantic_targets, default_heldout = default_semantic_targets(config, device)
+        semantic_targets, default_heldout = default_semantic_targets(config, spa3r.config, device)
         heldout_semantic_targets = heldout_semantic_targets or default_heldout
     return PsfmTask(
         spa3r,
