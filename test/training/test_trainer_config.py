@@ -10,6 +10,7 @@ from spa3r_ros.configs.train import (
     load_train_config,
     parse_overrides,
     save_train_config,
+    train_config_to_yaml,
     TrainConfig,
 )
 from spa3r_ros.core.errors import ConfigError
@@ -20,7 +21,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_yaml_holds_exactly_the_defaults():
-    assert load_train_config(REPO_ROOT / 'config' / 'train_psfm.yaml') == TrainConfig()
+    path = REPO_ROOT / 'config' / 'train_psfm.yaml'
+    assert load_train_config(path) == TrainConfig()
+    # Every field is written out (a new config field must be added to the file too).
+    body = [line for line in path.read_text().splitlines() if not line.startswith('#')]
+    assert '\n'.join(body) + '\n' == train_config_to_yaml(TrainConfig())
 
 
 def test_yaml_then_overrides_then_saved_config_round_trip(tmp_path):
