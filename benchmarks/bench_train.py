@@ -35,6 +35,7 @@ import argparse
 import json
 import multiprocessing as mp
 from pathlib import Path
+import queue as queue_module
 import resource
 import sys
 import tempfile
@@ -157,6 +158,16 @@ def _worker(args, queue) -> None:
     queue.put(run_case(*args))
 
 
+def _result_of(proc, queue) -> dict:
+    """The worker's result; an error (not a hang) when the worker died without one."""
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f'benchmark worker exited with {proc.exitcode}') from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--steps', type=int, default=6)
@@ -172,7 +183,7 @@ def main(argv=None) -> int:
             target=_worker, args=(('tiny', clips, views, args.steps, args.threads, 'cpu'), queue)
         )
         proc.start()
-        rows.append(queue.get())
+        rows.append(_result_of(proc, queue))
         proc.join()
         print(rows[-1], file=sys.stderr)
     device = 'cuda' if torch.cuda.is_available() and not args.cpu_only else 'cpu'
