@@ -1,3 +1,17 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The PSFM task: Spa3R predictive spatial field modelling on unposed multi-view clips.
 
 Trains Spa3R's own modules (projection, queries, encoder, ray tokenizer, decoder, feature heads,
@@ -254,12 +268,18 @@ class PsfmTask(TrainTask):
             'view_mask': mask.to(self.device),
         }
 
-    def export(self, folder: str | os.PathLike) -> Path:
+    def export(
+        self, folder: str | os.PathLike, module_state: Mapping[str, Tensor] | None = None
+    ) -> Path:
         from spa3r_ros.training.export import export_spa3r_into_bundle
 
         if self.scene_models is None:
             raise ValueError('this PSFM task has no starting bundle to export into')
-        return export_spa3r_into_bundle(self.scene_models, self.spa3r, folder)
+        if module_state is None:
+            return export_spa3r_into_bundle(self.scene_models, self.spa3r, folder)
+        prefix = 'spa3r.'
+        state = {k[len(prefix) :]: v for k, v in module_state.items() if k.startswith(prefix)}
+        return export_spa3r_into_bundle(self.scene_models, state, folder)
 
 
 def default_semantic_targets(

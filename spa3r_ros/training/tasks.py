@@ -1,3 +1,17 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The task object: what one training objective tells the shared trainer.
 
 The trainer (:mod:`spa3r_ros.training.trainer`) owns the loop, optimiser, precision, distribution,
@@ -104,8 +118,16 @@ class TrainTask:
 
     # ------------------------------------------------------------------ output
 
-    def export(self, folder: str | Path) -> Path:
-        """Write the inference model to ``folder`` (override)."""
+    def export(
+        self, folder: str | Path, module_state: Mapping[str, torch.Tensor] | None = None
+    ) -> Path:
+        """Write the inference model to ``folder`` (override).
+
+        Args:
+            folder: the export folder.
+            module_state: the full ``module`` state when the live module is sharded (FSDP);
+                None reads the module itself.
+        """
         raise NotImplementedError
 
 

@@ -1,3 +1,17 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The shared training loop: one process or many under ``torchrun``, resumable bit for bit.
 
 A :class:`Trainer` runs a :class:`~spa3r_ros.training.tasks.TrainTask` (PSFM now, Spa3-VLM
@@ -166,9 +180,8 @@ class Trainer:
         task.set_train_mode(True)
         if config.compute.activation_checkpointing:
             enable_activation_checkpointing(task.checkpoint_blocks())
-        self.trainable = [p for _, p in task.named_trainable_parameters()]
         wrapped: nn.Module = task.module
-        if info.distributed and config.distributed.strategy == 'fsdp':
+        if self._fsdp:
             from torch.distributed.fsdp import fully_shard
 
             # Parameters become DTensor shards in place (names unchanged); frozen ones too.
@@ -179,11 +192,17 @@ class Trainer:
             device_ids = [info.device] if info.device.type == 'cuda' else None
             wrapped = DistributedDataParallel(task.module, device_ids=device_ids)
         self.wrapped = wrapped
+        # After wrapping: FSDP replaces the parameters by sharded ones.
+        self.trainable = [p for _, p in task.named_trainable_parameters()]
         self.forward_module = torch.compile(wrapped) if config.compute.compile else wrapped
         self.optimizer = build_optimizer(task.named_trainable_parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.run.max_steps)
         use_scaler = self.autocast_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=use_scaler)
+
+    @property
+    def _fsdp(self) -> bool:
+        return self.info.distributed and self.config.distributed.strategy == 'fsdp'
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -275,7 +294,7 @@ class Trainer:
         return gathered
 
     def _model_and_optim_state(self) -> tuple[dict, dict]:
-        if self.info.distributed and self.config.distributed.strategy == 'fsdp':
+        if self._fsdp:
             from torch.distributed.checkpoint.state_dict import (
                 get_state_dict,
                 StateDictOptions,
@@ -322,7 +341,7 @@ class Trainer:
             raise ValueError(
                 f'{folder} is a {state.get("task")!r} checkpoint, not {self.task.name}'
             )
-        if self.info.distributed and self.config.distributed.strategy == 'fsdp':
+        if self._fsdp:
             from torch.distributed.checkpoint.state_dict import (
                 set_state_dict,
                 StateDictOptions,
@@ -382,6 +401,8 @@ class Trainer:
         self.scaler.unscale_(self.optimizer)
         if self.config.optim.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.optim.grad_clip)
+            if hasattr(norm, 'full_tensor'):  # FSDP: a DTensor of the global norm
+                norm = norm.full_tensor()
             totals['grad_norm'] = float(norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -484,8 +505,23 @@ class Trainer:
             clips_per_s=session_clips / session_time if session_time else 0.0,
             checkpoint=last_ckpt or ckpt.latest_checkpoint(self.run_dir),
         )
-        if self.export and self.info.is_main and self.step >= run.max_steps:
-            summary.export_dir = self.task.export(self.run_dir / EXPORT_DIR)
+        if self.export and self.step >= run.max_steps:
+            full_state = None
+            if self._fsdp:
+                # Sharded weights: every rank takes part in gathering them; rank 0 exports.
+                from torch.distributed.checkpoint.state_dict import (
+                    get_model_state_dict,
+                    StateDictOptions,
+                )
+
+                full_state = get_model_state_dict(
+                    self.task.module,
+                    options=StateDictOptions(full_state_dict=True, cpu_offload=True),
+                )
+            if self.info.is_main:
+                summary.export_dir = self.task.export(
+                    self.run_dir / EXPORT_DIR, module_state=full_state
+                )
         barrier(self.info)
         if self.info.is_main:
             for line in summary.text().splitlines():

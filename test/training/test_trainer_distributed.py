@@ -1,4 +1,18 @@
-"""A 2-rank torchrun run on CPU (gloo on 127.0.0.1) equals a 1-process run with the same batch."""
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""2-rank torchrun runs on CPU (gloo, 127.0.0.1; DDP and FSDP) equal a 1-process run."""
 
 import importlib.util
 import os
@@ -7,6 +21,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +41,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_rank_ddp_run_equals_one_process(tmp_path):
+@pytest.mark.parametrize('strategy', ['ddp', 'fsdp'])
+def test_two_rank_run_equals_one_process(tmp_path, strategy):
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
     command = [
         sys.executable,

@@ -1,8 +1,22 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """One rank of the 2-rank trainer test (run by torchrun from test_trainer_distributed.py).
 
-Usage: ``trainer_worker.py OUT_DIR``. Trains the tiny PSFM task on the in-memory clips of
-``trainer_doubles`` (each rank its shard), then rank 0 writes ``OUT_DIR/result.pt`` with the
-trained weights and the held-out losses.
+Usage: ``trainer_worker.py OUT_DIR [ddp|fsdp]``. Trains the tiny PSFM task on the in-memory
+clips of ``trainer_doubles`` (each rank its shard), then rank 0 writes ``OUT_DIR/result.pt`` with
+the trained weights and the held-out losses.
 """
 
 import importlib.util
@@ -28,11 +42,17 @@ def load_doubles():
     return module
 
 
-def run(out: Path, rank: int, world_size: int, info=None) -> dict:
+def run(out: Path, rank: int, world_size: int, info=None, strategy: str = 'ddp') -> dict:
     """Train with ``4 / world_size`` clips per rank batch (global batch 4); return the result."""
     doubles = load_doubles()
     config = doubles.tiny_config(
-        **{'run.max_steps': 3, 'run.eval_every': 3, 'run.save_every': 3, 'optim.grad_accum': 2}
+        **{
+            'run.max_steps': 3,
+            'run.eval_every': 3,
+            'run.save_every': 3,
+            'optim.grad_accum': 2,
+            'distributed.strategy': strategy,
+        }
     )
     per_rank = 4 // world_size
     data = doubles.ListClips(doubles.make_clips(8, seed=21), per_rank, rank, world_size)
@@ -41,6 +61,7 @@ def run(out: Path, rank: int, world_size: int, info=None) -> dict:
     )
     task = doubles.tiny_task(config)
     trainer = Trainer(task, config, out, data, heldout_data=heldout, dist_info=info, export=False)
+    # export=False: the export path is covered by test_trainer.py and test_trainer_cli.py.
     summary = trainer.fit()
     return {
         'weights': task.trainable_state_dict(),
@@ -55,7 +76,8 @@ def main() -> None:
     out = Path(sys.argv[1])
     info = init_distributed(DistributedConfig(backend='gloo'), 'cpu')
     try:
-        result = run(out / 'run', info.rank, info.world_size, info)
+        strategy = sys.argv[2] if len(sys.argv) > 2 else 'ddp'
+        result = run(out / 'run', info.rank, info.world_size, info, strategy)
         if info.is_main:
             torch.save(result, out / 'result.pt')
     finally:
