@@ -23,9 +23,11 @@ import pytest
 import torch
 
 from spa3r_ros.configs.train import OptimConfig
+from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.models.bundle import load_scene_models
 from spa3r_ros.training.optim import lr_at, param_groups
-from spa3r_ros.training.trainer import Trainer
+from spa3r_ros.training.tasks import enable_activation_checkpointing
+from spa3r_ros.training.trainer import resolve_precision, Trainer
 
 
 def load_doubles():
@@ -170,3 +172,42 @@ def test_export_loads_with_trained_weights_and_answers(tmp_path):
         request = SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('chair',), max_new_tokens=4)
         answer = engine.ask(request)
     assert answer.code == ResultCode.OK, answer.message
+
+
+def test_activation_checkpointing_gives_the_same_gradients(monkeypatch):
+    from spa3r_ros.training import tasks
+
+    calls = []
+    real_checkpoint = tasks.checkpoint
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real_checkpoint(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, 'checkpoint', counting)
+    config = tiny_config()
+    batch = next(iter(ListClips(make_clips(2, seed=6), clips_per_batch=2)))
+    grads = []
+    for checkpointed in (False, True):
+        task = tiny_task(config)
+        if checkpointed:
+            enable_activation_checkpointing(task.checkpoint_blocks())
+        task.set_train_mode(True)
+        inputs = task.prepare(batch, step=0, rank=0)
+        task.module(**inputs)['loss'].backward()
+        grads.append({n: p.grad.clone() for n, p in task.named_trainable_parameters()})
+    plain, recomputed = grads
+    # Every encoder and decoder block ran under torch.utils.checkpoint in the second pass.
+    assert len(calls) == len(task.checkpoint_blocks()) > 0
+    assert plain.keys() == recomputed.keys()
+    for name in plain:
+        torch.testing.assert_close(recomputed[name], plain[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_precision_resolution():
+    cpu, cuda = torch.device('cpu'), torch.device('cuda')
+    assert resolve_precision('auto', cpu) is None and resolve_precision('fp32', cuda) is None
+    assert resolve_precision('auto', cuda) == torch.bfloat16
+    assert resolve_precision('bf16', cpu) == torch.bfloat16
+    with pytest.raises(ConfigError, match='fp16 needs CUDA'):
+        resolve_precision('fp16', cpu)
