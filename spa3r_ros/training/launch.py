@@ -1,0 +1,165 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""What ``spa3r train psfm`` does, without the command line: inputs checked, then the trainer run.
+
+:func:`check_psfm_inputs` validates everything that can be wrong before any model or data is
+loaded (paths, the run folder's state); :func:`load_init_models` resolves ``--init``;
+:func:`train_psfm` wires the data pipeline (:mod:`spa3r_ros.training.data`), the PSFM task and
+the :class:`~spa3r_ros.training.trainer.Trainer`, on one process or one rank of ``torchrun``.
+"""
+
+from collections.abc import Sequence
+import logging
+import os
+from pathlib import Path
+
+from spa3r_ros.configs.train import TrainConfig
+from spa3r_ros.core.errors import CheckpointError, ConfigError
+from spa3r_ros.training import checkpointing as ckpt
+from spa3r_ros.training.distributed import init_distributed, shutdown_distributed
+from spa3r_ros.training.trainer import Trainer, TrainSummary
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INIT = 'tiny-random'
+
+
+def check_psfm_inputs(
+    data: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    resume: bool,
+    heldout: Sequence[str | os.PathLike] = (),
+) -> None:
+    """Refuse what cannot work, naming the path.
+
+    Raises:
+        ConfigError: a missing data/held-out path, a run folder that already holds checkpoints
+            without ``resume``, or ``resume`` without a checkpoint.
+    """
+    if not data:
+        raise ConfigError('--data needs at least one bag, folder of bags or spa3r world output')
+    for kind, paths in (('--data', data), ('--heldout', heldout)):
+        for path in paths:
+            if not Path(path).exists():
+                raise ConfigError(f'{kind} {path}: no such file or folder')
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f'--out {out} is a file, not a run folder')
+    has_checkpoint = ckpt.latest_checkpoint(out) is not None
+    if resume and not has_checkpoint:
+        raise ConfigError(f'--resume: {out} holds no checkpoint ({out}/{ckpt.CHECKPOINT_DIR})')
+    if not resume and has_checkpoint:
+        raise ConfigError(
+            f'{out} already holds checkpoints: pass --resume to continue that run, or choose '
+            'a new --out'
+        )
+
+
+def load_init_models(spec: str):
+    """The bundle a run starts from: a registry preset name or a scene-models folder.
+
+    Loaded on the CPU in float32 (the training copy moves to the training device).
+
+    Raises:
+        ConfigError: an unknown preset that is no folder either.
+        CheckpointError: a folder that is no scene-models folder (the message names the file).
+    """
+    from spa3r_ros.models.bundle import BUNDLE_FILE, load_preset, load_registry, load_scene_models
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / BUNDLE_FILE).is_file():
+            raise CheckpointError(
+                f'--init {path}: no {BUNDLE_FILE} there (a folder written by save_scene_models '
+                'or a run export, RUN/export)'
+            )
+        return load_scene_models(path, device='cpu')
+    presets = load_registry()
+    if spec not in presets:
+        raise ConfigError(
+            f'--init {spec!r} is neither a folder nor a preset (presets: {sorted(presets)})'
+        )
+    return load_preset(spec, device='cpu')
+
+
+def image_hw_for(models) -> tuple[int, int]:
+    """Clip image size ``(H, W)``: the bundle's geometry width, 3:4, rounded to whole patches."""
+    width = int(models.pixels.geometry_width)
+    patch = int(models.spa3r.config.patch_size)
+    height = max(patch, (width * 3 // 4) // patch * patch)
+    return height, width
+
+
+def train_psfm(
+    data: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    init: str = DEFAULT_INIT,
+    resume: bool = False,
+    heldout: Sequence[str | os.PathLike] = (),
+) -> TrainSummary:
+    """Run (or resume) a PSFM fine-tuning; the same call on every ``torchrun`` rank.
+
+    Args:
+        data: bags, folders of bags or ``spa3r world`` output.
+        out: the run folder.
+        config: the resolved config.
+        init: preset name or scene-models folder.
+        resume: continue the newest checkpoint of ``out``.
+        heldout: held-out recordings (evaluated before, every ``run.eval_every`` and at the end).
+
+    Returns:
+        The run's summary (complete on rank 0).
+    """
+    from spa3r_ros.training.data import ClipDataset, expand_sources, make_loader
+    from spa3r_ros.training.psfm import build_psfm_task
+
+    check_psfm_inputs(data, out, resume, heldout)
+    info = init_distributed(config.distributed, config.run.device)
+    try:
+        models = load_init_models(init)
+        image_hw = image_hw_for(models)
+        task = build_psfm_task(models, config, device=info.device)
+        train_set = ClipDataset(
+            expand_sources(list(data)),
+            config.data,
+            image_hw=image_hw,
+            rank=info.rank,
+            world_size=info.world_size,
+        )
+        heldout_batches = None
+        if heldout:
+            held_set = ClipDataset(
+                expand_sources(list(heldout)),
+                config.data,
+                image_hw=image_hw,
+                rank=info.rank,
+                world_size=info.world_size,
+            )
+            held_set.set_epoch(0)
+            heldout_batches = make_loader(held_set, 0)
+        trainer = Trainer(
+            task,
+            config,
+            out,
+            train_set,
+            heldout_data=heldout_batches,
+            dist_info=info,
+            make_iter=lambda dataset: make_loader(dataset, config.data.num_workers),
+        )
+        return trainer.fit(resume=resume)
+    finally:
+        shutdown_distributed()
