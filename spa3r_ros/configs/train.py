@@ -163,6 +163,10 @@ class PsfmConfig:
             ``model.dino.*``; empty leaves it random (a warning: such targets teach nothing).
         heads_seed: seed of the frozen VGGT camera/depth heads when the starting checkpoint has
             none (the tiny presets are inference-only), and of a random teacher.
+        image_height: height of the training clips in pixels (a multiple of 14; the width is the
+            model's geometry width); 0 takes 3/4 of the width, rounded down to whole patches
+            (4:3 cameras). Set it to what inference gives your camera (e.g. 280 for 16:9 at 518)
+            so that training crops or pads nothing.
     """
 
     teacher: str = param('vitl16', description='Semantic teacher', choices=TEACHERS)
@@ -175,8 +179,16 @@ class PsfmConfig:
         0, description='Seed of pseudo-label heads absent from --init', bounds=(0, 2**31 - 1)
     )
 
+    image_height: int = param(
+        0, description='Clip height (0: 3/4 of the geometry width)', bounds=(0, 4096), unit='px'
+    )
+
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.image_height % 14:
+            raise ConfigError(
+                f'PsfmConfig.image_height {self.image_height} is not a multiple of 14'
+            )
         if self.mask_ratio < 0 and self.mask_ratio != -1.0:
             raise ConfigError(f'PsfmConfig.mask_ratio {self.mask_ratio} must be -1 or in [0, 1]')
 

@@ -94,12 +94,16 @@ def load_init_models(spec: str):
     return load_preset(spec, device='cpu')
 
 
-def image_hw_for(models) -> tuple[int, int]:
-    """Clip image size ``(H, W)``: the bundle's geometry width, 3:4, rounded to whole patches."""
+def image_hw_for(models, image_height: int = 0) -> tuple[int, int]:
+    """Clip image size ``(H, W)``: the bundle's geometry width; ``image_height`` or 3/4 of it.
+
+    The 3/4 default is rounded down to whole patches (what inference gives a 4:3 camera).
+    """
     width = int(models.pixels.geometry_width)
     patch = int(models.spa3r.config.patch_size)
-    height = max(patch, (width * 3 // 4) // patch * patch)
-    return height, width
+    if image_height:
+        return int(image_height), width
+    return max(patch, (width * 3 // 4) // patch * patch), width
 
 
 def train_psfm(
@@ -131,7 +135,7 @@ def train_psfm(
     info = init_distributed(config.distributed, config.run.device)
     try:
         models = load_init_models(init)
-        image_hw = image_hw_for(models)
+        image_hw = image_hw_for(models, config.psfm.image_height)
         task = build_psfm_task(models, config, device=info.device)
         train_set = ClipDataset(
             expand_sources(list(data)),
