@@ -16,10 +16,13 @@
 
 Usage::
 
-    .venv/bin/python scripts/make_dinov3_golden.py REFERENCE_DIR [--commit SHA] [--out DIR]
+    PYTHONPATH=REFERENCE_DIR .venv/bin/python scripts/make_dinov3_golden.py REFERENCE_DIR \
+        [--commit SHA] [--out DIR]
 
-``REFERENCE_DIR`` is a checkout (or an exported tree) of facebookresearch/dinov3; its
-``dinov3.models.vision_transformer.DinoVisionTransformer`` is imported as it is (nothing stubbed).
+``REFERENCE_DIR`` is a checkout (or an exported tree) of facebookresearch/dinov3, put on the
+import path by the caller (``PYTHONPATH``; the script checks that the ``dinov3`` it imports is the
+one in ``REFERENCE_DIR``); its ``dinov3.models.vision_transformer.DinoVisionTransformer`` is
+imported as it is (nothing stubbed).
 The commit is read with ``git rev-parse HEAD`` when the folder is a git work tree, otherwise it
 must be given with ``--commit``. Nothing of spa3r_ros is imported: the case records what the
 reference computes, independently of the mapping it checks.
@@ -126,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     reference = args.reference.resolve()
     commit = reference_commit(reference, args.commit)
-    sys.path.insert(0, str(reference))
-    from dinov3.models.vision_transformer import DinoVisionTransformer  # noqa: I001
+    try:
+        import dinov3
+        from dinov3.models.vision_transformer import DinoVisionTransformer
+    except ImportError as err:
+        parser.error(f'cannot import dinov3 ({err}): run with PYTHONPATH={reference}')
+    if reference not in Path(dinov3.__file__).resolve().parents:
+        parser.error(f'the dinov3 on the import path is {dinov3.__file__}, not in {reference}')
     from safetensors.torch import save_file
 
     torch.set_num_threads(1)
