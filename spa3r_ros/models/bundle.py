@@ -233,7 +233,9 @@ def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
 
     Layout: ``scene_models.json`` (schema, model_id, pixel budget, the Spa3R encoder's config),
     ``vlm/`` (the Spa3-VLM in the published layout: ``config.json`` + ``model.safetensors``, the
-    encoder's weights included as ``geometry_encoder.spa3r.*``) and ``tokenizer/``.
+    encoder's inference weights included as ``geometry_encoder.spa3r.*``: the frozen VGGT,
+    ``projection``, ``query_embed``, ``encoder``; not the training decoder and heads) and
+    ``tokenizer/``.
 
     Args:
         models: the bundle.
@@ -244,13 +246,19 @@ def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
     """
     from safetensors.torch import save_file
 
+    from spa3r_ros.models.spa3r.model import Spa3R
     from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
 
     folder = Path(folder)
     (folder / 'vlm').mkdir(parents=True, exist_ok=True)
+    # Only what inference runs: the Spa3R training decoder and its heads are left out.
+    training_only = tuple(f'geometry_encoder.{m}.' for m in Spa3R.TRAINING_ONLY_MODULES)
+    inference_state = {
+        k: v for k, v in models.vlm.state_dict().items() if not k.startswith(training_only)
+    }
     state = {
         k: v.detach().to('cpu').contiguous()
-        for k, v in to_published_state_dict(models.vlm.state_dict()).items()
+        for k, v in to_published_state_dict(inference_state).items()
     }
     save_file(state, str(folder / 'vlm' / 'model.safetensors'))
     (folder / 'vlm' / 'config.json').write_text(json.dumps(models.vlm.config.to_dict(), indent=2))
@@ -300,8 +308,9 @@ def load_scene_models(
         raise CheckpointError(f'{bundle_file} is not a valid bundle description: {err}') from err
     if version != BUNDLE_SCHEMA_VERSION:
         raise CheckpointError(f'{bundle_file}: unknown schema_version {version!r}')
-    # Built empty from its config; the VLM file fills it (checked key by key).
-    encoder = Spa3R(spa3r_config)
+    # Built empty from its config, inference part only; the VLM file fills it (checked key by
+    # key; training-only tensors of older files are ignored and logged).
+    encoder = Spa3R(spa3r_config, inference_only=True)
     device = torch.device(device)
     dtype = weights_dtype(device)
     vlm = load_spa3_vlm(
@@ -336,7 +345,7 @@ def _load_spa3_vlm_preset(
             f'preset {name!r}: {err}. Put the checkpoint in the Hugging Face cache, or set '
             'model.checkpoint_path to a local folder holding it.'
         ) from err
-    encoder = Spa3R(spa3r_official_config())
+    encoder = Spa3R(spa3r_official_config(), inference_only=True)
     dtype = weights_dtype(device)
     vlm = load_spa3_vlm(
         folder,

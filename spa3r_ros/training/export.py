@@ -17,9 +17,9 @@
 The folder is written by :func:`~spa3r_ros.models.bundle.save_scene_models`, so
 ``load_scene_models``, ``spa3r replay --checkpoint RUN/export`` and the node's
 ``model.checkpoint_path`` load it as they load any bundle. It holds the VLM the run started
-from and its Spa3R encoder with the trained weights, in the starting bundle's inference
-architecture: the pseudo-label heads the training added are not kept. (Spa3R always builds its
-decoder and feature heads, and the loader checks every key, so they stay in the file.)
+from and its Spa3R encoder with the trained weights: only the inference part (the frozen VGGT,
+``projection``, ``query_embed``, ``encoder``); the decoder, its heads and the pseudo-label heads
+the training added are not kept.
 """
 
 from collections.abc import Mapping

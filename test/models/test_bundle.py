@@ -15,6 +15,7 @@
 """Model bundles and presets: tiny-random, save/load round trip, the registry, clear errors."""
 
 import pytest
+from safetensors import safe_open
 import torch
 import yaml
 
@@ -29,6 +30,7 @@ from spa3r_ros.models.bundle import (
     resolve_device,
     save_scene_models,
 )
+from spa3r_ros.models.spa3r.model import Spa3R
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
 from spa3r_ros.models.vlm.preprocess import frame_inputs
 
@@ -73,10 +75,19 @@ def test_building_does_not_touch_the_global_rng():
 
 
 def test_save_and_load_round_trip_gives_the_same_answers(tiny_models, tmp_path):
-    save_scene_models(tiny_models, tmp_path / 'bundle')
-    loaded = load_scene_models(tmp_path / 'bundle')
+    folder = save_scene_models(tiny_models, tmp_path / 'bundle')
+    loaded = load_scene_models(folder)
     state, back = tiny_models.vlm.state_dict(), loaded.vlm.state_dict()
-    assert set(state) == set(back) and all(torch.equal(state[k], back[k]) for k in state)
+    # The folder holds the inference part only: the Spa3R training decoder and heads stay out.
+    training_only = tuple(f'geometry_encoder.{m}.' for m in Spa3R.TRAINING_ONLY_MODULES)
+    kept = {k for k in state if not k.startswith(training_only)}
+    assert kept != set(state) and set(back) == kept
+    assert all(torch.equal(state[k], back[k]) for k in kept)
+    stored = safe_open(str(folder / 'vlm' / 'model.safetensors'), 'pt').keys()
+    assert not any('.decoder.' in k or '.heads.' in k or 'depth_prob' in k for k in stored)
+    assert loaded.spa3r.inference_only and loaded.spa3r.decoder is None
+    with pytest.raises(ValueError, match='training decoder'):
+        loaded.spa3r.decode(latents=None, extrinsics=None, intrinsics=None, image_hw=(14, 14))
     assert loaded.pixels == tiny_models.pixels and loaded.model_id == 'tiny-random'
     text, latents = _answer(tiny_models)
     text_back, latents_back = _answer(loaded)

@@ -97,7 +97,8 @@ class Spa3R(nn.Module):
     Attribute names equal the reference's, so state-dict keys map 1:1 (``projection``,
     ``query_embed``, ``pose_tokenizer``, ``encoder``, ``decoder``, ``heads.geo``, ``heads.sem``,
     ``depth_prob``, and the frozen ``aggregator``, ``camera_head``, ``point_head``,
-    ``depth_head``). The DINOv3 teacher is not built: semantic targets come with the batch.
+    ``depth_head``). The DINOv3 teacher is not built: semantic targets come with the batch
+    (:mod:`spa3r_ros.training.psfm_targets`).
 
     The constructor only allocates and initialises parameters (it never reads files); load weights
     with :mod:`spa3r_ros.models.spa3r.checkpoint`.
@@ -105,9 +106,16 @@ class Spa3R(nn.Module):
     Args:
         config: architecture, see :class:`~spa3r_ros.configs.spa3r.Spa3RConfig`. With
             ``config.vggt`` None only Spa3R's own modules exist (no :meth:`encode`/:meth:`loss`).
+        inference_only: build only what :meth:`encode` runs (``projection``, ``query_embed``,
+            ``encoder`` and the frozen VGGT), not the training decoder and its heads
+            (:data:`TRAINING_ONLY_MODULES`): what a deployed scene encoder needs, and what
+            exported checkpoints hold. :meth:`decode` and :meth:`loss` then raise.
     """
 
-    def __init__(self, config: Spa3RConfig) -> None:
+    #: Top-level modules only PSFM training uses (absent when ``inference_only``).
+    TRAINING_ONLY_MODULES = ('pose_tokenizer', 'decoder', 'heads', 'depth_prob')
+
+    def __init__(self, config: Spa3RConfig, *, inference_only: bool = False) -> None:
         super().__init__()
         self.config = config
         d = config.embed_dim
@@ -117,7 +125,9 @@ class Spa3R(nn.Module):
 
         self.projection = nn.Linear(config.aggregator_dim, d)
         self.query_embed = nn.Embedding(config.num_queries, d)
-        self.pose_tokenizer = nn.Linear(3, d)
+        # Registration order is the reference's (it fixes the order of the seeded initialisation).
+        self.inference_only = inference_only
+        self.pose_tokenizer = None if inference_only else nn.Linear(3, d)
         rope = RotaryPositionEmbedding2D(config.rope_freq)
         self.encoder = Transformer(
             d,
@@ -132,25 +142,29 @@ class Spa3R(nn.Module):
             num_register_tokens=config.num_register_tokens,
             mlp_ratio=config.mlp_ratio,
         )
-        self.decoder = Transformer(
-            d,
-            config.num_decoder_layers,
-            partial(
-                PRoPEAttention,
+        self.decoder: nn.Module | None = None
+        self.heads: nn.ModuleDict | None = None
+        self.depth_prob: nn.Module | None = None
+        if not inference_only:
+            self.decoder = Transformer(
                 d,
-                config.num_heads,
-                qk_norm=config.qk_norm,
-            ),
-            num_register_tokens=config.num_register_tokens,
-            mlp_ratio=config.mlp_ratio,
-        )
-        self.heads = nn.ModuleDict(
-            {
-                'geo': Mlp(d, hidden, config.aggregator_dim),
-                'sem': Mlp(d, hidden, config.sem_dim),
-            }
-        )
-        self.depth_prob = Mlp(d, hidden, 1)
+                config.num_decoder_layers,
+                partial(
+                    PRoPEAttention,
+                    d,
+                    config.num_heads,
+                    qk_norm=config.qk_norm,
+                ),
+                num_register_tokens=config.num_register_tokens,
+                mlp_ratio=config.mlp_ratio,
+            )
+            self.heads = nn.ModuleDict(
+                {
+                    'geo': Mlp(d, hidden, config.aggregator_dim),
+                    'sem': Mlp(d, hidden, config.sem_dim),
+                }
+            )
+            self.depth_prob = Mlp(d, hidden, 1)
         self._init_weights()
 
         self.aggregator: nn.Module | None = None
@@ -165,7 +179,7 @@ class Spa3R(nn.Module):
         self.apply(init_weights_vit)
         nn.init.trunc_normal_(self.query_embed.weight, std=0.02)
         for transformer in (self.encoder, self.decoder):
-            if transformer.register_tokens is not None:
+            if transformer is not None and transformer.register_tokens is not None:
                 nn.init.normal_(transformer.register_tokens, std=1e-6)
 
     def _build_frozen_vggt(self) -> None:
@@ -192,6 +206,10 @@ class Spa3R(nn.Module):
                 f'{self.patch_size}'
             )
         return height // self.patch_size, width // self.patch_size
+
+    def _require_decoder(self, what: str) -> None:
+        if self.inference_only:
+            raise ValueError(f'Spa3R.{what} needs the training decoder; this Spa3R has none')
 
     def _require_vggt(self, what: str) -> None:
         if self.aggregator is None:
@@ -308,8 +326,9 @@ class Spa3R(nn.Module):
             ``pred_depth_prob`` ``[B, V, P, 1]`` (computed on detached decoder tokens).
 
         Raises:
-            ValueError: if the shapes do not fit.
+            ValueError: if the shapes do not fit, or the model is inference-only.
         """
+        self._require_decoder('decode')
         if latents.ndim != 3 or latents.shape[1:] != (self.num_queries, self.config.embed_dim):
             raise ValueError(
                 f'latents must be [B, {self.num_queries}, {self.config.embed_dim}], '
@@ -384,6 +403,7 @@ class Spa3R(nn.Module):
             ValueError: bad shapes or mask, or a model without VGGT camera/depth heads.
         """
         self._require_vggt('forward_loss')
+        self._require_decoder('forward_loss')
         if self.camera_head is None or self.depth_head is None:
             raise ValueError('Spa3R.forward_loss needs the VGGT camera and depth heads')
         images = batch[K.BATCH_IMAGES]
