@@ -37,7 +37,12 @@ import numpy as np
 import torch
 
 from spa3r_ros.core.errors import DatasetError
-from spa3r_ros.training.gasp import depth_at_model_resolution, MERGE, token_correspondences
+from spa3r_ros.data.token_geometry import (
+    depth_at_model_resolution,
+    MERGE,
+    TOKEN_CELL_PX,
+    token_correspondences,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +303,10 @@ def probe_pair(models, frame_a: ProbeFrame, frame_b: ProbeFrame, tally: ProbeTal
     geo = []
     for frame, (rows, cols) in zip((frame_a, frame_b), grids):
         depth, k = depth_at_model_resolution(
-            frame.depth, frame.K, models.geometry_width, (rows * 28, cols * 28)
+            frame.depth,
+            frame.K,
+            models.geometry_width,
+            (rows * TOKEN_CELL_PX, cols * TOKEN_CELL_PX),
         )
         geo.append((depth, k, torch.as_tensor(frame.world_T_camera)))
     (da, ka, ta), (db, kb, tb) = geo
