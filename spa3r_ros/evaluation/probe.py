@@ -24,7 +24,7 @@ reported with its chance level: the expected accuracy of a uniformly random pick
 tokens, which is high on small grids (every cell of a 2x3 grid is near most cells).
 
 Layer 0 is the input embedding (the vision tokens with the geometry added), layer ``l >= 1`` the
-output of decoder layer ``l``.
+output of decoder layer ``l`` (the last after the final norm, as transformers returns it).
 """
 
 from collections.abc import Sequence

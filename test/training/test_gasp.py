@@ -242,8 +242,8 @@ def test_gasp_loss_decreases_when_the_head_trains() -> None:
         if first is None:
             first = {k: float(v.detach()) for k, v in terms.items() if v.ndim == 0}
     last = gasp_loss(states, positions, targets.correspondences, targets.depths, head)
-    assert float(last['infonce']) < 0.5 * first['infonce']
-    assert float(last['depth']) < 0.5 * first['depth']
+    assert float(last['infonce'].detach()) < 0.5 * first['infonce']
+    assert float(last['depth'].detach()) < 0.5 * first['depth']
     assert int(last['pairs']) == targets.num_correspondences
 
 
@@ -304,3 +304,20 @@ def test_visual_token_positions_checks_counts() -> None:
     assert [p.tolist() for _, p in visual_token_positions(ids, 9, [2, 1], [2])] == [[1, 2], [4]]
     with pytest.raises(ValueError, match='image tokens'):
         visual_token_positions(ids, 9, [2, 2], [2])
+
+
+def test_hidden_states_are_returned_only_when_asked_and_change_nothing() -> None:
+    from spa3r_ros.models.bundle import build_tiny_random
+
+    vlm = build_tiny_random(seed=0).vlm
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        plain = vlm(ids)
+        full = vlm(ids, output_hidden_states=True)
+    assert plain.hidden_states is None
+    assert torch.equal(plain.logits, full.logits)
+    layers = vlm.config.text_config.num_hidden_layers
+    assert len(full.hidden_states) == layers + 1
+    # The first entry is the input embedding of the ids.
+    embedded = vlm.qwen.model.language_model.embed_tokens(ids)
+    assert torch.equal(full.hidden_states[0], embedded)

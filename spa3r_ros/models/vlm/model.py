@@ -466,7 +466,8 @@ class Spa3VLM(nn.Module):
             transformers' ``CausalLMOutputWithPast``: ``logits`` ``[B, L, V]``, and
             ``past_key_values`` when ``use_cache``; with ``output_hidden_states`` also
             ``hidden_states``, a tuple of ``num_hidden_layers + 1`` tensors ``[B, L, D]``: the
-            input embeddings (image tokens with geometry), then each decoder layer's output.
+            input embeddings (image tokens with geometry), then each decoder layer's output
+            (the last one after the final norm, transformers' convention).
         """
         if input_ids.ndim != 2:
             raise ValueError(f'input_ids must be [B, L], got {tuple(input_ids.shape)}')
