@@ -138,6 +138,7 @@ def token_correspondences(
     edge_tolerance: float = DEFAULT_EDGE_TOLERANCE,
     occlusion_abs_m: float = DEFAULT_OCCLUSION_ABS_M,
     occlusion_rel: float = DEFAULT_OCCLUSION_REL,
+    token_depth_a: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """For every token of image A, the token of image B that sees the same 3-D point.
 
@@ -162,15 +163,22 @@ def token_correspondences(
         edge_tolerance: see :func:`token_depths`.
         occlusion_abs_m: absolute visibility tolerance, metres.
         occlusion_rel: relative visibility tolerance (share of B's depth).
+        token_depth_a: A's :func:`token_depths`, when already computed (an image paired with
+            several others); ``depth_a`` is then not read again.
 
     Returns:
         ``[rows_a * cols_a]`` int64: B's row-major token index, or -1.
     """
     depth_b = _as_tensor(depth_b)
     rows_b, cols_b = _check_grid(grid_b, depth_b, 'token_correspondences (B)')
-    z_a = token_depths(
-        depth_a, grid_a, min_valid_fraction=min_valid_fraction, edge_tolerance=edge_tolerance
-    )
+    if token_depth_a is None:
+        z_a = token_depths(
+            depth_a, grid_a, min_valid_fraction=min_valid_fraction, edge_tolerance=edge_tolerance
+        )
+    else:
+        z_a = _as_tensor(token_depth_a)
+        if z_a.shape != (int(grid_a[0]) * int(grid_a[1]),):
+            raise ValueError(f'token_depth_a {tuple(z_a.shape)} does not match grid {grid_a}')
     K_a, K_b, T_a, T_b = (_as_tensor(m) for m in (K_a, K_b, T_a, T_b))  # noqa: N806
     pixels = cell_centres(grid_a)
     homogeneous = torch.cat([pixels, torch.ones(len(pixels), 1, dtype=torch.float64)], dim=1)

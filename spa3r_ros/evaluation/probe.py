@@ -107,7 +107,7 @@ class ProbeTally:
         hits: per layer, top-1 matches within one cell.
         scored: tokens with a ground-truth correspondence (the same for every layer).
         chance: expected hits of a random pick, summed.
-        pairs: frame pairs probed.
+        pairs: directed frame pairs probed (A -> B and B -> A count as two).
         grids: the token grids seen.
     """
 
@@ -239,6 +239,8 @@ def read_frames(bag: Path, indices: Sequence[int]) -> dict[int, ProbeFrame]:
             for index, want in stamps.items():
                 if index not in colour and abs(stamp - want) <= FRAME_MATCH_SEC:
                     colour[index] = image_from_bag_message(message.msg, message.msgtype).pixels
+            if len(colour) == len(stamps):
+                break
     for position, frame in zip(indices, (posed[i] for i in indices)):
         if frame.index not in colour or frame.index not in depth:
             logger.info('bag %s: depth frame %d has no colour frame; skipped', bag, frame.index)
@@ -298,7 +300,15 @@ def visual_hidden_states(models, frames: Sequence[ProbeFrame]) -> tuple[list, li
 
 
 def probe_pair(models, frame_a: ProbeFrame, frame_b: ProbeFrame, tally: ProbeTally) -> int:
-    """Probe one pair (A -> B) into ``tally``; returns the number of scored tokens."""
+    """Probe one pair in both directions (A -> B and B -> A) into ``tally``.
+
+    The earlier frame comes first in the prompt (as in the node); its tokens cannot attend to the
+    later frame's (causal attention), the later frame's tokens can attend to it. Both directions
+    are scored, each as one pair of the tally.
+
+    Returns:
+        The number of tokens scored.
+    """
     states, grids = visual_hidden_states(models, [frame_a, frame_b])
     geo = []
     for frame, (rows, cols) in zip((frame_a, frame_b), grids):
@@ -309,12 +319,15 @@ def probe_pair(models, frame_a: ProbeFrame, frame_b: ProbeFrame, tally: ProbeTal
             (rows * TOKEN_CELL_PX, cols * TOKEN_CELL_PX),
         )
         geo.append((depth, k, torch.as_tensor(frame.world_T_camera)))
-    (da, ka, ta), (db, kb, tb) = geo
-    targets = token_correspondences(da, ka, ta, db, kb, tb, grids[0], grids[1])
-    if int((targets >= 0).sum()) == 0:
-        return 0
-    tally.add([s[0] for s in states], [s[1] for s in states], targets, grids[1])
-    return int((targets >= 0).sum())
+    scored = 0
+    for a, b in ((0, 1), (1, 0)):
+        (da, ka, ta), (db, kb, tb) = geo[a], geo[b]
+        targets = token_correspondences(da, ka, ta, db, kb, tb, grids[a], grids[b])
+        if int((targets >= 0).sum()) == 0:
+            continue
+        tally.add([s[a] for s in states], [s[b] for s in states], targets, grids[b])
+        scored += int((targets >= 0).sum())
+    return scored
 
 
 def run_probe(

@@ -252,7 +252,8 @@ def gasp_targets(
         grids.append((h // MERGE, w // MERGE))
     edge = {k: v for k, v in tolerances.items() if k in ('min_valid_fraction', 'edge_tolerance')}
     targets = GaspTargets(grids=grids, images_per_sample=[int(v) for v in images_per_sample])
-    targets.depths = [token_depths(d, g, **edge).float() for d, g in zip(depths_in, grids)]
+    exact = [token_depths(d, g, **edge) for d, g in zip(depths_in, grids)]
+    targets.depths = [d.float() for d in exact]
     start = 0
     for n in images_per_sample:
         for a in range(start, start + n):
@@ -262,7 +263,7 @@ def gasp_targets(
                 target = token_correspondences(
                     depths_in[a], intrinsics[a], poses[a],
                     depths_in[b], intrinsics[b], poses[b],
-                    grids[a], grids[b], **tolerances,
+                    grids[a], grids[b], token_depth_a=exact[a], **tolerances,
                 )  # fmt: skip
                 targets.correspondences.append((a, b, target))
         start += n
@@ -347,7 +348,9 @@ def gasp_loss(
         embeddings = []
         log_depths = []
         for sample, positions in visual_token_positions:
-            emb, log_depth = head(hidden[sample, positions.to(hidden.device)], layer)
+            states_of_image = hidden[sample, positions.to(hidden.device)]
+            # The head keeps its own dtype (float32 beside a bf16 language model).
+            emb, log_depth = head(states_of_image.to(head.embed.weight.dtype), layer)
             embeddings.append(emb)
             log_depths.append(log_depth)
         nce_terms = []

@@ -293,7 +293,7 @@ def test_gasp_loss_decreases_on_a_tiny_language_model() -> None:
         optimiser.zero_grad()
         terms['total'].backward()
         optimiser.step()
-        losses.append(float(terms['total']))
+        losses.append(float(terms['total'].detach()))
     assert losses[-1] < 0.7 * losses[0]
     after = dict(language.named_parameters())['layers.0.mlp.up_proj.weight']
     assert not torch.equal(before, after)  # the language model itself learned, not only the head
