@@ -16,6 +16,7 @@
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import pytest
 import torch
 
 from spa3r_ros.cli.main import main as spa3r_main
+from spa3r_ros.data.token_geometry import depth_at_model_resolution, token_correspondences
 from spa3r_ros.data.world.generate import WorldOptions, write_world_scene
 from spa3r_ros.evaluation.probe import (
     chance_hits,
@@ -30,7 +32,9 @@ from spa3r_ros.evaluation.probe import (
     match_hits,
     pick_pairs,
     PROBE_SCHEMA,
+    ProbeFrame,
     ProbeTally,
+    read_frames,
 )
 
 
@@ -126,3 +130,52 @@ def test_the_command_names_a_bad_data_path(tmp_path: Path, capsys: pytest.Captur
     missing = tmp_path / 'nothing_here'
     assert spa3r_main(['probe', 'correspondence', str(missing), '--no-progress']) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def _turned(world_T_camera: np.ndarray, degrees: float) -> torch.Tensor:
+    """The pose turned about the camera's vertical axis: a wrong pose, for comparison."""
+    a = math.radians(degrees)
+    turn = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    out = world_T_camera.copy()
+    out[:3, :3] = world_T_camera[:3, :3] @ turn
+    return torch.as_tensor(out)
+
+
+def _at_full_model_resolution(frame: ProbeFrame):
+    """Depth, intrinsics and each token cell's mean colour at the full model's 14x18 tokens."""
+    hw = (14 * 28, 18 * 28)
+    depth, k = depth_at_model_resolution(frame.depth, frame.K, 518, hw)
+    # The colour goes through the same pixel mapping as the depth.
+    rgb = torch.stack(
+        [
+            depth_at_model_resolution(frame.rgb[..., c].astype(float), frame.K, 518, hw)[0]
+            for c in range(3)
+        ]
+    )
+    colours = rgb.view(3, 14, 28, 18, 28).mean(dim=(2, 4)).reshape(3, -1).T
+    return depth, k, torch.as_tensor(frame.world_T_camera), colours
+
+
+def test_correspondences_from_a_world_bag_agree_with_its_colours(scene: Path) -> None:
+    """Frames, depth and poses read from a bag give correspondences that see the same texture.
+
+    The mean colour difference of corresponding token cells is compared with what the same
+    frames give when B's pose is turned by 5 degrees: the true poses must match far better.
+    """
+    frames = read_frames(scene / 'bag', [0, 2, 4, 6])
+    assert sorted(frames) == [0, 2, 4, 6]
+    errors = {0.0: [], 5.0: [], -5.0: []}
+    grid = (14, 18)
+    for i, j in ((0, 2), (0, 4), (2, 6)):
+        da, ka, ta, colours_a = _at_full_model_resolution(frames[i])
+        db, kb, _, colours_b = _at_full_model_resolution(frames[j])
+        for degrees in errors:
+            tb = _turned(frames[j].world_T_camera, degrees)
+            targets = token_correspondences(da, ka, ta, db, kb, tb, grid, grid)
+            found = targets >= 0
+            assert int(found.sum()) >= 50
+            difference = (colours_a[found] - colours_b[targets[found]]).abs().mean()
+            errors[degrees].append(float(difference))
+    true_error = np.mean(errors[0.0])
+    assert true_error < 0.7 * np.mean(errors[5.0])
+    assert true_error < 0.7 * np.mean(errors[-5.0])
