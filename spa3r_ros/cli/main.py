@@ -34,6 +34,7 @@ COMMANDS = {
     'eval': ('spa3r_ros.cli.eval', "score a model on scenes' questions, with baselines"),
     'qa': ('spa3r_ros.cli.qa', 'write questions with exact answers for a scene or bag'),
     'world': ('spa3r_ros.cli.world', 'generate synthetic RGB-D scenes (bags + scene.json)'),
+    'probe': ('spa3r_ros.cli.probe', 'diagnostics: probe correspondence (GASP, per layer)'),
     'train': ('spa3r_ros.cli.train', 'fine-tune on bags: train psfm (Spa3R, self-supervised)'),
 }
 

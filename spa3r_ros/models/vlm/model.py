@@ -440,6 +440,7 @@ class Spa3VLM(nn.Module):
         past_key_values=None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        output_hidden_states: bool = False,
     ) -> CausalLMOutputWithPast:
         """Logits of a prompt whose images carry scene geometry.
 
@@ -458,10 +459,15 @@ class Spa3VLM(nn.Module):
             past_key_values: a transformers cache to extend (prefix reuse, decoding).
             use_cache: return the updated cache.
             logits_to_keep: keep logits of the last this-many positions only (0 = all).
+            output_hidden_states: also return the language model's hidden states (GASP's deep
+                supervision and ``spa3r probe correspondence`` read the visual tokens' states).
 
         Returns:
             transformers' ``CausalLMOutputWithPast``: ``logits`` ``[B, L, V]``, and
-            ``past_key_values`` when ``use_cache``.
+            ``past_key_values`` when ``use_cache``; with ``output_hidden_states`` also
+            ``hidden_states``, a tuple of ``num_hidden_layers + 1`` tensors ``[B, L, D]``: the
+            input embeddings (image tokens with geometry), then each decoder layer's output
+            (the last one after the final norm, transformers' convention).
         """
         if input_ids.ndim != 2:
             raise ValueError(f'input_ids must be [B, L], got {tuple(input_ids.shape)}')
@@ -503,4 +509,5 @@ class Spa3VLM(nn.Module):
             past_key_values=past_key_values,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
+            output_hidden_states=output_hidden_states,
         )
