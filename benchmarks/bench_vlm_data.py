@@ -66,6 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def epoch_seconds(dataset, vlm, frozen: bool) -> tuple[float, int]:
     """Seconds for one epoch of batches (plus the frozen branches when not cached), batches."""
+    dataset.set_epoch(0)  # the previous epoch left the position at its end
     start = time.perf_counter()
     batches = 0
     with torch.no_grad():
@@ -75,6 +76,7 @@ def epoch_seconds(dataset, vlm, frozen: bool) -> tuple[float, int]:
                 vlm.image_features(batch['pixel_values'], grids)
                 vlm.encode_geometry(batch['geometry_images'])
             batches += 1
+    assert batches == dataset.batches_per_epoch
     return time.perf_counter() - start, batches
 
 

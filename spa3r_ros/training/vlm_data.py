@@ -290,6 +290,8 @@ class FrameRef:
         rank: its position among the topic's messages recorded at that time.
         stamp: its header stamp (s).
         seq: its arrival number (as the engine's frame buffer numbers frames, from 1).
+        width: the camera image's width W.
+        height: the camera image's height H.
     """
 
     topic: str
@@ -297,6 +299,8 @@ class FrameRef:
     rank: int
     stamp: float
     seq: int
+    width: int = 0
+    height: int = 0
 
 
 @dataclass(frozen=True)
@@ -308,15 +312,53 @@ class Question:
     frames: tuple[FrameRef, ...]
 
 
+@dataclass(frozen=True)
+class GaspGeometry:
+    """What a bag gives the GASP targets (no pixels; picklable for data-loader workers).
+
+    Attributes:
+        depth_topic: the registered depth topic.
+        depth_stamps: ``[N]`` header stamps of its frames (s), in recording order.
+        depth_record_times: their recording times (s).
+        intrinsics: the camera info's intrinsics.
+        world_T_camera: per selected frame stamp, ``[4, 4]`` optical frame in the odometry's
+            world frame, or None across an odometry gap.
+    """
+
+    depth_topic: str
+    depth_stamps: np.ndarray
+    depth_record_times: tuple[float, ...]
+    intrinsics: Intrinsics
+    world_T_camera: dict[float, np.ndarray | None]
+
+
 @dataclass
 class IndexedSource:
-    """A source after its one pass: its questions with their frames, and its geometry."""
+    """A source after its one pass: its questions with their frames, and its GASP geometry."""
 
     source: QaSource
     msgtypes: dict[str, str]
     questions: list[Question]
-    geometry: RgbdGeometry | None = None
+    geometry: GaspGeometry | None = None
     skipped: int = 0
+
+
+def _gasp_geometry(geometry: RgbdGeometry, questions: Sequence[Question]) -> GaspGeometry:
+    """The GASP part of a bag's geometry, with the camera pose of every selected frame."""
+    assert geometry.intrinsics is not None
+    poses: dict[float, np.ndarray | None] = {}
+    for question in questions:
+        for ref in question.frames:
+            if ref.stamp not in poses:
+                pose = geometry.camera_pose(ref.stamp)
+                poses[ref.stamp] = None if pose is None else _rigid_matrix(pose)
+    return GaspGeometry(
+        geometry.topics.depth,
+        np.asarray([f.stamp for f in geometry.depth_frames], dtype=np.float64),
+        tuple(f.bag_time for f in geometry.depth_frames),
+        geometry.intrinsics,
+        poses,
+    )
 
 
 def _pose_track(bag: BagReader, topics: StreamTopics) -> PoseTrack | None:
@@ -421,7 +463,9 @@ def index_source(source: QaSource, config: VlmDataConfig) -> IndexedSource:
             seq += 1
             pose = poses.at(stamp, keyframes.pose_max_gap_sec) if poses is not None else None
             policy.consider(Frame(stamp, message.topic, image, seq), pose)
-            ref = FrameRef(message.topic, message.stamp_ns, rank, stamp, seq)
+            ref = FrameRef(
+                message.topic, message.stamp_ns, rank, stamp, seq, image.width, image.height
+            )
             if current is None or stamp >= current.stamp:
                 current = ref  # the engine's current view: the newest frame by stamp
             refs[seq] = ref
@@ -429,7 +473,8 @@ def index_source(source: QaSource, config: VlmDataConfig) -> IndexedSource:
             refs = {s: r for s, r in refs.items() if s in held}
         for ask_time, _, item in pending:
             take_scene(ask_time, item)
-    return IndexedSource(source, msgtypes, questions, geometry, skipped)
+    gasp = _gasp_geometry(geometry, questions) if geometry is not None else None
+    return IndexedSource(source, msgtypes, questions, gasp, skipped)
 
 
 # ------------------------------------------------------------------------------------ samples
@@ -644,7 +689,8 @@ class VlmSampleDataset(IterableDataset):
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.geometry_width = int(geometry_width)
-        self.generator = prompt_generator(tokenizer, qwen_config)
+        self.qwen_config = qwen_config
+        self._generator: Spa3VLMGenerator | None = None
         self.rank, self.world_size = rank, world_size
         self.cache = cache
         bar = tqdm(sources, desc='index QA sources', unit='bag', disable=not progress)
@@ -661,7 +707,15 @@ class VlmSampleDataset(IterableDataset):
             )
         self.stats = dict.fromkeys(STAT_KEYS, 0)
         self._readers: OrderedDict[Path, BagReader] = OrderedDict()
+        self._keys: dict[int, str] = {}  # sample keys, computed once
         self._epoch, self._start_batch, self._resume_pending = 0, 0, False
+
+    @property
+    def generator(self) -> Spa3VLMGenerator:
+        """The node's generator, for its tokenisation (built once per process)."""
+        if self._generator is None:
+            self._generator = prompt_generator(self.tokenizer, self.qwen_config)
+        return self._generator
 
     # -- plan -----------------------------------------------------------------------------------
 
@@ -758,6 +812,12 @@ class VlmSampleDataset(IterableDataset):
 
     def sample_key(self, index: int) -> str:
         """The cache key of item ``index``: its bag, frame selection and the preprocessing."""
+        key = self._keys.get(index)
+        if key is None:
+            key = self._keys[index] = self._sample_key(index)
+        return key
+
+    def _sample_key(self, index: int) -> str:
         indexed, question = self.question(index)
         bag = indexed.source.bag
         files = sorted(bag.rglob('*')) if bag.is_dir() else [bag]
@@ -777,14 +837,12 @@ class VlmSampleDataset(IterableDataset):
         cached = self.cache.load(self.sample_key(index)) if self.cache is not None else None
         if stats is not None and self.cache is not None:
             stats['cache_hits' if cached is not None else 'cache_misses'] += 1
-        sizes: list[tuple[int, int]] = []
         if cached is not None:
             grids = cached['grids']
             pixels = geometry = None
             features, latents = cached['image_features'], cached['latents']
         else:
             images = [self.read_frame(indexed, ref) for ref in question.frames]
-            sizes = [(img.shape[1], img.shape[0]) for img in images]
             frames = [
                 preprocess_frame(img, self.config.geometry_mode, self.geometry_width)
                 for img in images
@@ -798,9 +856,7 @@ class VlmSampleDataset(IterableDataset):
         input_ids, labels = sample_tokens(self.generator, grids, prompt.text, answer)
         gasp = None
         if self.config.gasp and indexed.geometry is not None:
-            if not sizes:
-                sizes = [self._frame_size(indexed, ref) for ref in question.frames]
-            gasp = self._gasp(indexed, question, grids, sizes)
+            gasp = self._gasp(indexed, question, grids)
         truth = item.truth
         meta = {
             'scene': indexed.source.name,
@@ -855,23 +911,19 @@ class VlmSampleDataset(IterableDataset):
             ) from err
         return image.pixels
 
-    def _frame_size(self, indexed: IndexedSource, ref: FrameRef) -> tuple[int, int]:
-        message = self._message(indexed.source.bag, ref.topic, ref.record_ns, ref.rank)
-        return int(message.msg.width), int(message.msg.height)
-
     def _depth(self, indexed: IndexedSource, stamp: float) -> np.ndarray | None:
         """The depth image whose header stamp is ``stamp`` (within 1 ms), or None."""
         geometry = indexed.geometry
         assert geometry is not None
-        stamps = [f.stamp for f in geometry.depth_frames]
+        stamps = geometry.depth_stamps
         position = int(np.searchsorted(stamps, stamp))
         for candidate in (position - 1, position):
             if 0 <= candidate < len(stamps) and abs(stamps[candidate] - stamp) < DEPTH_MATCH_SEC:
-                record = round(geometry.depth_frames[candidate].bag_time * 1e9)
+                record = round(geometry.depth_record_times[candidate] * 1e9)
                 reader = self._reader(indexed.source.bag)
                 # The recording time went through a float: look a microsecond around it.
                 for message in reader.messages(
-                    [geometry.topics.depth], start_ns=record - 1000, stop_ns=record + 1000
+                    [geometry.depth_topic], start_ns=record - 1000, stop_ns=record + 1000
                 ):
                     if abs(header_stamp(message.msg, 0.0) - stamp) < DEPTH_MATCH_SEC:
                         return image_from_bag_message(message.msg, message.msgtype).pixels
@@ -882,13 +934,13 @@ class VlmSampleDataset(IterableDataset):
         indexed: IndexedSource,
         question: Question,
         grids: Sequence[tuple[int, int, int]],
-        sizes: Sequence[tuple[int, int]],
     ) -> dict[str, list]:
         geometry = indexed.geometry
-        assert geometry is not None and geometry.intrinsics is not None
-        intrinsics: Intrinsics = geometry.intrinsics
+        assert geometry is not None
+        intrinsics = geometry.intrinsics
         out: dict[str, list] = {'depth': [], 'intrinsics': [], 'world_T_camera': [], 'valid': []}
-        for ref, grid, (width, height) in zip(question.frames, grids, sizes):
+        for ref, grid in zip(question.frames, grids):
+            width, height = ref.width, ref.height
             k = intrinsics.k.copy()
             if intrinsics.width and intrinsics.width != width:
                 k[:2] *= width / intrinsics.width  # camera info of another resolution
@@ -896,12 +948,12 @@ class VlmSampleDataset(IterableDataset):
                 width, height, self.config.geometry_mode, self.geometry_width, grid
             )
             depth = self._depth(indexed, ref.stamp)
-            pose = geometry.camera_pose(ref.stamp)
+            pose = geometry.world_T_camera.get(ref.stamp)
             valid = depth is not None and pose is not None
             if depth is None:
                 depth = np.full((height, width), np.nan, dtype=np.float32)
             depth_q, k_q = depth_at_qwen_resolution(depth, k, (width, height), mapping, grid)
-            matrix = _rigid_matrix(pose) if pose is not None else np.full((4, 4), np.nan)
+            matrix = pose if pose is not None else np.full((4, 4), np.nan)
             out['depth'].append(torch.from_numpy(depth_q))
             out['intrinsics'].append(torch.from_numpy(k_q))
             out['world_T_camera'].append(torch.from_numpy(matrix))
@@ -911,6 +963,7 @@ class VlmSampleDataset(IterableDataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state['_readers'] = OrderedDict()  # each worker opens its own readers
+        state['_generator'] = None  # holds a lock; each worker builds its own
         return state
 
 

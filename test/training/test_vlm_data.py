@@ -16,6 +16,7 @@
 
 import json
 from pathlib import Path
+import pickle
 
 import numpy as np
 import pytest
@@ -29,9 +30,10 @@ from spa3r_ros.data.bag_stream import iter_events, PoseEvent, select_topics
 from spa3r_ros.data.demo_scene import write_demo_bag
 from spa3r_ros.data.qa.generate import generate_qa
 from spa3r_ros.data.qa.records import FAMILIES, GroundTruth, write_qa
-from spa3r_ros.data.rgbd_stream import iter_depth_frames, select_rgbd_topics
+from spa3r_ros.data.rgbd_stream import iter_depth_frames, rotation_matrix, select_rgbd_topics
 from spa3r_ros.data.rosbag_io import BagReader
 from spa3r_ros.data.world.generate import WorldOptions, write_world_scene
+from spa3r_ros.data.world.scene_json import read_scene
 from spa3r_ros.models.bundle import build_tiny_random
 from spa3r_ros.models.preprocess import stack_frames
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
@@ -255,6 +257,14 @@ def test_resume_continues_where_a_straight_run_goes(world, models):
     assert [b['meta'] for b in again] == expected[2:]
 
 
+def test_workers_give_the_batches_of_a_single_process(world, models):
+    single = [b['meta'] for b in _dataset(world, models, batch_size=3)]
+    spawned = _dataset(world, models, batch_size=3, num_workers=2)
+    pickle.loads(pickle.dumps(spawned))  # a spawn-started worker gets a copy like this
+    assert [b['meta'] for b in make_loader(spawned)] == single
+    assert spawned.state_dict() == {'epoch': 0, 'batch': spawned.batches_per_epoch}
+
+
 # ------------------------------------------------------------------------------- cache
 
 
@@ -313,6 +323,7 @@ def test_gasp_depth_and_intrinsics_reproject_to_the_camera_image(world, models):
     gasp = sample.gasp
     assert gasp is not None and all(gasp['valid'])
     k = indexed.geometry.intrinsics.k
+    spec = read_scene(indexed.source.scene_json)
     with BagReader(indexed.source.bag) as bag:
         topics = select_rgbd_topics(bag)
         depth_by_stamp = {f.stamp: f.depth for f in iter_depth_frames(bag, topics.depth)}
@@ -333,8 +344,11 @@ def test_gasp_depth_and_intrinsics_reproject_to_the_camera_image(world, models):
         inside = (u >= 0) & (u < depth.shape[1]) & (v >= 0) & (v < depth.shape[0])
         assert inside.mean() > 0.99
         assert np.mean(depth[v[inside], u[inside]] == z[inside]) > 0.99
+        # The camera pose is the one the world generator rendered the frame from.
+        truth = next(f.pose for f in spec.frames if abs(f.stamp - ref.stamp) < 1e-6)
         matrix = pose.numpy()
-        assert np.allclose(matrix[:3, :3] @ matrix[:3, :3].T, np.eye(3), atol=1e-9)
+        assert np.allclose(matrix[:3, 3], truth.position, atol=1e-6)
+        assert np.allclose(matrix[:3, :3], rotation_matrix(np.array(truth.orientation)), atol=1e-6)
         checked += 1
     assert checked == len(question.frames)
 
