@@ -717,6 +717,12 @@ class VlmSampleDataset(IterableDataset):
             self._generator = prompt_generator(self.tokenizer, self.qwen_config)
         return self._generator
 
+    @property
+    def pad_token_id(self) -> int:
+        """The id padding is written with: the tokenizer's pad token, else its EOS."""
+        pad = getattr(self.tokenizer, 'pad_token_id', None)
+        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+
     # -- plan -----------------------------------------------------------------------------------
 
     @property
@@ -797,7 +803,7 @@ class VlmSampleDataset(IterableDataset):
                     continue
                 stats = dict.fromkeys(STAT_KEYS, 0)
                 samples = [self.sample(i, stats) for i in items[local * size : (local + 1) * size]]
-                batch = collate(samples)
+                batch = collate(samples, self.pad_token_id)
                 batch['position'] = {'epoch': epoch, 'batch': local + 1}
                 batch['stats'] = stats
                 if info is None:  # without workers the dataset itself is the position

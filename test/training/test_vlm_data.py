@@ -171,13 +171,15 @@ def test_tokens_pixels_and_geometry_are_the_nodes(world, models):
 def test_collate_pads_right_and_masks(world, models):
     dataset = _dataset(world, models)
     samples = [dataset.sample(i) for i in range(3)]
-    batch = collate(samples)
+    batch = collate(samples, dataset.pad_token_id)
     lengths = [s.input_ids.shape[0] for s in samples]
+    assert len(set(lengths)) > 1, 'equal lengths would not test the padding'
     assert batch['input_ids'].shape == (3, max(lengths))
     assert batch['attention_mask'].sum(1).tolist() == lengths
     for row, sample in enumerate(samples):
         n = lengths[row]
         assert (batch['labels'][row, n:] == IGNORE_INDEX).all()
+        assert (batch['input_ids'][row, n:] == models.tokenizer.pad_token_id).all()
         assert torch.equal(batch['labels'][row, :n], sample.labels)
     counts = [s.num_frames for s in samples]
     assert batch['images_per_sample'] == counts
