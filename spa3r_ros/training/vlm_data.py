@@ -23,14 +23,16 @@ API (what ``spa3r train vlm`` uses):
   beside it; or ``BAG::QA`` naming both. A folder without a QA file, a QA file without a bag,
   bad QA lines (``file:line``) and a bag without a camera topic raise :class:`DatasetError`.
 * :class:`VlmSampleDataset` ``(sources, config: VlmDataConfig, tokenizer, image_processor,
-  geometry_width, *, rank=0, world_size=1, cache=None)``: every question of every source, sharded
-  and shuffled per epoch, yielding whole batches (see the contract below); ``state_dict()`` /
-  ``load_state_dict()`` / ``set_epoch()`` / ``note_consumed()`` as
+  geometry_width, qwen_config, *, rank=0, world_size=1, cache=None, progress=False)``: every
+  question of every source, sharded and shuffled per epoch, yielding whole batches (see the
+  contract below); ``state_dict()`` / ``load_state_dict()`` / ``set_epoch()`` /
+  ``note_consumed()`` as
   :class:`~spa3r_ros.training.data.ClipDataset`, so :func:`~spa3r_ros.training.data.make_loader`
   loads it. :func:`dataset_for_models` builds it from a :class:`SceneModels`.
 * :func:`collate` ``(samples) -> batch``; :meth:`VlmSampleDataset.sample` ``(index) -> Sample``.
-* :class:`FrozenFeatureCache` ``(cache_dir, vlm, dataset)`` and :func:`fill_cache`
-  ``(dataset, vlm, cache)``: the frozen branches' outputs on disk.
+* :class:`FrozenFeatureCache` ``(cache_dir, vlm, dataset.preprocessing)`` and
+  :func:`fill_cache` ``(dataset, vlm, cache) -> (already cached, computed)``: the frozen
+  branches' outputs on disk.
 * :func:`format_answer` ``(truth) -> str``: the ground truth as lmms-eval answers are written.
 
 **Frames of a sample.** Each source's bag is read once when the dataset is built (its questions
