@@ -629,7 +629,7 @@ def _route_planning(s: _Scene, rng: np.random.Generator, k: int, letters: _Lette
     grid = free_space(s.spec, list(s.boxes.values()))
     triples = list(itertools.permutations(sorted(s.named, key=lambda o: o.id), 3))
     order = rng.permutation(len(triples))
-    fields_out: list[dict] = []
+    candidates: list[_Candidate] = []
     fields_keys: set = set()
     # One search per goal, from all the cells beside it: the way from any start is then the
     # parent chain, and it ends at the goal cell nearest along the free space.
@@ -655,24 +655,44 @@ def _route_planning(s: _Scene, rng: np.random.Generator, k: int, letters: _Lette
         if plan is None or (start.id, facing.id, goal.id) in fields_keys:
             continue
         steps, turns = plan
-        correct = ', '.join(turns)
+        fields_keys.add((start.id, facing.id, goal.id))
+        candidates.append(
+            _Candidate(
+                (start.id, facing.id, goal.id),
+                0.0,
+                dict(
+                    a=', '.join(turns),
+                    turns=turns,
+                    steps=steps,
+                    start=start,
+                    facing=facing,
+                    goal=goal,
+                ),
+            )
+        )
+        # A few candidates per question asked, so the right answers can be balanced.
+        if len(candidates) >= 4 * k:
+            break
+    fields_out = []
+    for c in _sample_balanced(candidates, k, rng):
+        turns, f = c.fields['turns'], c.fields
         others = [
             ', '.join(p) for p in itertools.product(TURNS, repeat=len(turns)) if list(p) != turns
         ]
         picks = [others[i] for i in sorted(rng.permutation(len(others))[: MAX_OPTIONS - 1])]
-        options, index = letters.place(correct, picks)
-        fields_keys.add((start.id, facing.id, goal.id))
+        options, index = letters.place(c.fields['a'], picks)
         fields_out.append(
             dict(
-                objects=[f'the {start.label} facing the {facing.label}', f'the {goal.label}']
-                + steps,
+                objects=[
+                    f'the {f["start"].label} facing the {f["facing"].label}',
+                    f'the {f["goal"].label}',
+                ]
+                + f['steps'],
                 options=options,
                 stamp=s.last_stamp,
                 gt_choice_index=index,
             )
         )
-        if len(fields_out) >= k:
-            break
     return fields_out
 
 
