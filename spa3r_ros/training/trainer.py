@@ -76,6 +76,7 @@ class TrainSummary:
         clips_per_s: mean training throughput of this session (all ranks).
         checkpoint: the last checkpoint folder (rank 0), or None.
         export_dir: the export folder (rank 0, when exported), or None.
+        extra_history: ``(step, metrics)`` of every :meth:`TrainTask.evaluate_extra` (rank 0).
     """
 
     steps: int
@@ -86,6 +87,7 @@ class TrainSummary:
     clips_per_s: float = 0.0
     checkpoint: Path | None = None
     export_dir: Path | None = None
+    extra_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     def text(self) -> str:
         """A few lines for people (printed at the end of ``spa3r train``)."""
@@ -96,6 +98,15 @@ class TrainSummary:
                 f'held-out loss: before {self.heldout_before:.4f}  after '
                 f'{self.heldout_after:.4f}  ({change:+.4f})'
             )
+        if self.extra_history:
+            first, last = self.extra_history[0], self.extra_history[-1]
+            for name in sorted(last[1]):
+                before = first[1].get(name)
+                shown = '-' if before is None else f'{before:.4f}'
+                lines.append(
+                    f'held-out {name}: before {shown} (step {first[0]})  after '
+                    f'{last[1][name]:.4f} (step {last[0]})'
+                )
         if self.last_losses:
             lines.append(f'last training losses: {format_metrics(self.last_losses)}')
         lines.append(f'throughput: {self.clips_per_s:.2f} clips/s')
@@ -169,6 +180,7 @@ class Trainer:
         self.heldout_history: list[tuple[int, float]] = []
         self.heldout_before: float | None = None
         self.best: float | None = None
+        self.extra_history: list[tuple[int, dict[str, float]]] = []
         self.log = RunLogger(self.run_dir, enabled=self.info.is_main)
         self._heldout_inputs: list[tuple[dict[str, Any], int]] | None = None
 
@@ -271,6 +283,19 @@ class Trainer:
         total = all_reduce_sum(sums, self.info)
         return float(total[0] / total[1])
 
+    def _evaluate_extra(self) -> None:
+        """The task's own held-out metrics (rank 0 computes; every rank must call)."""
+        if self._fsdp:
+            # Sharded weights cannot run on one rank alone.
+            return
+        if self.info.is_main:
+            metrics = self.task.evaluate_extra(self.step)
+            if metrics:
+                self.extra_history.append((self.step, dict(metrics)))
+                self.log.scalars(self.step, metrics)
+                self.log.line(f'step {self.step}: held-out {format_metrics(metrics)}')
+        barrier(self.info)
+
     def _record_eval(self, loss: float | None, candidate: bool = True) -> bool:
         """Log an evaluation; True when it is the best checkpoint candidate so far."""
         if loss is None:
@@ -328,6 +353,7 @@ class Trainer:
                     'before': self.heldout_before,
                     'history': self.heldout_history,
                     'best': self.best,
+                    'extra': self.extra_history,
                 },
             }
             folder = ckpt.save_checkpoint(self.run_dir, self.step, state, self.config_yaml)
@@ -368,6 +394,7 @@ class Trainer:
         self.heldout_before = held.get('before')
         self.heldout_history = [tuple(x) for x in held.get('history', [])]
         self.best = held.get('best')
+        self.extra_history = [(int(s), dict(m)) for s, m in held.get('extra', [])]
         rng = state['rng']
         if len(rng) == self.info.world_size:
             ckpt.restore_rng_state(rng[self.info.rank])
@@ -437,6 +464,7 @@ class Trainer:
             self.heldout_before = self.evaluate()
             # The starting model is no checkpoint of this run: it cannot be the best one.
             self._record_eval(self.heldout_before, candidate=False)
+            self._evaluate_extra()
         batches = self._batches()
         bar = tqdm(
             total=run.max_steps,
@@ -488,6 +516,7 @@ class Trainer:
                 new_best = False
                 if (run.eval_every and self.step % run.eval_every == 0) or done:
                     new_best = self._record_eval(self.evaluate())
+                    self._evaluate_extra()
                 if (run.save_every and self.step % run.save_every == 0) or done or new_best:
                     last_ckpt = self.save()
                     if new_best and self.info.is_main:
@@ -504,6 +533,7 @@ class Trainer:
             last_losses=last_losses,
             clips_per_s=session_clips / session_time if session_time else 0.0,
             checkpoint=last_ckpt or ckpt.latest_checkpoint(self.run_dir),
+            extra_history=list(self.extra_history),
         )
         if self.export and self.step >= run.max_steps:
             full_state = None

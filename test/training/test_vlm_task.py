@@ -1,0 +1,356 @@
+# Copyright 2026 The spa3r_ros Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``spa3r train vlm``'s task on the shared trainer: trainable sets, LoRA export, answers.
+
+The samples are built from what the scene engine itself gives the model (a test double of the
+QA data pipeline): each question of a tiny scene is asked through the engine once, its prompt
+(the generator's ids for the frames and the question), frames and Spa3R latent are recorded,
+and the ground-truth answer + end-of-turn become the labelled assistant tokens.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from spa3r_ros.configs.train import load_train_config, VlmTrainConfig
+from spa3r_ros.evaluation.evaluate import build_eval_report, check_topics, find_scenes
+from spa3r_ros.models.bundle import build_tiny_random, load_scene_models
+from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
+from spa3r_ros.tools.evaluate import run_scenes
+from spa3r_ros.training import checkpointing as ckpt
+from spa3r_ros.training.optim import param_groups
+from spa3r_ros.training.trainer import Trainer
+from spa3r_ros.training.vlm import (
+    answer_cross_entropy,
+    build_vlm_task,
+    IGNORE_INDEX,
+    merged_copy,
+    report_metrics,
+    VlmTask,
+)
+
+
+def _load_helpers():
+    path = Path(__file__).parents[1] / 'evaluation' / 'eval_helpers.py'
+    spec = importlib.util.spec_from_file_location('spa3r_test_eval_helpers_vlm', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load_helpers()
+LETTERS = 'ABCDEFGHIJ'
+
+
+def answer_text(item) -> str:
+    """The ground truth as lmms-eval writes it: an option letter, or the number."""
+    truth = item.truth
+    if truth.choice_index >= 0:
+        return LETTERS[truth.choice_index]
+    value = float(truth.value)
+    return str(int(value)) if value.is_integer() else f'{value:g}'
+
+
+def vlm_config(**overrides) -> VlmTrainConfig:
+    base = {
+        'run.max_steps': 4,
+        'run.log_every': 1,
+        'run.eval_every': 0,
+        'run.save_every': 2,
+        'run.device': 'cpu',
+        'optim.grad_accum': 1,
+        'optim.lr': 3e-3,
+        'optim.min_lr': 3e-3,
+        'optim.warmup_steps': 0,
+        'compute.precision': 'fp32',
+    }
+    base.update(overrides)
+    return load_train_config(overrides=base, schema=VlmTrainConfig)
+
+
+def scene_samples(scene_dir: Path, models) -> tuple[list[dict], list]:
+    """Ask the scene's questions through the engine; return one training sample per question."""
+    scenes = find_scenes(scene_dir)
+    check_topics(scenes)
+    captured = []
+    original = Spa3VLMGenerator.generate
+
+    def recording(self, user_text, *, frames, latents, **kwargs):
+        captured.append((self, user_text, tuple(frames), latents))
+        return original(self, user_text, frames=frames, latents=latents, **kwargs)
+
+    Spa3VLMGenerator.generate = recording
+    try:
+        run = run_scenes(scenes, models, progress=False)
+    finally:
+        Spa3VLMGenerator.generate = original
+    (scene,) = scenes
+    assert len(captured) == len(scene.items) == len(run.answers)
+    # The engine answers in stamp order (a stable order for questions of the same time).
+    asked = sorted(scene.items, key=lambda item: item.question.stamp)
+    samples = []
+    for (generator, user_text, frames, latents), item in zip(captured, asked):
+        prompt = torch.cat([generator.prefix_ids(frames), generator.suffix_ids(user_text)], 1)
+        tokenizer = models.tokenizer
+        answer = tokenizer(answer_text(item), add_special_tokens=False)['input_ids']
+        target = torch.tensor([[*answer, tokenizer.eos_token_id]])
+        # The engine runs in inference mode: clone its tensors into ordinary ones.
+        ids = torch.cat([prompt.cpu().clone(), target], dim=1)
+        labels = torch.full_like(ids, IGNORE_INDEX)
+        labels[:, prompt.shape[1] :] = target
+        samples.append(
+            {
+                'input_ids': ids,
+                'attention_mask': torch.ones_like(ids),
+                'labels': labels,
+                'image_grid_thw': torch.tensor([f.grid_thw for f in frames]),
+                'pixel_values': torch.cat([f.pixel_values for f in frames]).cpu().clone(),
+                'images_per_sample': [len(frames)],
+                'geometry_latents': latents.detach().cpu().clone(),
+                'meta': [{'answer': answer_text(item)}],
+            }
+        )
+    return samples, scenes
+
+
+class SampleData:
+    """A resumable list of one-sample batches (the trainer's data contract)."""
+
+    def __init__(self, samples: list[dict]) -> None:
+        self.samples = samples
+        self.skip = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.skip = 0
+
+    def load_state_dict(self, state: dict) -> None:
+        self.skip = state['batch']
+
+    def __iter__(self):
+        return iter(self.samples[self.skip :])
+
+
+@pytest.fixture(scope='module')
+def scene(tmp_path_factory) -> Path:
+    return helpers.write_scene(tmp_path_factory.mktemp('vlm') / 'scene_0000', 0)
+
+
+@pytest.fixture(scope='module')
+def samples(scene: Path) -> list[dict]:
+    models = build_tiny_random(seed=0)
+    return scene_samples(scene, models)[0]
+
+
+def _params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+
+def _train(task, config, run_dir, samples, **kwargs):
+    trainer = Trainer(task, config, run_dir, SampleData(samples), export=False, **kwargs)
+    return trainer.fit()
+
+
+# ---------------------------------------------------------------------------- loss
+
+
+def test_answer_cross_entropy_scores_only_the_labelled_next_tokens():
+    logits = torch.randn(2, 5, 11)
+    labels = torch.full((2, 5), IGNORE_INDEX)
+    labels[0, 3], labels[1, 4] = 7, 2
+    expected = torch.nn.functional.cross_entropy(
+        torch.stack([logits[0, 2], logits[1, 3]]), torch.tensor([7, 2])
+    )
+    assert torch.allclose(answer_cross_entropy(logits, labels), expected)
+    # Changing an unlabelled position's logits changes nothing.
+    other = logits.clone()
+    other[0, 0] += 5.0
+    assert torch.allclose(answer_cross_entropy(other, labels), expected)
+
+
+# ---------------------------------------------------------------------------- trainable sets
+
+
+@pytest.mark.parametrize('trainable', ['adaptor', 'lora', 'full'])
+def test_each_trainable_set_trains_exactly_its_parameters(trainable, samples, tmp_path):
+    config = vlm_config(**{'vlm.trainable': trainable, 'run.max_steps': 2})
+    task = build_vlm_task(build_tiny_random(seed=0), config)
+    before = _params(task.module)
+    names = {n for n, _ in task.named_trainable_parameters()}
+    _train(task, config, tmp_path / 'run', samples[:2])
+    after = _params(task.module)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    injector = {n for n in before if n.startswith('vlm.injector.')}
+    frozen_always = {
+        n for n in before if n.startswith(('vlm.geometry_encoder.', 'vlm.qwen.model.visual.'))
+    }
+    assert injector <= names and not (frozen_always & names)
+    if trainable == 'adaptor':
+        assert names == injector
+    elif trainable == 'lora':
+        lora = {n for n in before if 'lora_' in n}
+        assert lora and names == injector | lora
+        assert all('.language_model.' in n for n in lora)
+    else:
+        language = {
+            n
+            for n in before
+            if n.startswith(('vlm.qwen.model.language_model.', 'vlm.qwen.lm_head'))
+        }
+        assert names == injector | language
+    # Everything outside the set is bitwise unchanged; the set itself moved.
+    assert changed <= names
+    # lora_A gets no gradient at the first step (lora_B starts at 0), so not every name moves.
+    assert changed & injector and (trainable != 'full' or changed - injector)
+    # Frozen modules stay in eval mode while training.
+    task.set_train_mode(True)
+    assert not task.vlm.qwen.model.visual.training and not task.vlm.geometry_encoder.training
+
+
+def test_no_weight_decay_on_biases_norms_and_only_matrices_decay():
+    config = vlm_config(**{'vlm.trainable': 'lora'})
+    task = build_vlm_task(build_tiny_random(seed=0), config)
+    groups = param_groups(task.named_trainable_parameters(), 0.01)
+    decayed = {n for g in groups if g['weight_decay'] > 0 for n in g['names']}
+    undecayed = {n for g in groups if g['weight_decay'] == 0 for n in g['names']}
+    # Norms by module type (LayerNorm, Qwen's RMSNorm), whatever their names.
+    norms = {
+        f'{prefix}.{n}'
+        for prefix, module in task.module.named_modules()
+        if 'Norm' in type(module).__name__
+        for n, _ in module.named_parameters(recurse=False)
+    }
+    biases = {n for n, _ in task.named_trainable_parameters() if n.endswith('.bias')}
+    assert any('lora_A' in n for n in decayed) and any('lora_B' in n for n in decayed)
+    assert undecayed and undecayed == (norms | biases) & (decayed | undecayed)
+    assert 'vlm.injector.ln.weight' in undecayed
+
+
+def test_no_geometry_leaves_the_adaptor_untouched_and_off(samples, tmp_path):
+    config = vlm_config(**{'vlm.trainable': 'full', 'vlm.no_geometry': True, 'run.max_steps': 2})
+    task = build_vlm_task(build_tiny_random(seed=0), config)
+    assert task.vlm.use_geometry is False
+    before = _params(task.vlm.injector)
+    assert not any(n.startswith('vlm.injector.') for n, _ in task.named_trainable_parameters())
+    _train(task, config, tmp_path / 'run', samples[:2])
+    after = _params(task.vlm.injector)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+    with pytest.raises(Exception, match='no_geometry'):
+        vlm_config(**{'vlm.trainable': 'adaptor', 'vlm.no_geometry': True})
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def test_lora_export_is_merged_and_reloads_with_the_same_logits(samples, tmp_path):
+    config = vlm_config(**{'vlm.trainable': 'lora', 'vlm.lora_rank': 4, 'run.max_steps': 3})
+    task = build_vlm_task(build_tiny_random(seed=0), config)
+    _train(task, config, tmp_path / 'run', samples[:3])
+    lora_b = [p for n, p in task.module.named_parameters() if 'lora_B' in n]
+    assert any(p.abs().sum() > 0 for p in lora_b)  # the adapters moved: merging matters
+    folder = task.export(tmp_path / 'export')
+    loaded = load_scene_models(folder)
+    assert not any('lora' in k for k in loaded.vlm.state_dict())
+    sample = samples[0]
+    inputs = {k: sample[k] for k in ('attention_mask', 'image_grid_thw', 'pixel_values')} | {
+        'geometry_latents': sample['geometry_latents']
+    }
+    task.set_train_mode(False)
+    with torch.no_grad():
+        live = task.vlm(sample['input_ids'], **inputs).logits
+        merged = merged_copy(task.vlm).eval()(sample['input_ids'], **inputs).logits
+        reloaded = loaded.vlm(sample['input_ids'], **inputs).logits
+    assert torch.allclose(live, merged, atol=1e-5)
+    assert torch.allclose(live, reloaded, atol=1e-5)
+    # The live model keeps its adapters (training could go on).
+    assert any('lora_' in n for n, _ in task.module.named_parameters())
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+def _strict_scores(scenes, models) -> list[float]:
+    run = run_scenes(scenes, models, progress=False)
+    report = build_eval_report(scenes, run, model={}, data={})
+    return [q['strict']['score'] for q in report['questions']]
+
+
+def test_overfitting_a_few_questions_answers_them_exactly_through_the_engine(scene, tmp_path):
+    models = build_tiny_random(seed=0)
+    samples, scenes = scene_samples(scene, models)
+    assert _strict_scores(scenes, models) != [1.0] * len(samples)  # not answered before
+    config = vlm_config(
+        **{
+            'vlm.trainable': 'full',
+            'run.max_steps': 200,
+            'run.save_every': 0,
+            'run.log_every': 8,
+            'optim.lr': 1e-2,
+            'optim.min_lr': 1e-3,
+        }
+    )
+    task = build_vlm_task(models, config)
+    trainer = Trainer(task, config, tmp_path / 'run', SampleData(samples))
+    summary = trainer.fit()
+    assert summary.last_losses['lm'] < 0.2
+    exported = load_scene_models(summary.export_dir)
+    assert exported.model_id == 'tiny-random+vlm-full'
+    assert _strict_scores(scenes, exported) == [1.0] * len(samples)
+
+
+def test_heldout_eval_scores_are_logged_before_and_after(scene, samples, tmp_path):
+    scenes = find_scenes(scene)
+    check_topics(scenes)
+    calls = []
+
+    def scorer(models):
+        calls.append(models.vlm.training)
+        run = run_scenes(scenes, models, progress=False)
+        return report_metrics(build_eval_report(scenes, run, model={}, data={}))
+
+    config = vlm_config(**{'run.max_steps': 2, 'run.eval_every': 1})
+    task = build_vlm_task(build_tiny_random(seed=0), config, heldout_scorer=scorer)
+    summary = _train(task, config, tmp_path / 'run', samples[:2])
+    assert [s for s, _ in summary.extra_history] == [0, 1, 2]
+    assert calls == [False, False, False]  # evaluated in eval mode
+    before = summary.extra_history[0][1]
+    assert {'eval/strict', 'eval/lenient'} <= set(before)
+    assert any(k.startswith('eval/strict/') for k in before)
+    assert 'held-out eval/strict: before' in summary.text()
+    assert task.vlm.qwen.model.language_model.training  # back in train mode
+
+
+# ---------------------------------------------------------------------------- resume
+
+
+def test_resume_continues_bit_for_bit(samples, tmp_path):
+    config = vlm_config(**{'vlm.trainable': 'lora', 'run.max_steps': 4, 'run.save_every': 2})
+    straight = build_vlm_task(build_tiny_random(seed=0), config)
+    _train(straight, config, tmp_path / 'a', samples)
+
+    first = build_vlm_task(build_tiny_random(seed=0), config)
+    Trainer(first, config, tmp_path / 'b', SampleData(samples), export=False).fit(stop_after=2)
+    assert ckpt.latest_checkpoint(tmp_path / 'b') is not None
+    second = build_vlm_task(build_tiny_random(seed=0), config)
+    Trainer(second, config, tmp_path / 'b', SampleData(samples), export=False).fit(resume=True)
+    a, b = straight.trainable_state_dict(), second.trainable_state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_task_rejects_an_unknown_trainable_set():
+    with pytest.raises(Exception, match='trainable'):
+        VlmTask(build_tiny_random(seed=0), 'everything')
