@@ -21,19 +21,25 @@ and the ground-truth answer + end-of-turn become the labelled assistant tokens.
 """
 
 import importlib.util
+import os
 from pathlib import Path
+import socket
+import subprocess
+import sys
 
 import pytest
+from safetensors.torch import load_file
 import torch
 
-from spa3r_ros.configs.train import load_train_config, VlmTrainConfig
+from spa3r_ros.configs.train import load_train_config, train_config_to_yaml, VlmTrainConfig
 from spa3r_ros.evaluation.evaluate import build_eval_report, check_topics, find_scenes
 from spa3r_ros.models.bundle import build_tiny_random, load_scene_models
+from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
 from spa3r_ros.tools.evaluate import run_scenes
 from spa3r_ros.training import checkpointing as ckpt
 from spa3r_ros.training.optim import param_groups
-from spa3r_ros.training.trainer import Trainer
+from spa3r_ros.training.trainer import Trainer, TrainSummary
 from spa3r_ros.training.vlm import (
     answer_cross_entropy,
     build_vlm_task,
@@ -354,3 +360,104 @@ def test_resume_continues_bit_for_bit(samples, tmp_path):
 def test_a_task_rejects_an_unknown_trainable_set():
     with pytest.raises(Exception, match='trainable'):
         VlmTask(build_tiny_random(seed=0), 'everything')
+
+
+# ---------------------------------------------------------------------------- wiring
+
+
+def test_shipped_vlm_yaml_holds_exactly_the_defaults():
+    path = Path(__file__).parents[2] / 'config' / 'train_vlm.yaml'
+    assert load_train_config(path, schema=VlmTrainConfig) == VlmTrainConfig()
+    body = [line for line in path.read_text().splitlines() if not line.startswith('#')]
+    assert '\n'.join(body) + '\n' == train_config_to_yaml(VlmTrainConfig())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_two_rank_torchrun_train_vlm_equals_one_process(samples, tmp_path):
+    repo = Path(__file__).resolve().parents[2]
+    worker_path = Path(__file__).with_name('vlm_worker.py')
+    samples_path = tmp_path / 'samples.pt'
+    torch.save(samples[:4], samples_path)
+    (tmp_path / 'ddp').mkdir()
+    env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS='1')
+    command = [
+        sys.executable,
+        '-m',
+        'torch.distributed.run',
+        '--nproc-per-node',
+        '2',
+        '--master-addr',
+        '127.0.0.1',
+        '--master-port',
+        str(_free_port()),
+        str(worker_path),
+        str(samples_path),
+        str(tmp_path / 'ddp'),
+    ]
+    result = subprocess.run(
+        command, cwd=repo, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = torch.load(tmp_path / 'ddp' / 'result.pt', weights_only=False)
+    spec = importlib.util.spec_from_file_location('spa3r_test_vlm_worker', worker_path)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    single = worker.run(samples_path, tmp_path / 'single', world_size=1)
+    for name, value in single['last_losses'].items():
+        assert abs(ddp['last_losses'][name] - value) < 1e-4 * max(1.0, abs(value)), name
+    # The merged exports agree (LoRA trained, merged and written by rank 0 alone).
+    a = load_file(str(Path(ddp['export_dir']) / 'vlm' / 'model.safetensors'))
+    b = load_file(str(Path(single['export_dir']) / 'vlm' / 'model.safetensors'))
+    assert a.keys() == b.keys() and not any('lora' in k for k in a)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=key)
+    start = to_published_state_dict(build_tiny_random(seed=0).vlm.state_dict())
+    moved = [k for k in a if '.layers.' in k and not torch.equal(a[k], start[k])]
+    assert moved  # the merged adapters changed the language model's weights
+    assert (tmp_path / 'ddp' / 'run' / 'checkpoints' / 'step_00000002').is_dir()
+
+
+def test_cli_maps_the_vlm_flags_onto_the_config(monkeypatch, tmp_path):
+    from spa3r_ros.cli import train as cli_train
+    from spa3r_ros.training import launch
+
+    seen = {}
+
+    def fake_train_vlm(data, out, config, **kwargs):
+        seen.update(config=config, data=data, out=out, **kwargs)
+        return TrainSummary(steps=config.run.max_steps)
+
+    monkeypatch.setattr(launch, 'train_vlm', fake_train_vlm)
+    data = tmp_path / 'scene_0000'
+    data.mkdir()
+    argv = ['vlm', '--data', str(data), '--out', str(tmp_path / 'run'), '--trainable', 'lora']
+    argv += ['--lora-rank', '4', '--gasp-weight', '0.5', '--max-steps', '7']
+    assert cli_train.main([*argv, '--vlm.lora_alpha', '8', '--optim.lr', '1e-3']) == 0
+    vlm = seen['config'].vlm
+    assert (vlm.trainable, vlm.lora_rank, vlm.gasp_weight, vlm.lora_alpha) == ('lora', 4, 0.5, 8.0)
+    assert seen['config'].run.max_steps == 7 and seen['config'].optim.lr == 1e-3
+    assert seen['config'].optim.weight_decay == 0.01  # the vlm defaults, not psfm's
+    assert seen['heldout_scorer'] is None
+
+
+@pytest.mark.parametrize(
+    'extra, message',
+    [
+        (['--psfm.teacher', 'tiny'], 'unknown configuration name'),
+        (['--trainable', 'adaptor', '--vlm.no_geometry', 'true'], 'no_geometry'),
+        (['--heldout', '/nonexistent/scene'], '/nonexistent/scene'),
+    ],
+)
+def test_cli_refuses_bad_input_with_exit_2(tmp_path, capsys, extra, message):
+    from spa3r_ros.cli import train as cli_train
+
+    data = tmp_path / 'scene_0000'
+    data.mkdir()
+    argv = ['vlm', '--data', str(data), '--out', str(tmp_path / 'run'), *extra]
+    assert cli_train.main(argv) == 2
+    assert message in capsys.readouterr().err
