@@ -461,3 +461,46 @@ def test_cli_refuses_bad_input_with_exit_2(tmp_path, capsys, extra, message):
     argv = ['vlm', '--data', str(data), '--out', str(tmp_path / 'run'), *extra]
     assert cli_train.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- GASP
+
+
+class ProbeHead(torch.nn.Module):
+    """A stand-in correspondence head: a linear map of visual-token states."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(width, 4)
+
+
+def test_gasp_weight_adds_the_objective_of_every_layer_and_the_head_trains(samples, tmp_path):
+    seen = []
+
+    def objective(hidden, gasp, input_ids, image_grid_thw, images_per_sample, head):
+        image = input_ids >= 0  # every position stands in for the visual tokens here
+        seen.append((len(hidden), gasp['tag'], list(images_per_sample)))
+        states = torch.stack([h[image] for h in hidden])  # [layers, N, D]
+        return {'loss': head.proj(states).pow(2).mean()}
+
+    models = build_tiny_random(seed=0)
+    width = models.vlm.config.text_config.hidden_size
+    layers = models.vlm.config.text_config.num_hidden_layers
+    config = vlm_config(**{'vlm.trainable': 'adaptor', 'vlm.gasp_weight': 0.5, 'run.max_steps': 2})
+    head = ProbeHead(width)
+    task = build_vlm_task(models, config, gasp_head=head, gasp_objective=objective)
+    batches = [dict(s, gasp={'tag': 'g'}) for s in samples[:2]]
+    inputs = task.prepare(batches[0], step=0, rank=0)
+    losses = task.module(**inputs)
+    assert torch.allclose(losses['loss'], losses['lm'] + 0.5 * losses['gasp'])
+    assert seen[-1] == (layers, 'g', [2])
+    names = {n for n, _ in task.named_trainable_parameters()}
+    assert {'gasp_head.proj.weight', 'gasp_head.proj.bias'} <= names
+    before = head.proj.weight.detach().clone()
+    _train(task, config, tmp_path / 'run', batches)
+    assert not torch.equal(before, head.proj.weight)
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / 'run'))
+    assert 'gasp_head.proj.weight' in state['model']  # the head is part of the checkpoint
+    folder = task.export(tmp_path / 'export')
+    exported = load_file(str(folder / 'vlm' / 'model.safetensors'))
+    assert not any('gasp' in k for k in exported)  # and dropped at export
