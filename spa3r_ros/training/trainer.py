@@ -100,12 +100,19 @@ class TrainSummary:
             )
         if self.extra_history:
             first, last = self.extra_history[0], self.extra_history[-1]
-            for name in sorted(last[1]):
+            # Top-level names only (eval/strict); finer ones (eval/strict/<category>) are in
+            # TensorBoard and the checkpoints.
+            shown_names = sorted(n for n in last[1] if n.count('/') <= 1)
+            for name in shown_names:
                 before = first[1].get(name)
                 shown = '-' if before is None else f'{before:.4f}'
                 lines.append(
                     f'held-out {name}: before {shown} (step {first[0]})  after '
                     f'{last[1][name]:.4f} (step {last[0]})'
+                )
+            if len(shown_names) < len(last[1]):
+                lines.append(
+                    f'({len(last[1]) - len(shown_names)} finer held-out metrics: see TensorBoard)'
                 )
         if self.last_losses:
             lines.append(f'last training losses: {format_metrics(self.last_losses)}')

@@ -99,15 +99,16 @@ def scene_samples(scene_dir: Path, models) -> tuple[list[dict], list]:
         captured.append((self, user_text, tuple(frames), latents))
         return original(self, user_text, frames=frames, latents=latents, **kwargs)
 
+    asked = []  # answers come one by one, each right after its generate call
     Spa3VLMGenerator.generate = recording
     try:
-        run = run_scenes(scenes, models, progress=False)
+        run = run_scenes(
+            scenes, models, progress=False, on_answer=lambda _s, item, _a: asked.append(item)
+        )
     finally:
         Spa3VLMGenerator.generate = original
     (scene,) = scenes
-    assert len(captured) == len(scene.items) == len(run.answers)
-    # The engine answers in stamp order (a stable order for questions of the same time).
-    asked = sorted(scene.items, key=lambda item: item.question.stamp)
+    assert len(captured) == len(asked) == len(scene.items) == len(run.answers)
     samples = []
     for (generator, user_text, frames, latents), item in zip(captured, asked):
         prompt = torch.cat([generator.prefix_ids(frames), generator.suffix_ids(user_text)], 1)
