@@ -309,6 +309,7 @@ class VlmTask(TrainTask):
         self.trainable = trainable
         self.no_geometry = no_geometry
         self.heldout_scorer = heldout_scorer
+        self._lora = (lora_rank, lora_alpha, lora_dropout, tuple(lora_targets), seed)
         vlm = scene_models.vlm
         vlm.requires_grad_(False)
         vlm.use_geometry = not no_geometry
@@ -422,15 +423,7 @@ class VlmTask(TrainTask):
     ) -> Path:
         from spa3r_ros.models.bundle import save_scene_models
 
-        vlm = self.vlm
-        if module_state is not None:
-            # FSDP: the gathered full state goes into a copy of the (sharded) live model.
-            vlm = copy.deepcopy(vlm).to('cpu')
-            prefix = 'vlm.'
-            vlm.load_state_dict(
-                {k[len(prefix) :]: v for k, v in module_state.items() if k.startswith(prefix)},
-                strict=False,
-            )
+        vlm = self.vlm if module_state is None else self._unsharded(module_state)
         export_vlm = merged_copy(vlm).eval()
         # The switch is no weight: an export of a no-geometry run keeps its (untrained) adaptor,
         # and the user turns geometry off at evaluation (spa3r eval --no-geometry).
@@ -456,6 +449,27 @@ class VlmTask(TrainTask):
             shutil.rmtree(old)
         logger.info('exported %s to %s', bundle.model_id, folder)
         return folder
+
+    def _unsharded(self, module_state: Mapping[str, Tensor]) -> nn.Module:
+        """A CPU model of the live one's architecture holding ``module_state`` (FSDP export).
+
+        Built afresh, not copied: the live parameters are DTensor shards.
+        """
+        from spa3r_ros.models.spa3r.model import Spa3R
+        from spa3r_ros.models.vlm.model import Spa3VLM
+
+        live = self.vlm
+        encoder = None
+        if live.geometry_encoder is not None:
+            encoder = Spa3R(live.geometry_encoder.config)
+        fresh = Spa3VLM(live.config, live.geometry_config, geometry_encoder=encoder)
+        if self.trainable == 'lora':
+            rank, alpha, dropout, targets, seed = self._lora
+            add_lora(fresh, rank, alpha, dropout, targets, seed=seed)
+        prefix = 'vlm.'
+        own = {k[len(prefix) :]: v for k, v in module_state.items() if k.startswith(prefix)}
+        fresh.load_state_dict(own, strict=True)
+        return fresh
 
 
 def _to_device(value: Any, device: torch.device) -> Any:

@@ -282,6 +282,11 @@ def test_lora_export_is_merged_and_reloads_with_the_same_logits(samples, tmp_pat
         reloaded = loaded.vlm(sample['input_ids'], **inputs).logits
     assert torch.allclose(live, merged, atol=1e-5)
     assert torch.allclose(live, reloaded, atol=1e-5)
+    # The FSDP path (a full state dict gathered from the shards) writes the same weights.
+    again = task.export(tmp_path / 'export_from_state', module_state=task.module.state_dict())
+    a = load_file(str(folder / 'vlm' / 'model.safetensors'))
+    b = load_file(str(again / 'vlm' / 'model.safetensors'))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # The live model keeps its adapters (training could go on).
     assert any('lora_' in n for n, _ in task.module.named_parameters())
 
@@ -379,7 +384,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_rank_torchrun_train_vlm_equals_one_process(samples, tmp_path):
+@pytest.mark.parametrize('strategy', ['ddp', 'fsdp'])
+def test_two_rank_torchrun_train_vlm_equals_one_process(samples, tmp_path, strategy):
     repo = Path(__file__).resolve().parents[2]
     worker_path = Path(__file__).with_name('vlm_worker.py')
     samples_path = tmp_path / 'samples.pt'
@@ -399,6 +405,7 @@ def test_two_rank_torchrun_train_vlm_equals_one_process(samples, tmp_path):
         str(worker_path),
         str(samples_path),
         str(tmp_path / 'ddp'),
+        strategy,
     ]
     result = subprocess.run(
         command, cwd=repo, env=env, capture_output=True, text=True, timeout=240

@@ -14,10 +14,10 @@
 
 """One rank of the 2-rank ``train_vlm`` test (run by torchrun from test_vlm_task.py).
 
-Usage: ``vlm_worker.py SAMPLES.pt OUT_DIR``. Runs :func:`spa3r_ros.training.launch.train_vlm`
-(the command's wiring: init_distributed, the tiny-random bundle, the task, the trainer, export)
-on the samples the test saved, each rank its shard of every global batch; rank 0 writes
-``OUT_DIR/result.pt`` with the trained weights and losses.
+Usage: ``vlm_worker.py SAMPLES.pt OUT_DIR [ddp|fsdp]``. Runs
+:func:`spa3r_ros.training.launch.train_vlm` (the command's wiring: init_distributed, the
+tiny-random bundle, the task, the trainer, export) on the samples the test saved, each rank its
+shard of every global batch; rank 0 writes ``OUT_DIR/result.pt`` with the losses and export.
 """
 
 import os
@@ -55,7 +55,7 @@ class ShardedSamples:
         return iter(mine[self.skip :])
 
 
-def config_for(world_size: int) -> VlmTrainConfig:
+def config_for(world_size: int, strategy: str = 'ddp') -> VlmTrainConfig:
     """LoRA without dropout (no per-rank randomness), constant lr, fp32 on the CPU."""
     return load_train_config(
         overrides={
@@ -70,6 +70,7 @@ def config_for(world_size: int) -> VlmTrainConfig:
             'optim.warmup_steps': 0,
             'compute.precision': 'fp32',
             'distributed.backend': 'gloo',
+            'distributed.strategy': strategy,
             'vlm.trainable': 'lora',
             'vlm.lora_rank': 4,
             'vlm.lora_dropout': 0.0,
@@ -78,21 +79,23 @@ def config_for(world_size: int) -> VlmTrainConfig:
     )
 
 
-def run(samples_path: Path, out: Path, world_size: int) -> dict:
+def run(samples_path: Path, out: Path, world_size: int, strategy: str = 'ddp') -> dict:
     """``train_vlm`` over the saved samples; the result (complete on rank 0)."""
     samples = torch.load(samples_path, weights_only=False)
 
     def make_data(sources, config, models, rank, world, heldout=False):
         return ShardedSamples(samples, rank, world), iter
 
-    summary = train_vlm([str(samples_path)], out, config_for(world_size), make_data=make_data)
+    config = config_for(world_size, strategy)
+    summary = train_vlm([str(samples_path)], out, config, make_data=make_data)
     return {'last_losses': summary.last_losses, 'export_dir': summary.export_dir}
 
 
 def main() -> None:
     torch.set_num_threads(1)
     samples_path, out = Path(sys.argv[1]), Path(sys.argv[2])
-    result = run(samples_path, out / 'run', world_size=2)
+    strategy = sys.argv[3] if len(sys.argv) > 3 else 'ddp'
+    result = run(samples_path, out / 'run', world_size=2, strategy=strategy)
     if os.environ.get('RANK', '0') == '0':
         torch.save(result, out / 'result.pt')
 
