@@ -31,7 +31,12 @@ from typing import Any
 from spa3r_ros.configs.train import TrainConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError
 from spa3r_ros.training import checkpointing as ckpt
-from spa3r_ros.training.distributed import init_distributed, shutdown_distributed
+from spa3r_ros.training.distributed import (
+    barrier,
+    DistInfo,
+    init_distributed,
+    shutdown_distributed,
+)
 from spa3r_ros.training.trainer import Trainer, TrainSummary
 
 logger = logging.getLogger(__name__)
@@ -184,21 +189,34 @@ def vlm_qa_data(
     """The QA sample dataset of :mod:`spa3r_ros.training.vlm_data` for one rank.
 
     The seam between the task and the data pipeline: the one place that names that module's
-    API (sources expanded, a sharded resumable dataset over the bundle's tokenizer and image
-    processor, its loader).
+    API. With ``data.cache_dir`` the frozen branches' outputs are computed once by rank 0
+    (:func:`~spa3r_ros.training.vlm_data.fill_cache`, frozen modules in eval mode; the other
+    ranks wait) and read from disk afterwards.
     """
     from spa3r_ros.training import vlm_data
+    from spa3r_ros.training.data import make_loader
 
-    dataset = vlm_data.QaSampleDataset(
+    data_config = config.data
+    dataset = vlm_data.dataset_for_models(
         vlm_data.expand_qa_sources(list(sources)),
-        config.data,
+        data_config,
         models,
         rank=rank,
         world_size=world_size,
+        progress=rank == 0,
     )
+    if data_config.cache_dir:
+        cache = vlm_data.FrozenFeatureCache(
+            data_config.cache_dir, models.vlm, dataset.preprocessing
+        )
+        if rank == 0:
+            hits, computed = vlm_data.fill_cache(dataset, models.vlm, cache, progress=True)
+            logger.info('feature cache: %d entries reused, %d computed', hits, computed)
+        barrier(DistInfo(rank=rank, world_size=world_size))
+        dataset.cache = cache
     if heldout:
         dataset.set_epoch(0)
-    return dataset, lambda ds: vlm_data.make_loader(ds, config.data.num_workers)
+    return dataset, lambda ds: make_loader(ds, data_config.num_workers)
 
 
 def train_vlm(

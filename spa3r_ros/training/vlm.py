@@ -212,7 +212,8 @@ class VlmModule(nn.Module):
             if image_features is None and pixel_values is not None:
                 image_features = vlm.image_features(pixel_values, image_grid_thw)
             if geometry_latents is None and geometry_images is not None and vlm.use_geometry:
-                geometry_latents = vlm.encode_geometry(geometry_images)
+                # Spa3R encodes under inference mode: its latent is cloned out of it.
+                geometry_latents = _trainable_copy(vlm.encode_geometry(geometry_images))
         use_gasp = self.gasp_head is not None and gasp is not None
         hidden: list[Tensor] = []
         handles = []
@@ -241,6 +242,10 @@ class VlmModule(nn.Module):
                 hidden, gasp, input_ids, image_grid_thw, per_image, self.gasp_head
             )
             losses[GASP_LOSS_KEY] = terms[LOSS_KEY]
+            for name, value in terms.items():
+                # Parts of the GASP loss, for the logs (scalars only; detached).
+                if name != LOSS_KEY and isinstance(value, Tensor) and value.ndim == 0:
+                    losses[f'{GASP_LOSS_KEY}/{name}'] = value.detach()
             total = total + self.gasp_weight * terms[LOSS_KEY]
         losses[LOSS_KEY] = total
         return losses
@@ -374,9 +379,9 @@ class VlmTask(TrainTask):
 
         def moved(value: Any) -> Any:
             if isinstance(value, Tensor):
-                return value.to(device)
+                return _trainable_copy(value.to(device))
             if isinstance(value, (list, tuple)) and value and isinstance(value[0], Tensor):
-                return tuple(v.to(device) for v in value)
+                return tuple(_trainable_copy(v.to(device)) for v in value)
             return value
 
         inputs: dict[str, Any] = {}
@@ -472,9 +477,15 @@ class VlmTask(TrainTask):
         return fresh
 
 
+def _trainable_copy(tensor: Tensor) -> Tensor:
+    # Tensors made under torch.inference_mode (frame preprocessing, the engine) cannot enter a
+    # graph that autograd records; a clone made outside that mode can.
+    return tensor.clone() if tensor.is_inference() else tensor
+
+
 def _to_device(value: Any, device: torch.device) -> Any:
     if isinstance(value, Tensor):
-        return value.to(device)
+        return _trainable_copy(value.to(device))
     if isinstance(value, Mapping):
         return {k: _to_device(v, device) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -542,19 +553,29 @@ def build_vlm_task(
 def default_gasp(
     vlm: nn.Module, head: nn.Module | None, objective: GaspObjective | None
 ) -> tuple[nn.Module, GaspObjective]:
-    """The GASP head and objective of :mod:`spa3r_ros.training.gasp`.
+    """The GASP head and objective of :mod:`spa3r_ros.training.gasp`, sized for ``vlm``.
 
-    The contract assumed of that module (adapt here if it differs):
-    ``CorrespondenceHead(hidden_size)``, ``gasp_targets(gasp, image_grid_thw, images_per_sample)``
-    and ``gasp_loss(hidden_states, targets, head, input_ids=...) -> {'loss', ...}``.
+    One head norm per decoder layer (the hooks of :class:`VlmModule` give each layer's output);
+    the loss is ``gasp_loss``'s ``total`` (InfoNCE + depth term), its two parts are logged.
     """
     from spa3r_ros.training import gasp as gasp_module
 
+    text = vlm.config.text_config
     if head is None:
-        head = gasp_module.CorrespondenceHead(vlm.config.text_config.hidden_size)
+        head = gasp_module.CorrespondenceHead(text.hidden_size, num_layers=text.num_hidden_layers)
+    image_token_id = vlm.config.image_token_id
 
     def objective_fn(hidden, batch_gasp, input_ids, image_grid_thw, images_per_sample, gasp_head):
-        targets = gasp_module.gasp_targets(batch_gasp, image_grid_thw, images_per_sample)
-        return gasp_module.gasp_loss(hidden, targets, gasp_head, input_ids=input_ids)
+        targets = gasp_module.gasp_targets(
+            batch_gasp,
+            image_grid_thw,
+            images_per_sample,
+            input_ids=input_ids,
+            image_token_id=image_token_id,
+        )
+        terms = gasp_module.gasp_loss(
+            hidden, targets.positions, targets.correspondences, targets.depths, gasp_head
+        )
+        return {'loss': terms['total'], 'infonce': terms['infonce'], 'depth': terms['depth']}
 
     return head, objective or objective_fn
