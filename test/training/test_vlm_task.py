@@ -324,14 +324,14 @@ def test_overfitting_a_few_questions_answers_them_exactly_through_the_engine(sce
 
 
 def test_heldout_eval_scores_are_logged_before_and_after(scene, samples, tmp_path):
-    scenes = find_scenes(scene)
-    check_topics(scenes)
+    from spa3r_ros.tools.heldout_eval import heldout_eval_scorer
+
+    score = heldout_eval_scorer([scene])  # spa3r eval's engine run and scoring
     calls = []
 
     def scorer(models):
         calls.append(models.vlm.training)
-        run = run_scenes(scenes, models, progress=False)
-        return report_metrics(build_eval_report(scenes, run, model={}, data={}))
+        return score(models)
 
     config = vlm_config(**{'run.max_steps': 2, 'run.eval_every': 1})
     task = build_vlm_task(build_tiny_random(seed=0), config, heldout_scorer=scorer)
@@ -512,3 +512,20 @@ def test_gasp_weight_adds_the_objective_of_every_layer_and_the_head_trains(sampl
     folder = task.export(tmp_path / 'export')
     exported = load_file(str(folder / 'vlm' / 'model.safetensors'))
     assert not any('gasp' in k for k in exported)  # and dropped at export
+
+
+def test_report_metrics_names_overall_and_category_scores():
+    report = {
+        'overall': {'strict': 40.0, 'lenient': 50.0, 'categories': 2},
+        'categories': {
+            'object_counting': {'strict': 30.0, 'lenient': 60.0},
+            'room_size_estimation': {'strict': None, 'lenient': 10.0},
+        },
+    }
+    assert report_metrics(report) == {
+        'eval/strict': 40.0,
+        'eval/lenient': 50.0,
+        'eval/strict/object_counting': 30.0,
+        'eval/lenient/object_counting': 60.0,
+        'eval/lenient/room_size_estimation': 10.0,
+    }
