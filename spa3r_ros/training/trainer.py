@@ -29,7 +29,9 @@ epoch (the data pipeline shards clips evenly).
 
 Held-out data (optional): an iterable of batches of this rank's shard, read once at the start and
 kept in memory with fixed view masks and targets, so every evaluation computes the same quantity;
-the loss is the clip-weighted mean over all ranks.
+the loss is the clip-weighted mean over all ranks. A task may add metrics of its own at the same
+points (:meth:`~spa3r_ros.training.tasks.TrainTask.evaluate_extra`, run on rank 0: the VLM task's
+``spa3r eval`` scores); they are logged under their names and reported before/after.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
