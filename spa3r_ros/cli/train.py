@@ -12,16 +12,21 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``spa3r train``: fine-tune the models on recorded bags (subcommand ``psfm``; ``vlm`` next).
+"""``spa3r train``: fine-tune the models on recorded bags (subcommands ``psfm`` and ``vlm``).
 
 ::
 
     spa3r train psfm --data BAGS... --out RUN [--init PRESET_OR_DIR] [--max-steps N]
                      [--config FILE] [--resume] [--heldout BAGS...] [--section.field VALUE ...]
+    spa3r train vlm --data DATA... --out RUN [--init PRESET_OR_DIR] [--trainable adaptor|lora|full]
+                    [--lora-rank R] [--gasp-weight W] [--max-steps N] [--config FILE] [--resume]
+                    [--heldout DATA...] [--section.field VALUE ...]
 
-The same command runs under ``torchrun --nproc-per-node N -m spa3r_ros.cli.main train psfm ...``.
-What it does is :func:`spa3r_ros.training.launch.train_psfm`; the config fields are in
-``config/train_psfm.yaml`` (source: :mod:`spa3r_ros.configs.train`).
+The same command runs under ``torchrun --nproc-per-node N -m spa3r_ros.cli.main train ...``.
+What they do is :func:`spa3r_ros.training.launch.train_psfm` / ``train_vlm``; the config fields
+are in ``config/train_psfm.yaml`` / ``config/train_vlm.yaml`` (source:
+:mod:`spa3r_ros.configs.train`). ``vlm`` scores ``--heldout`` scenes with ``spa3r eval``'s engine
+and scoring at every evaluation (:mod:`spa3r_ros.tools.heldout_eval`).
 
 Exit status: 0 when the run finished, 2 for bad input (a missing bag, a bad config file or
 override, an unknown preset, a run folder in the wrong state), 130 when interrupted (the last
@@ -34,11 +39,12 @@ import os
 import sys
 
 from spa3r_ros.cli.offline import EXIT_BAD_INPUT, interruptible
-from spa3r_ros.configs.train import load_train_config, parse_overrides
+from spa3r_ros.configs.train import load_train_config, parse_overrides, SCHEMAS
 from spa3r_ros.core.errors import Spa3rError
 
 PROG = 'spa3r train'
 DEFAULT_CONFIG = 'config/train_psfm.yaml'
+DEFAULT_CONFIGS = {'psfm': DEFAULT_CONFIG, 'vlm': 'config/train_vlm.yaml'}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +74,41 @@ def build_parser() -> argparse.ArgumentParser:
     psfm.add_argument('--resume', action='store_true', help='continue the run in --out')
     psfm.add_argument('--heldout', nargs='+', default=[], help='held-out recordings')
     psfm.add_argument('-v', '--verbose', action='store_true', help='log at INFO level')
+    vlm = sub.add_parser(
+        'vlm', help='Spa3-VLM fine-tuning on spatial questions (answers of spa3r qa files)'
+    )
+    vlm.add_argument(
+        '--data',
+        nargs='+',
+        required=True,
+        help='scene folders holding qa.jsonl (spa3r world + spa3r qa), folders of them, or bags '
+        'with a QA file',
+    )
+    vlm.add_argument('--out', required=True, help='run folder (checkpoints, logs, export/)')
+    vlm.add_argument(
+        '--init',
+        default='tiny-random',
+        help='starting models: a preset name or a scene-models folder (default tiny-random)',
+    )
+    vlm.add_argument(
+        '--trainable',
+        choices=('adaptor', 'lora', 'full'),
+        help='what trains besides the frozen vision tower and Spa3R (vlm.trainable)',
+    )
+    vlm.add_argument('--lora-rank', type=int, help='LoRA rank (vlm.lora_rank)')
+    vlm.add_argument('--gasp-weight', type=float, help='GASP loss weight, 0 = off')
+    vlm.add_argument('--max-steps', type=int, help='optimiser steps (run.max_steps)')
+    vlm.add_argument(
+        '--config', help=f'YAML config (default: {DEFAULT_CONFIGS["vlm"]} defaults, built in)'
+    )
+    vlm.add_argument('--resume', action='store_true', help='continue the run in --out')
+    vlm.add_argument(
+        '--heldout',
+        nargs='+',
+        default=[],
+        help='held-out QA scenes: answer loss and spa3r eval scores at every evaluation',
+    )
+    vlm.add_argument('-v', '--verbose', action='store_true', help='log at INFO level')
     return parser
 
 
@@ -81,31 +122,56 @@ def _main(argv: list[str] | None = None) -> int:
     )
     # Progress lines of the run (held-out before/after) are INFO of the training logger.
     logging.getLogger('spa3r_ros.training').setLevel(logging.INFO)
+    schema = SCHEMAS[args.objective]
     try:
-        overrides = parse_overrides(rest)
+        overrides = parse_overrides(rest, schema)
         if args.max_steps is not None:
             overrides['run.max_steps'] = args.max_steps
-        config = load_train_config(args.config, overrides)
+        if args.objective == 'vlm':
+            for flag, name in (
+                ('trainable', 'vlm.trainable'),
+                ('lora_rank', 'vlm.lora_rank'),
+                ('gasp_weight', 'vlm.gasp_weight'),
+            ):
+                if getattr(args, flag) is not None:
+                    overrides[name] = getattr(args, flag)
+        config = load_train_config(args.config, overrides, schema=schema)
     except Spa3rError as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_BAD_INPUT
-    from spa3r_ros.training.launch import check_psfm_inputs, train_psfm
+    from spa3r_ros.training.launch import check_psfm_inputs, train_psfm, train_vlm
 
     try:
         check_psfm_inputs(args.data, args.out, args.resume, args.heldout)
-        summary = train_psfm(
-            args.data,
-            args.out,
-            config,
-            init=args.init,
-            resume=args.resume,
-            heldout=args.heldout,
-        )
+        if args.objective == 'vlm':
+            scorer = None
+            if args.heldout and os.environ.get('RANK', '0') == '0':
+                from spa3r_ros.tools.heldout_eval import heldout_eval_scorer
+
+                scorer = heldout_eval_scorer(args.heldout)
+            summary = train_vlm(
+                args.data,
+                args.out,
+                config,
+                init=args.init,
+                resume=args.resume,
+                heldout=args.heldout,
+                heldout_scorer=scorer,
+            )
+        else:
+            summary = train_psfm(
+                args.data,
+                args.out,
+                config,
+                init=args.init,
+                resume=args.resume,
+                heldout=args.heldout,
+            )
     except (Spa3rError, ValueError, FileNotFoundError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_BAD_INPUT
     if os.environ.get('RANK', '0') == '0':  # one summary under torchrun
-        print(f'== {PROG} psfm: {args.out} ==')
+        print(f'== {PROG} {args.objective}: {args.out} ==')
         print(summary.text())
     return 0
 

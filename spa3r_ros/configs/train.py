@@ -40,6 +40,8 @@ BACKENDS = ('auto', 'gloo', 'nccl')
 STRATEGIES = ('ddp', 'fsdp')
 TEACHERS = ('tiny', 'vitl16')
 TARGET_MODES = ('reference', 'deterministic')
+TRAINABLE_SETS = ('adaptor', 'lora', 'full')
+LORA_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,77 @@ class TrainConfig:
         check_fields(self)
 
 
+@dataclass(frozen=True)
+class VlmConfig:
+    """The Spa3-VLM fine-tuning objective (``spa3r train vlm``; spa3r_spec.md 3.6).
+
+    Args:
+        trainable: what trains besides nothing else: ``adaptor`` (the geometry injector),
+            ``lora`` (injector + LoRA adapters on the language model) or ``full`` (injector +
+            the whole language model, the reference's choice). Vision tower and Spa3R stay frozen.
+        lora_rank: LoRA rank (``lora``).
+        lora_alpha: LoRA alpha (the adapter's scale is alpha / rank).
+        lora_dropout: dropout on the adapters' input.
+        lora_targets: the language model's linear layers that get adapters.
+        gasp_weight: weight of the GASP correspondence loss (0: off).
+        no_geometry: train with the Spa3R branch off (the no-geometry ablation; the injector
+            then gets no gradient and stays as it was).
+    """
+
+    trainable: str = param('full', description='Trainable set', choices=TRAINABLE_SETS)
+    lora_rank: int = param(16, description='LoRA rank', bounds=(1, None))
+    lora_alpha: float = param(32.0, description='LoRA alpha', bounds=(0.0, None))
+    lora_dropout: float = param(0.05, description='LoRA dropout', bounds=(0.0, 1.0))
+    lora_targets: tuple[str, ...] = param(
+        LORA_TARGETS, description='Language-model linear layers with LoRA adapters'
+    )
+    gasp_weight: float = param(0.0, description='GASP loss weight (0: off)', bounds=(0.0, None))
+    no_geometry: bool = param(False, description='Train without the Spa3R branch (ablation)')
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not self.lora_targets:
+            raise ConfigError('VlmConfig.lora_targets must name at least one layer')
+        if self.trainable == 'adaptor' and self.no_geometry:
+            raise ConfigError(
+                'vlm.trainable adaptor with vlm.no_geometry trains nothing (the adaptor gets no '
+                'gradient without geometry): use lora or full'
+            )
+
+
+def _vlm_optim() -> OptimConfig:
+    # The reference SFT recipe (spa3r_spec.md 3.6): lr 1e-5, cosine, warm-up 3 % of the steps,
+    # weight decay 0.01, clip 1, 8 accumulation steps.
+    return OptimConfig(
+        lr=1e-5, min_lr=0.0, warmup_steps=30, weight_decay=0.01, grad_clip=1.0, grad_accum=8
+    )
+
+
+@dataclass(frozen=True)
+class VlmTrainConfig:
+    """A ``spa3r train vlm`` run (``config/train_vlm.yaml`` holds these defaults).
+
+    The trainer reads ``run``, ``optim``, ``compute`` and ``distributed`` as in
+    :class:`TrainConfig`; ``vlm`` is the objective. The data section (the QA samples' config of
+    :mod:`spa3r_ros.training.vlm_data`) joins as ``data`` when that module is merged.
+    """
+
+    run: RunConfig = param(default_factory=RunConfig, description='Length and bookkeeping')
+    optim: OptimConfig = param(default_factory=_vlm_optim, description='Optimiser')
+    compute: ComputeConfig = param(default_factory=ComputeConfig, description='Numerics')
+    distributed: DistributedConfig = param(
+        default_factory=DistributedConfig, description='Multi-process training'
+    )
+    vlm: VlmConfig = param(default_factory=VlmConfig, description='Spa3-VLM objective')
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+#: The config class of each ``spa3r train`` objective.
+SCHEMAS = {'psfm': TrainConfig, 'vlm': VlmTrainConfig}
+
+
 def flatten_nested(doc: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
     """``{'optim': {'lr': 1}}`` -> ``{'optim.lr': 1}`` (lists stay values)."""
     flat: dict[str, Any] = {}
@@ -222,11 +295,11 @@ def flatten_nested(doc: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
     return flat
 
 
-def _leaf_types() -> dict[str, Any]:
-    return {leaf.name: leaf.type for leaf in iter_leaf_fields(TrainConfig)}
+def _leaf_types(schema: type = TrainConfig) -> dict[str, Any]:
+    return {leaf.name: leaf.type for leaf in iter_leaf_fields(schema)}
 
 
-def parse_override_value(name: str, text: str) -> Any:
+def parse_override_value(name: str, text: str, schema: type = TrainConfig) -> Any:
     """Turn a command-line string into the value a config field takes.
 
     YAML rules apply (``true``, ``[1, 2]``), except that a float field also takes forms YAML 1.1
@@ -235,7 +308,7 @@ def parse_override_value(name: str, text: str) -> Any:
     Raises:
         ConfigError: for an unknown name or a value that does not parse.
     """
-    types = _leaf_types()
+    types = _leaf_types(schema)
     if name not in types:
         raise ConfigError(f'unknown configuration name {name!r}; known: {", ".join(types)}')
     try:
@@ -252,8 +325,10 @@ def parse_override_value(name: str, text: str) -> Any:
     return value
 
 
-def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
+def parse_overrides(args: Sequence[str], schema: type = TrainConfig) -> dict[str, Any]:
     """Parse ``['--optim.lr', '2e-4', '--run.seed=3']`` into ``{'optim.lr': 2e-4, ...}``.
+
+    ``schema`` is the run's config class (:data:`SCHEMAS`).
 
     Raises:
         ConfigError: for a stray word, a flag without value, or an unknown name.
@@ -272,18 +347,22 @@ def parse_overrides(args: Sequence[str]) -> dict[str, Any]:
                 raise ConfigError(f'{arg} needs a value')
             name, text = arg[2:], args[i + 1]
             i += 2
-        overrides[name] = parse_override_value(name, text)
+        overrides[name] = parse_override_value(name, text, schema)
     return overrides
 
 
 def load_train_config(
-    path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None
-) -> TrainConfig:
+    path: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    schema: type = TrainConfig,
+) -> Any:
     """Read a training config from YAML (partial files allowed) and apply dotted overrides.
 
     Args:
         path: a YAML file of nested sections; None: the defaults.
         overrides: ``{dotted_name: value}`` applied last.
+        schema: the config class (:class:`TrainConfig` for psfm, :class:`VlmTrainConfig`);
+            fields a partial file leaves out keep that class's defaults.
 
     Returns:
         The validated config.
@@ -304,22 +383,22 @@ def load_train_config(
             raise ConfigError(f'{path}: expected a mapping of sections')
         flat = flatten_nested(doc)
         try:
-            base = from_flat_dict(TrainConfig, flat)
+            base = from_flat_dict(schema, flat)
         except ConfigError as err:
             raise ConfigError(f'{path}: {err}') from err
     else:
-        base = TrainConfig()
+        base = schema()
     if not overrides:
         return base
-    return from_flat_dict(TrainConfig, dict(overrides), base=base)
+    return from_flat_dict(schema, dict(overrides), base=base)
 
 
-def train_config_to_yaml(config: TrainConfig) -> str:
+def train_config_to_yaml(config: Any) -> str:
     """The config as YAML text (nested sections; :func:`load_train_config` reads it back)."""
     return yaml.safe_dump(config_to_dict(config), sort_keys=False)
 
 
-def save_train_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+def save_train_config(config: Any, path: str | os.PathLike) -> Path:
     """Write :func:`train_config_to_yaml` to ``path``."""
     path = Path(path)
     path.write_text(train_config_to_yaml(config))
@@ -333,6 +412,8 @@ __all__ = [
     'PsfmConfig',
     'RunConfig',
     'TrainConfig',
+    'VlmConfig',
+    'VlmTrainConfig',
     'load_train_config',
     'parse_overrides',
     'save_train_config',

@@ -12,23 +12,31 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What ``spa3r train psfm`` does, without the command line: inputs checked, then the trainer run.
+"""What ``spa3r train psfm|vlm`` do, without the command line: inputs checked, then the trainer.
 
 :func:`check_psfm_inputs` validates everything that can be wrong before any model or data is
 loaded (paths, the run folder's state); :func:`load_init_models` resolves ``--init``;
 :func:`train_psfm` wires the data pipeline (:mod:`spa3r_ros.training.data`), the PSFM task and
-the :class:`~spa3r_ros.training.trainer.Trainer`, on one process or one rank of ``torchrun``.
+the :class:`~spa3r_ros.training.trainer.Trainer`, on one process or one rank of ``torchrun``;
+:func:`train_vlm` does the same for Spa3-VLM fine-tuning (:mod:`spa3r_ros.training.vlm`) on the
+QA samples of :mod:`spa3r_ros.training.vlm_data`.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from spa3r_ros.configs.train import TrainConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError
 from spa3r_ros.training import checkpointing as ckpt
-from spa3r_ros.training.distributed import init_distributed, shutdown_distributed
+from spa3r_ros.training.distributed import (
+    barrier,
+    DistInfo,
+    init_distributed,
+    shutdown_distributed,
+)
 from spa3r_ros.training.trainer import Trainer, TrainSummary
 
 logger = logging.getLogger(__name__)
@@ -163,6 +171,114 @@ def train_psfm(
             heldout_data=heldout_batches,
             dist_info=info,
             make_iter=lambda dataset: make_loader(dataset, config.data.num_workers),
+        )
+        return trainer.fit(resume=resume)
+    finally:
+        shutdown_distributed()
+
+
+#: ``make_data(sources, config, models, rank, world_size, heldout) -> (dataset, make_iter)``:
+#: the QA sample pipeline of one rank (``make_iter(dataset)`` gives one epoch's batches).
+VlmDataFactory = Callable[..., tuple[Any, Callable[[Any], Any]]]
+
+
+def vlm_qa_data(
+    sources: Sequence[str | os.PathLike],
+    config: Any,
+    models: Any,
+    rank: int,
+    world_size: int,
+    heldout: bool = False,
+) -> tuple[Any, Callable[[Any], Any]]:
+    """The QA sample dataset of :mod:`spa3r_ros.training.vlm_data` for one rank.
+
+    The seam between the task and the data pipeline: the one place that names that module's
+    API. With ``data.cache_dir`` the frozen branches' outputs are computed once by rank 0
+    (:func:`~spa3r_ros.training.vlm_data.fill_cache`, frozen modules in eval mode; the other
+    ranks wait) and read from disk afterwards.
+    """
+    from spa3r_ros.training import vlm_data
+    from spa3r_ros.training.data import make_loader
+
+    data_config = config.data
+    dataset = vlm_data.dataset_for_models(
+        vlm_data.expand_qa_sources(list(sources)),
+        data_config,
+        models,
+        rank=rank,
+        world_size=world_size,
+        progress=rank == 0,
+    )
+    if data_config.cache_dir:
+        cache = vlm_data.FrozenFeatureCache(
+            data_config.cache_dir, models.vlm, dataset.preprocessing
+        )
+        if rank == 0:
+            hits, computed = vlm_data.fill_cache(dataset, models.vlm, cache, progress=True)
+            logger.info('feature cache: %d entries reused, %d computed', hits, computed)
+        barrier(DistInfo(rank=rank, world_size=world_size))
+        dataset.cache = cache
+    if heldout:
+        dataset.set_epoch(0)
+    return dataset, lambda ds: make_loader(ds, data_config.num_workers)
+
+
+def train_vlm(
+    data: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    config: Any,
+    *,
+    init: str = DEFAULT_INIT,
+    resume: bool = False,
+    heldout: Sequence[str | os.PathLike] = (),
+    heldout_scorer: Callable[[Any], dict[str, float]] | None = None,
+    make_data: VlmDataFactory | None = None,
+) -> TrainSummary:
+    """Run (or resume) a Spa3-VLM fine-tuning; the same call on every ``torchrun`` rank.
+
+    Args:
+        data: scene folders with ``qa.jsonl``, folders of them, or bags with QA files.
+        out: the run folder.
+        config: the resolved :class:`~spa3r_ros.configs.train.VlmTrainConfig`.
+        init: preset name or scene-models folder.
+        resume: continue the newest checkpoint of ``out``.
+        heldout: held-out QA data: its answer loss is evaluated before, every
+            ``run.eval_every`` and at the end.
+        heldout_scorer: ``spa3r eval``'s scores of the current model (rank 0, at the same
+            points; the command line builds it over ``heldout`` with the scene engine).
+        make_data: the sample pipeline (default :func:`vlm_qa_data`).
+
+    Returns:
+        The run's summary (complete on rank 0).
+    """
+    from spa3r_ros.training.vlm import build_vlm_task
+
+    make_data = make_data or vlm_qa_data
+    check_psfm_inputs(data, out, resume, heldout)
+    info = init_distributed(config.distributed, config.run.device)
+    try:
+        models = load_init_models(init)
+        task = build_vlm_task(
+            models,
+            config,
+            device=info.device,
+            heldout_scorer=heldout_scorer if info.is_main else None,
+        )
+        train_set, make_iter = make_data(data, config, models, info.rank, info.world_size)
+        heldout_batches = None
+        if heldout:
+            held_set, held_iter = make_data(
+                heldout, config, models, info.rank, info.world_size, heldout=True
+            )
+            heldout_batches = held_iter(held_set)
+        trainer = Trainer(
+            task,
+            config,
+            out,
+            train_set,
+            heldout_data=heldout_batches,
+            dist_info=info,
+            make_iter=make_iter,
         )
         return trainer.fit(resume=resume)
     finally:

@@ -116,6 +116,18 @@ class TrainTask:
         """Number of samples (clips, questions) in a batch, for throughput."""
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ held-out extras
+
+    def evaluate_extra(self, step: int) -> dict[str, float]:
+        """Task-specific held-out metrics beside the held-out loss (override; default none).
+
+        Called by the trainer on rank 0 alone, before training, at every ``run.eval_every`` and
+        at the end (the other ranks wait), so it must not use collectives. The values are
+        logged to TensorBoard under their own names (``eval/strict`` ...) and reported before
+        and after in the run summary. Restore any RNG it uses (resume stays bitwise).
+        """
+        return {}
+
     # ------------------------------------------------------------------ output
 
     def export(

@@ -29,7 +29,9 @@ epoch (the data pipeline shards clips evenly).
 
 Held-out data (optional): an iterable of batches of this rank's shard, read once at the start and
 kept in memory with fixed view masks and targets, so every evaluation computes the same quantity;
-the loss is the clip-weighted mean over all ranks.
+the loss is the clip-weighted mean over all ranks. A task may add metrics of its own at the same
+points (:meth:`~spa3r_ros.training.tasks.TrainTask.evaluate_extra`, run on rank 0: the VLM task's
+``spa3r eval`` scores); they are logged under their names and reported before/after.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -76,6 +78,7 @@ class TrainSummary:
         clips_per_s: mean training throughput of this session (all ranks).
         checkpoint: the last checkpoint folder (rank 0), or None.
         export_dir: the export folder (rank 0, when exported), or None.
+        extra_history: ``(step, metrics)`` of every :meth:`TrainTask.evaluate_extra` (rank 0).
     """
 
     steps: int
@@ -86,6 +89,7 @@ class TrainSummary:
     clips_per_s: float = 0.0
     checkpoint: Path | None = None
     export_dir: Path | None = None
+    extra_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
     def text(self) -> str:
         """A few lines for people (printed at the end of ``spa3r train``)."""
@@ -96,6 +100,22 @@ class TrainSummary:
                 f'held-out loss: before {self.heldout_before:.4f}  after '
                 f'{self.heldout_after:.4f}  ({change:+.4f})'
             )
+        if self.extra_history:
+            first, last = self.extra_history[0], self.extra_history[-1]
+            # Top-level names only (eval/strict); finer ones (eval/strict/<category>) are in
+            # TensorBoard and the checkpoints.
+            shown_names = sorted(n for n in last[1] if n.count('/') <= 1)
+            for name in shown_names:
+                before = first[1].get(name)
+                shown = '-' if before is None else f'{before:.4f}'
+                lines.append(
+                    f'held-out {name}: before {shown} (step {first[0]})  after '
+                    f'{last[1][name]:.4f} (step {last[0]})'
+                )
+            if len(shown_names) < len(last[1]):
+                lines.append(
+                    f'({len(last[1]) - len(shown_names)} finer held-out metrics: see TensorBoard)'
+                )
         if self.last_losses:
             lines.append(f'last training losses: {format_metrics(self.last_losses)}')
         lines.append(f'throughput: {self.clips_per_s:.2f} clips/s')
@@ -169,6 +189,7 @@ class Trainer:
         self.heldout_history: list[tuple[int, float]] = []
         self.heldout_before: float | None = None
         self.best: float | None = None
+        self.extra_history: list[tuple[int, dict[str, float]]] = []
         self.log = RunLogger(self.run_dir, enabled=self.info.is_main)
         self._heldout_inputs: list[tuple[dict[str, Any], int]] | None = None
 
@@ -271,6 +292,19 @@ class Trainer:
         total = all_reduce_sum(sums, self.info)
         return float(total[0] / total[1])
 
+    def _evaluate_extra(self) -> None:
+        """The task's own held-out metrics (rank 0 computes; every rank must call)."""
+        if self._fsdp:
+            # Sharded weights cannot run on one rank alone.
+            return
+        if self.info.is_main:
+            metrics = self.task.evaluate_extra(self.step)
+            if metrics:
+                self.extra_history.append((self.step, dict(metrics)))
+                self.log.scalars(self.step, metrics)
+                self.log.line(f'step {self.step}: held-out {format_metrics(metrics)}')
+        barrier(self.info)
+
     def _record_eval(self, loss: float | None, candidate: bool = True) -> bool:
         """Log an evaluation; True when it is the best checkpoint candidate so far."""
         if loss is None:
@@ -328,6 +362,7 @@ class Trainer:
                     'before': self.heldout_before,
                     'history': self.heldout_history,
                     'best': self.best,
+                    'extra': self.extra_history,
                 },
             }
             folder = ckpt.save_checkpoint(self.run_dir, self.step, state, self.config_yaml)
@@ -368,6 +403,7 @@ class Trainer:
         self.heldout_before = held.get('before')
         self.heldout_history = [tuple(x) for x in held.get('history', [])]
         self.best = held.get('best')
+        self.extra_history = [(int(s), dict(m)) for s, m in held.get('extra', [])]
         rng = state['rng']
         if len(rng) == self.info.world_size:
             ckpt.restore_rng_state(rng[self.info.rank])
@@ -437,6 +473,7 @@ class Trainer:
             self.heldout_before = self.evaluate()
             # The starting model is no checkpoint of this run: it cannot be the best one.
             self._record_eval(self.heldout_before, candidate=False)
+            self._evaluate_extra()
         batches = self._batches()
         bar = tqdm(
             total=run.max_steps,
@@ -488,6 +525,7 @@ class Trainer:
                 new_best = False
                 if (run.eval_every and self.step % run.eval_every == 0) or done:
                     new_best = self._record_eval(self.evaluate())
+                    self._evaluate_extra()
                 if (run.save_every and self.step % run.save_every == 0) or done or new_best:
                     last_ckpt = self.save()
                     if new_best and self.info.is_main:
@@ -504,6 +542,7 @@ class Trainer:
             last_losses=last_losses,
             clips_per_s=session_clips / session_time if session_time else 0.0,
             checkpoint=last_ckpt or ckpt.latest_checkpoint(self.run_dir),
+            extra_history=list(self.extra_history),
         )
         if self.export and self.step >= run.max_steps:
             full_state = None
