@@ -33,6 +33,7 @@ from spa3r_ros.configs.clips import ClipDataConfig
 from spa3r_ros.configs.fields import check_fields, param
 from spa3r_ros.configs.flatten import from_flat_dict, iter_leaf_fields
 from spa3r_ros.configs.serialize import config_to_dict
+from spa3r_ros.configs.vlm_data import VlmDataConfig
 from spa3r_ros.core.errors import ConfigError
 
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
@@ -263,8 +264,8 @@ class VlmTrainConfig:
     """A ``spa3r train vlm`` run (``config/train_vlm.yaml`` holds these defaults).
 
     The trainer reads ``run``, ``optim``, ``compute`` and ``distributed`` as in
-    :class:`TrainConfig`; ``vlm`` is the objective. The data section (the QA samples' config of
-    :mod:`spa3r_ros.training.vlm_data`) joins as ``data`` when that module is merged.
+    :class:`TrainConfig`; ``data`` is the QA samples' config (:mod:`spa3r_ros.training.vlm_data`),
+    ``vlm`` the objective.
     """
 
     run: RunConfig = param(default_factory=RunConfig, description='Length and bookkeeping')
@@ -273,6 +274,7 @@ class VlmTrainConfig:
     distributed: DistributedConfig = param(
         default_factory=DistributedConfig, description='Multi-process training'
     )
+    data: VlmDataConfig = param(default_factory=VlmDataConfig, description='QA samples')
     vlm: VlmConfig = param(default_factory=VlmConfig, description='Spa3-VLM objective')
 
     def __post_init__(self) -> None:
