@@ -107,7 +107,6 @@ stale entry. :func:`fill_cache` computes the missing entries once (run it before
 one rank, with the frozen modules in eval mode).
 """
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 import hashlib
@@ -139,7 +138,7 @@ from spa3r_ros.data.rgbd_stream import (
     RgbdGeometry,
     select_rgbd_topics,
 )
-from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message
+from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message, OpenBags
 from spa3r_ros.data.world.scene_json import read_scene, SCENE_FILE
 from spa3r_ros.models.preprocess import preprocess_frame, stack_frames
 from spa3r_ros.models.vlm.generation import FrameInput, Spa3VLMGenerator
@@ -708,7 +707,7 @@ class VlmSampleDataset(IterableDataset):
                 f'{len(self.items)} questions cannot be shared by {world_size} ranks'
             )
         self.stats = dict.fromkeys(STAT_KEYS, 0)
-        self._readers: OrderedDict[Path, BagReader] = OrderedDict()
+        self._readers = OpenBags(MAX_OPEN_BAGS)
         self._keys: dict[int, str] = {}  # sample keys, computed once
         self._epoch, self._start_batch, self._resume_pending = 0, 0, False
 
@@ -880,17 +879,10 @@ class VlmSampleDataset(IterableDataset):
         return Sample(input_ids, labels, grids, pixels, features, geometry, latents, gasp, meta)
 
     def _reader(self, bag: Path) -> BagReader:
-        reader = self._readers.pop(bag, None)
-        if reader is None:
-            reader = BagReader(bag).open()
-            while len(self._readers) >= MAX_OPEN_BAGS:
-                self._readers.popitem(last=False)[1].close()
-        self._readers[bag] = reader
-        return reader
+        return self._readers.get(bag)
 
     def _close_readers(self) -> None:
-        while self._readers:
-            self._readers.popitem()[1].close()
+        self._readers.close()
 
     def _message(self, bag: Path, topic: str, record_ns: int, rank: int):
         reader = self._reader(bag)
@@ -970,7 +962,7 @@ class VlmSampleDataset(IterableDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state['_readers'] = OrderedDict()  # each worker opens its own readers
+        state['_readers'] = OpenBags(MAX_OPEN_BAGS)  # each worker opens its own readers
         state['_generator'] = None  # holds a lock; each worker builds its own
         return state
 
