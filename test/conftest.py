@@ -48,6 +48,7 @@ _register_helper_module('spa3r_test_eval_helpers', REPO_ROOT / 'test/evaluation/
 _register_helper_module(
     'spa3r_test_trainer_doubles', REPO_ROOT / 'test/training/trainer_doubles.py'
 )
+_register_helper_module('spa3r_test_cli', REPO_ROOT / 'test/cli_helpers.py')
 
 
 def pytest_report_header(config) -> str:
