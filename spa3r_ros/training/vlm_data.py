@@ -139,8 +139,9 @@ from spa3r_ros.data.rgbd_stream import (
     select_rgbd_topics,
 )
 from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message, OpenBags
+from spa3r_ros.data.token_geometry import geometry_layout, TOKEN_CELL_PX
 from spa3r_ros.data.world.scene_json import read_scene, SCENE_FILE
-from spa3r_ros.models.preprocess import preprocess_frame, stack_frames
+from spa3r_ros.models.preprocess import PATCH_SIZE_PX, preprocess_frame, stack_frames
 from spa3r_ros.models.vlm.generation import FrameInput, Spa3VLMGenerator
 from spa3r_ros.models.vlm.preprocess import frame_inputs
 from spa3r_ros.scene.keyframes import KeyframePolicy
@@ -566,31 +567,17 @@ def qwen_pixel_mapping(
     :func:`preprocess_frame`, the top-left :func:`qwen_crop`, and the Qwen processor's resize to
     ``(14 * grid_h, 14 * grid_w)``.
     """
-    patch = 14
-    if mode == 'crop':
-        new_w = geometry_width
-        new_h = round(height * (new_w / width) / patch) * patch
-        top = -((new_h - geometry_width) // 2) if new_h > geometry_width else 0
-        left = 0
-        out_h, out_w = min(new_h, geometry_width), new_w
-    else:
-        if width >= height:
-            new_w = geometry_width
-            new_h = round(height * (geometry_width / width) / patch) * patch
-        else:
-            new_h = geometry_width
-            new_w = round(width * (geometry_width / height) / patch) * patch
-        top, left = (geometry_width - new_h) // 2, (geometry_width - new_w) // 2
-        top, left = max(top, 0), max(left, 0)
-        out_h, out_w = max(new_h, geometry_width), max(new_w, geometry_width)
-    crop_h, crop_w = out_h - out_h % (2 * patch), out_w - out_w % (2 * patch)
-    qwen_h, qwen_w = int(grid_thw[1]) * patch, int(grid_thw[2]) * patch
+    layout = geometry_layout(width, height, mode, geometry_width)
+    crop_h = layout.kept_h - layout.kept_h % TOKEN_CELL_PX
+    crop_w = layout.kept_w - layout.kept_w % TOKEN_CELL_PX
+    qwen_h, qwen_w = int(grid_thw[1]) * PATCH_SIZE_PX, int(grid_thw[2]) * PATCH_SIZE_PX
     scale_x, scale_y = qwen_w / crop_w, qwen_h / crop_h
+    # The resized image starts at -offset in the kept window (pixel edges).
     return (
-        new_w / width * scale_x,
-        left * scale_x,
-        new_h / height * scale_y,
-        top * scale_y,
+        layout.resized_w / width * scale_x,
+        -layout.offset_x * scale_x,
+        layout.resized_h / height * scale_y,
+        -layout.offset_y * scale_y,
     )
 
 
