@@ -31,7 +31,6 @@ It writes ``bench_encode_<device>.json`` and ``.md`` into ``--out``.
 """
 
 import argparse
-import json
 import multiprocessing as mp
 from pathlib import Path
 import resource
@@ -44,7 +43,7 @@ import torch
 from spa3r_ros.cli.args import int_range, positive_int
 from spa3r_ros.configs.spa3r import spa3r_config_from_golden, spa3r_official_config
 from spa3r_ros.models.spa3r.model import Spa3R
-from spa3r_ros.tools.machine import machine_info
+from spa3r_ros.tools.machine import machine_info, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO.parent / 'shared' / 'golden' / 'spa3r_tiny' / 'config.json'
@@ -163,11 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_cpu('tiny', frames, TINY_HW, args.repeats, args.threads))
             print(rows[-1], flush=True)
     info = machine_info(device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f'bench_encode_{device}'
-    stem.with_suffix('.json').write_text(json.dumps({'machine': info, 'rows': rows}, indent=2))
-    stem.with_suffix('.md').write_text(to_markdown(info, rows))
-    print(f'wrote {stem}.json and {stem}.md')
+    write_result(args.out / f'bench_encode_{device}', info, rows, to_markdown(info, rows))
     return 0
 
 

@@ -37,7 +37,6 @@ for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ.setdefault(_var, '1')
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -54,7 +53,7 @@ from spa3r_ros.data.world.generate import (  # noqa: E402
 )
 from spa3r_ros.data.world.render import render, Scene  # noqa: E402
 from spa3r_ros.data.world.trajectory import camera_pose  # noqa: E402
-from spa3r_ros.tools.machine import machine_info  # noqa: E402
+from spa3r_ros.tools.machine import machine_info, write_result  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESOLUTIONS = ((320, 240), (640, 480))
@@ -128,11 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info('cpu')
     info.pop('torch_threads', None)  # torch plays no part here
     info.pop('torch_version', None)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / 'world_cpu'
-    stem.with_suffix('.json').write_text(json.dumps({'machine': info, 'rows': rows}, indent=2))
-    stem.with_suffix('.md').write_text(to_markdown(info, rows))
-    print(f'wrote {stem}.json and {stem}.md')
+    write_result(args.out / 'world_cpu', info, rows, to_markdown(info, rows))
     return 0
 
 

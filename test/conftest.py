@@ -14,8 +14,11 @@
 
 """Shared pytest set-up: offline by construction, seeded, and the paths every tier needs."""
 
+import importlib.abc
+import importlib.util
 import os
 from pathlib import Path
+import sys
 
 import pytest
 
@@ -24,6 +27,34 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _HelperModules(importlib.abc.MetaPathFinder):
+    """Makes the helper files of the test folders importable by name, loaded on first import.
+
+    Test folders are not packages (``--import-mode=importlib``), so a test cannot import a helper
+    beside it by file name; listed here once, every test file of the tree says ``import name``,
+    and a session that imports none does not pay its imports (torch, the trainer).
+    """
+
+    def __init__(self, files: dict[str, Path]) -> None:
+        self.files = files
+
+    def find_spec(self, fullname, path=None, target=None):
+        file = self.files.get(fullname)
+        return importlib.util.spec_from_file_location(fullname, file) if file else None
+
+
+# The shared helper modules of the test folders (their docstrings say what they hold).
+sys.meta_path.append(
+    _HelperModules(
+        {
+            'spa3r_test_cli': REPO_ROOT / 'test' / 'cli_helpers.py',
+            'spa3r_test_eval_helpers': REPO_ROOT / 'test' / 'evaluation' / 'eval_helpers.py',
+            'spa3r_test_trainer_doubles': REPO_ROOT / 'test' / 'training' / 'trainer_doubles.py',
+        }
+    )
+)
 
 
 def pytest_report_header(config) -> str:

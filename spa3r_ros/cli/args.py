@@ -12,7 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Argument checks shared by every ``spa3r`` command: bad values end in exit 2 with the reason.
+"""Argument checks and exit plumbing shared by every ``spa3r`` command.
+
+Bad values end in exit 2 with the reason.
 
 Each factory returns an ``argparse`` ``type=`` callable: argparse turns its
 :class:`argparse.ArgumentTypeError` into ``spa3r <cmd>: error: argument --x: <reason>`` and exit
@@ -21,9 +23,17 @@ count, a NaN rate, a topic name ROS would refuse with a traceback later).
 """
 
 import argparse
+from collections.abc import Callable
+import logging
 import math
+import sys
 
+from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.data.ros_names import topic_name_error
+
+# Exit statuses of the commands (README): bad input, and Ctrl-C (128 + SIGINT).
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 # Longest integer text accepted (Python refuses int() of more than 4300 digits with a message
 # about sys.set_int_max_str_digits, which means nothing to a user).
@@ -104,3 +114,48 @@ non_negative_float = float_range(0.0)
 positive_int = int_range(1)
 # torch CPU threads: 0 lets torch decide; more than 4096 is a typo, not a machine.
 thread_count = int_range(0, 4096)
+
+
+def setup_logging(verbose: bool) -> None:
+    """Configure logging for a command: INFO with ``-v``, else WARNING (the core only logs)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format='%(levelname)s %(name)s: %(message)s',
+    )
+
+
+def command_main(
+    prog: str,
+    run: Callable[[list[str] | None], int],
+    *,
+    bad_input: tuple[type[BaseException], ...] = (Spa3rError, ValueError),
+    interrupted: str = 'interrupted',
+) -> Callable[[list[str] | None], int]:
+    """Wrap a command body ``run(argv) -> status`` into the command's ``main(argv) -> status``.
+
+    The body raises instead of printing: an error of ``bad_input`` ends in exit 2 with
+    ``PROG: error: <message>`` on stderr (the message names the file, and line where there is
+    one), Ctrl-C anywhere (loading models included) in exit 130 with ``PROG: <interrupted>``.
+
+    Args:
+        prog: the command's name, e.g. ``'spa3r eval'``.
+        run: the body; returns the exit status of a run that got through.
+        bad_input: the exception types that mean bad input (``()`` for none).
+        interrupted: what to print after ``PROG:`` when interrupted, e.g. what was kept.
+
+    Returns:
+        ``main(argv)`` with ``run``'s docstring.
+    """
+
+    def main(argv: list[str] | None = None) -> int:
+        try:
+            return run(argv)
+        except bad_input as err:
+            print(f'{prog}: error: {err}', file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            print(f'{prog}: {interrupted}', file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    main.__doc__ = run.__doc__
+    return main

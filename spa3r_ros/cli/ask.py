@@ -29,17 +29,9 @@ import json
 from pathlib import Path
 import sys
 
-from spa3r_ros.cli.args import int_range, non_negative_float
-from spa3r_ros.cli.offline import (
-    add_model_args,
-    engine_for,
-    EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
-    interruptible,
-    setup,
-)
+from spa3r_ros.cli.args import command_main, EXIT_INTERRUPTED, int_range, non_negative_float
+from spa3r_ros.cli.offline import add_model_args, engine_for, setup
 from spa3r_ros.configs.node import QueryConfig
-from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.core.types import ResultCode, SpatialAnswer, Task
 from spa3r_ros.data.replay_jsonl import answer_record, parse_question
 from spa3r_ros.tools.replay import format_answer, run_replay
@@ -93,24 +85,20 @@ def _main(argv: list[str] | None = None) -> int:
         'max_new_tokens': args.max_new_tokens,
         'timeout_sec': args.timeout,
     }
-    try:
-        # The same checks as a questions-file line, so the two tools accept the same goals.
-        question = parse_question(json.dumps(goal), 1, 'command line', query_config)
-        topics, engine, max_backlog = engine_for(args, query_config)
-        answers: list[SpatialAnswer] = []
-        with engine:
-            summary = run_replay(
-                args.bag,
-                [question],
-                lambda _q, a: answers.append(a),
-                engine=engine,
-                topics=topics,
-                max_backlog=max_backlog,
-                progress=not args.no_progress,
-            )
-    except (Spa3rError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
+    # The same checks as a questions-file line, so the two tools accept the same goals.
+    question = parse_question(json.dumps(goal), 1, 'command line', query_config)
+    topics, engine, max_backlog = engine_for(args, query_config)
+    answers: list[SpatialAnswer] = []
+    with engine:
+        summary = run_replay(
+            args.bag,
+            [question],
+            lambda _q, a: answers.append(a),
+            engine=engine,
+            topics=topics,
+            max_backlog=max_backlog,
+            progress=not args.no_progress,
+        )
     if summary.interrupted or not answers:
         print(f'{PROG}: interrupted', file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -125,7 +113,7 @@ def _main(argv: list[str] | None = None) -> int:
     return 0 if answer.code == ResultCode.OK else 1
 
 
-main = interruptible(PROG, _main)
+main = command_main(PROG, _main)
 
 
 if __name__ == '__main__':

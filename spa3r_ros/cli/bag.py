@@ -30,7 +30,13 @@ from pathlib import Path
 import sys
 import time
 
-from spa3r_ros.cli.args import absolute_topic_name, float_range, int_range, positive_float
+from spa3r_ros.cli.args import (
+    absolute_topic_name,
+    command_main,
+    float_range,
+    int_range,
+    positive_float,
+)
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.data.image_bag import (
     BagOptions,
@@ -158,19 +164,12 @@ def options_from_args(args: argparse.Namespace) -> BagOptions:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     """Run ``spa3r bag``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        options = options_from_args(args)
-        source = open_source(args.source)
-        summary = write_image_bag(source, args.out, options)
-    except (DatasetError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f'{PROG}: interrupted; nothing written', file=sys.stderr)
-        return 130
+    options = options_from_args(args)
+    source = open_source(args.source)
+    summary = write_image_bag(source, args.out, options)
     kind = 'compressed ' + options.fmt if options.fmt != 'raw' else 'raw rgb8'
     print(
         f'wrote {summary.path} ({options.storage}): {summary.frames} frames '
@@ -185,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         shown = ', '.join(summary.skipped[:5]) + (', ...' if len(summary.skipped) > 5 else '')
         print(f'left out {len(summary.skipped)} entries that are not images: {shown}')
     return 0
+
+
+main = command_main(
+    PROG, _main, bad_input=(DatasetError, ValueError), interrupted='interrupted; nothing written'
+)
 
 
 if __name__ == '__main__':

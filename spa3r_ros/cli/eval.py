@@ -29,20 +29,12 @@ topic, a QA file with a bad line, an unknown preset or bad checkpoint), 130 when
 """
 
 import argparse
-import json
 from pathlib import Path
 import sys
 
-from spa3r_ros.cli.args import int_range
-from spa3r_ros.cli.offline import (
-    add_model_args,
-    EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
-    interruptible,
-    setup,
-)
+from spa3r_ros.cli.args import command_main, EXIT_INTERRUPTED, int_range
+from spa3r_ros.cli.offline import add_model_args, setup, write_json_report
 from spa3r_ros.configs.node import QueryConfig
-from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.evaluation.evaluate import (
     build_eval_report,
     check_topics,
@@ -104,42 +96,38 @@ def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup(args)
     query_config = QueryConfig()
-    try:
-        scenes = find_scenes(
-            args.data,
-            qa=args.qa,
-            per_family=args.per_family,
-            seed=args.seed,
-            limits=query_config,
+    scenes = find_scenes(
+        args.data,
+        qa=args.qa,
+        per_family=args.per_family,
+        seed=args.seed,
+        limits=query_config,
+    )
+    check_topics(
+        scenes,
+        image_topics=args.image_topics,
+        odom_topic=args.odom_topic,
+        use_odometry=not args.no_odom,
+    )
+    generated = [s.name for s in scenes if s.generated]
+    if generated:
+        print(
+            f'{PROG}: questions generated with seed {args.seed} '
+            f'({args.per_family} per family) for {len(generated)} scene(s) without a QA '
+            f'file: {", ".join(generated)}',
+            file=sys.stderr,
         )
-        check_topics(
-            scenes,
-            image_topics=args.image_topics,
-            odom_topic=args.odom_topic,
-            use_odometry=not args.no_odom,
-        )
-        generated = [s.name for s in scenes if s.generated]
-        if generated:
-            print(
-                f'{PROG}: questions generated with seed {args.seed} '
-                f'({args.per_family} per family) for {len(generated)} scene(s) without a QA '
-                f'file: {", ".join(generated)}',
-                file=sys.stderr,
-            )
-        models = load_models(args.preset, args.device, args.checkpoint)
-        # The ablation switch: the same weights with the Spa3R branch off.
-        models.vlm.use_geometry = not args.no_geometry
-        run = run_scenes(
-            scenes,
-            models,
-            window=args.window,
-            query_config=query_config,
-            use_odometry=not args.no_odom,
-            progress=not args.no_progress,
-        )
-    except (Spa3rError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
+    models = load_models(args.preset, args.device, args.checkpoint)
+    # The ablation switch: the same weights with the Spa3R branch off.
+    models.vlm.use_geometry = not args.no_geometry
+    run = run_scenes(
+        scenes,
+        models,
+        window=args.window,
+        query_config=query_config,
+        use_odometry=not args.no_odom,
+        progress=not args.no_progress,
+    )
     model = model_info(
         models,
         preset=args.preset,
@@ -168,19 +156,11 @@ def _main(argv: list[str] | None = None) -> int:
     for line in format_table(report):
         print(line)
     if args.out is not None:
-        try:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(
-                json.dumps(report, indent=1, allow_nan=False) + '\n', encoding='utf-8'
-            )
-        except OSError as err:
-            print(f'{PROG}: error: cannot write {str(args.out)!r}: {err}', file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f'report: {args.out}')
+        write_json_report(args.out, report)
     return EXIT_INTERRUPTED if run.interrupted else 0
 
 
-main = interruptible(PROG, _main)
+main = command_main(PROG, _main)
 
 
 if __name__ == '__main__':

@@ -12,39 +12,56 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Arguments and set-up shared by ``spa3r replay`` and ``spa3r ask`` (model, topics, logging)."""
+"""Arguments and set-up shared by the offline model tools (model, topics, logging, reports).
+
+``spa3r replay``, ``ask`` and ``eval`` take all of :func:`add_model_args`; ``spa3r probe`` the
+model source of :func:`add_model_source_args`.
+"""
 
 import argparse
 from collections.abc import Callable
-import logging
+import json
 from pathlib import Path
-import sys
+from typing import Any
 
-from spa3r_ros.cli.args import absolute_topic_name, int_range, thread_count
+from spa3r_ros.cli.args import (
+    absolute_topic_name,
+    command_main,
+    EXIT_BAD_INPUT,  # noqa: F401 (re-exported: the offline tools' exit statuses)
+    EXIT_INTERRUPTED,  # noqa: F401
+    int_range,
+    setup_logging,
+    thread_count,
+)
+from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.tools.replay import DEFAULT_PRESET, prepare_engine
 
-# Exit statuses of the offline tools (README "Offline questions").
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
+def add_model_source_args(
+    group: Any,
+    checkpoint_help: str = 'load the models from a folder written by save_scene_models '
+    '(scene_models.json); instead of --preset',
+) -> None:
+    """Add ``--preset`` | ``--checkpoint DIR`` (one or the other) and ``--device`` to ``group``.
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
-    """Add the model, topic and output options both tools take."""
-    group = parser.add_argument_group('model and topics')
+    Args:
+        group: a parser or an argument group.
+        checkpoint_help: the help of ``--checkpoint``.
+    """
     source = group.add_mutually_exclusive_group()
     source.add_argument(
         '--preset',
         default=DEFAULT_PRESET,
         help=f'model preset from models/registry.yaml (default {DEFAULT_PRESET})',
     )
-    source.add_argument(
-        '--checkpoint',
-        type=Path,
-        metavar='DIR',
-        help='load the models from a folder written by save_scene_models (scene_models.json); '
-        'instead of --preset',
-    )
+    source.add_argument('--checkpoint', type=Path, metavar='DIR', help=checkpoint_help)
     group.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default cpu)')
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """Add the model, topic and output options the replaying tools take."""
+    group = parser.add_argument_group('model and topics')
+    add_model_source_args(group)
     group.add_argument(
         '--threads',
         type=thread_count,
@@ -76,10 +93,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def setup(args: argparse.Namespace) -> None:
     """Configure logging and torch's CPU threads (entry points configure logging, not the core)."""
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format='%(levelname)s %(name)s: %(message)s',
-    )
+    setup_logging(args.verbose)
     if args.threads:
         import torch
 
@@ -106,15 +120,20 @@ def engine_for(args: argparse.Namespace, query_config):
     )
 
 
+def write_json_report(path: Path, report: dict[str, Any]) -> None:
+    """Write ``report`` as indented JSON (folders made), then print ``report: PATH``.
+
+    Raises:
+        Spa3rError: the file cannot be written (the message names it).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1, allow_nan=False) + '\n', encoding='utf-8')
+    except OSError as err:
+        raise Spa3rError(f'cannot write {str(path)!r}: {err}') from err
+    print(f'report: {path}')
+
+
 def interruptible(name: str, run: Callable[[list[str] | None], int]):
     """Wrap a CLI so Ctrl-C outside the replay loop (loading models) exits 130, not a trace."""
-
-    def main(argv: list[str] | None = None) -> int:
-        try:
-            return run(argv)
-        except KeyboardInterrupt:
-            print(f'{name}: interrupted', file=sys.stderr)
-            return EXIT_INTERRUPTED
-
-    main.__doc__ = run.__doc__
-    return main
+    return command_main(name, run, bad_input=())

@@ -18,21 +18,18 @@ The logic is :mod:`spa3r_ros.evaluation.probe`; README: "GASP and the correspond
 """
 
 import argparse
-import json
-import logging
 from pathlib import Path
 import sys
 
-from spa3r_ros.cli.args import int_range
-from spa3r_ros.cli.offline import EXIT_BAD_INPUT, interruptible
-from spa3r_ros.core.errors import Spa3rError
+from spa3r_ros.cli.args import command_main, int_range, setup_logging
+from spa3r_ros.cli.offline import add_model_source_args, model_name, write_json_report
 from spa3r_ros.evaluation.probe import (
     DEFAULT_MAX_FRAME_GAP,
     DEFAULT_PAIRS,
     format_probe,
     run_probe,
 )
-from spa3r_ros.tools.replay import DEFAULT_PRESET, load_models
+from spa3r_ros.tools.replay import load_models
 
 PROG = 'spa3r probe'
 
@@ -51,19 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     corr.add_argument(
         'data', type=Path, help='a scene folder, a folder of scene_* folders, or an RGB-D bag'
     )
-    source = corr.add_mutually_exclusive_group()
-    source.add_argument(
-        '--preset',
-        default=DEFAULT_PRESET,
-        help=f'model preset from models/registry.yaml (default {DEFAULT_PRESET})',
+    add_model_source_args(
+        corr, 'a folder written by save_scene_models (e.g. RUN/export); instead of --preset'
     )
-    source.add_argument(
-        '--checkpoint',
-        type=Path,
-        metavar='DIR',
-        help='a folder written by save_scene_models (e.g. RUN/export); instead of --preset',
-    )
-    corr.add_argument('--device', default='cpu', help='cpu, cuda, cuda:N or auto (default cpu)')
     corr.add_argument(
         '--pairs',
         type=int_range(1, 100000),
@@ -88,40 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _main(argv: list[str] | None = None) -> int:
     """``spa3r probe``: run a diagnostic; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format='%(levelname)s %(name)s: %(message)s',
+    setup_logging(args.verbose)
+    models = load_models(args.preset, args.device, args.checkpoint)
+    report = run_probe(
+        args.data,
+        models,
+        pairs=args.pairs,
+        seed=args.seed,
+        max_gap=args.max_gap,
+        progress=not args.no_progress,
     )
-    try:
-        models = load_models(args.preset, args.device, args.checkpoint)
-        report = run_probe(
-            args.data,
-            models,
-            pairs=args.pairs,
-            seed=args.seed,
-            max_gap=args.max_gap,
-            progress=not args.no_progress,
-        )
-    except (Spa3rError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
-    source = str(args.checkpoint) if args.checkpoint is not None else args.preset
+    source = model_name(args)
     report['model'] = source
     print(f'== {PROG} correspondence: {args.data}; model {source} ==')
     for line in format_probe(report):
         print(line)
     if args.out is not None:
-        try:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=1, allow_nan=False) + '\n')
-        except OSError as err:
-            print(f'{PROG}: error: cannot write {str(args.out)!r}: {err}', file=sys.stderr)
-            return EXIT_BAD_INPUT
-        print(f'report: {args.out}')
+        write_json_report(args.out, report)
     return 0
 
 
-main = interruptible(PROG, _main)
+main = command_main(PROG, _main)
 
 
 if __name__ == '__main__':

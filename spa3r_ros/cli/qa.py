@@ -26,17 +26,15 @@ unreadable bag; the message names the file), 130 when interrupted.
 """
 
 import argparse
-import logging
 from pathlib import Path
 import sys
 
+from spa3r_ros.cli.args import command_main, setup_logging
 from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.data.qa.generate import family_counts, generate_qa
 from spa3r_ros.data.qa.records import write_qa
 
 PROG = 'spa3r qa'
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 def _non_negative(text: str) -> int:
@@ -64,32 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     """``spa3r qa``: write the QA file; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format='%(levelname)s %(name)s: %(message)s',
-    )
+    setup_logging(args.verbose)
     try:
         lines = generate_qa(
             args.path, scene=args.scene, per_family=args.per_family, seed=args.seed
         )
         written = write_qa(lines, args.out)
-    except (Spa3rError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
     except OSError as err:
-        print(f'{PROG}: error: {args.out}: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f'{PROG}: interrupted', file=sys.stderr)
-        return EXIT_INTERRUPTED
+        raise Spa3rError(f'{args.out}: {err}') from err
     print(f'== {PROG}: {args.path} (seed {args.seed}, at most {args.per_family} per family) ==')
     for family, count in family_counts(lines).items():
         print(f'{family:<32} {count:>5}')
     print(f'questions: {args.out} ({written} lines)')
     return 0
+
+
+main = command_main(PROG, _main)
 
 
 if __name__ == '__main__':

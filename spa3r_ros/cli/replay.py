@@ -30,18 +30,9 @@ import argparse
 from pathlib import Path
 import sys
 
-from spa3r_ros.cli.args import positive_float
-from spa3r_ros.cli.offline import (
-    add_model_args,
-    engine_for,
-    EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
-    interruptible,
-    model_name,
-    setup,
-)
+from spa3r_ros.cli.args import command_main, EXIT_INTERRUPTED, positive_float
+from spa3r_ros.cli.offline import add_model_args, engine_for, model_name, setup
 from spa3r_ros.configs.node import QueryConfig
-from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.data.replay_jsonl import AnswerWriter, load_questions
 from spa3r_ros.tools.replay import run_replay
 
@@ -83,23 +74,19 @@ def _main(argv: list[str] | None = None) -> int:
     setup(args)
     query_config = QueryConfig()
     summary_out = sys.stderr if args.out == '-' else sys.stdout
-    try:
-        questions = load_questions(args.questions, query_config)
-        topics, engine, max_backlog = engine_for(args, query_config)
-        with engine, AnswerWriter(args.out, stream=sys.stdout) as writer:
-            summary = run_replay(
-                args.bag,
-                questions,
-                writer.write,
-                engine=engine,
-                topics=topics,
-                rate=args.rate,
-                max_backlog=max_backlog,
-                progress=not args.no_progress,
-            )
-    except (Spa3rError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
+    questions = load_questions(args.questions, query_config)
+    topics, engine, max_backlog = engine_for(args, query_config)
+    with engine, AnswerWriter(args.out, stream=sys.stdout) as writer:
+        summary = run_replay(
+            args.bag,
+            questions,
+            writer.write,
+            engine=engine,
+            topics=topics,
+            rate=args.rate,
+            max_backlog=max_backlog,
+            progress=not args.no_progress,
+        )
     print(f'== {PROG}: {args.bag} ({model_name(args)}) ==', file=summary_out)
     for line in summary.lines():
         print(line, file=summary_out)
@@ -107,7 +94,7 @@ def _main(argv: list[str] | None = None) -> int:
     return EXIT_INTERRUPTED if summary.interrupted else 0
 
 
-main = interruptible(PROG, _main)
+main = command_main(PROG, _main)
 
 
 if __name__ == '__main__':

@@ -26,10 +26,9 @@ finished scenes stay).
 """
 
 import argparse
-import logging
 import sys
 
-from spa3r_ros.cli.args import float_range, int_range
+from spa3r_ros.cli.args import command_main, float_range, int_range, setup_logging
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.data.rosbag_io import STORAGES
 from spa3r_ros.data.world.generate import generate_world, WorldOptions
@@ -77,35 +76,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     """Run ``spa3r world``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format='%(levelname)s %(name)s: %(message)s',
+    setup_logging(args.verbose)
+    options = WorldOptions(
+        width=args.width,
+        height=args.height,
+        frames=args.frames,
+        rate_hz=args.rate,
+        storage=args.storage,
     )
-    try:
-        options = WorldOptions(
-            width=args.width,
-            height=args.height,
-            frames=args.frames,
-            rate_hz=args.rate,
-            storage=args.storage,
-        )
-        folders = generate_world(
-            args.out, args.scenes, args.seed, options, progress=not args.no_progress
-        )
-    except (DatasetError, ValueError) as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f'{PROG}: interrupted; the unfinished scene was removed', file=sys.stderr)
-        return 130
+    folders = generate_world(
+        args.out, args.scenes, args.seed, options, progress=not args.no_progress
+    )
     print(
         f'wrote {len(folders)} scenes to {args.out} ({options.storage}, {options.frames} frames '
         f'{options.width}x{options.height} at {options.rate_hz:g} Hz, seed {args.seed})'
     )
     return 0
+
+
+main = command_main(
+    PROG,
+    _main,
+    bad_input=(DatasetError, ValueError),
+    interrupted='interrupted; the unfinished scene was removed',
+)
 
 
 if __name__ == '__main__':

@@ -18,6 +18,8 @@ Every error the core raises on purpose derives from :class:`Spa3rError`, so call
 the CLIs) can tell our failures from bugs. Errors about bad input also derive from ``ValueError``.
 """
 
+from collections.abc import Sequence
+
 
 class Spa3rError(Exception):
     """Base class of every error raised on purpose by spa3r_ros."""
@@ -29,6 +31,19 @@ class ConfigError(Spa3rError, ValueError):
 
 class CheckpointError(Spa3rError):
     """A checkpoint is missing, unreadable, or does not match the model (keys are named)."""
+
+
+def raise_on_mismatch(title: str, parts: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Raise :class:`CheckpointError` ``'<title>; <label> (<n>): [...]; ...'`` if items are.
+
+    Args:
+        title: what did not match, e.g. ``'VGGT state dict mismatch'``.
+        parts: ``(label, items)`` in message order, e.g. ``('missing keys', [...])``; empty ones
+            are left out of the message.
+    """
+    found = [f'{label} ({len(items)}): {list(items)}' for label, items in parts if items]
+    if found:
+        raise CheckpointError('; '.join([title, *found]))
 
 
 class ImageDecodeError(Spa3rError, ValueError):

@@ -239,6 +239,23 @@ def iter_question_lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, text
 
 
+def read_question_lines(path: Path, what: str) -> list[tuple[int, str]]:
+    """All ``(line number, text)`` of :func:`iter_question_lines`, read before any is parsed.
+
+    Args:
+        path: the file.
+        what: what the file is, for the message (``'questions file'``, ``'QA file'``).
+
+    Raises:
+        DatasetError: the file cannot be read (``cannot read <what> 'path': ...``) or a line is
+            too long or not UTF-8.
+    """
+    try:
+        return list(iter_question_lines(path))
+    except OSError as err:
+        raise DatasetError(f'cannot read {what} {str(path)!r}: {err}') from err
+
+
 def load_questions(path: str | Path, limits: QueryConfig | None = None) -> list[ReplayQuestion]:
     """Read and check a whole questions file (before any model work starts).
 
@@ -253,10 +270,7 @@ def load_questions(path: str | Path, limits: QueryConfig | None = None) -> list[
         DatasetError: the file cannot be read, or a line is bad (the message names the line).
     """
     path = Path(path)
-    try:
-        lines = list(iter_question_lines(path))
-    except OSError as err:
-        raise DatasetError(f'cannot read questions file {str(path)!r}: {err}') from err
+    lines = read_question_lines(path, 'questions file')
     return [parse_question(text, number, str(path), limits) for number, text in lines]
 
 

@@ -28,6 +28,7 @@ References:
     * rosbags 0.11 (``rosbags.rosbag2.Reader``, ``rosbags.typesys``).
 """
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 import logging
@@ -305,6 +306,45 @@ class BagReader:
                 f'bag {str(self._path)!r}: cannot deserialise {msgtype} on {topic} at '
                 f'{stamp_ns} ns: {err}'
             ) from err
+
+
+class OpenBags:
+    """Readers of the bags used last, kept open: reopening a bag costs a metadata read.
+
+    A dataset reading clips from many bags asks :meth:`get` per sample; the least recently used
+    reader is closed when more than ``capacity`` would be open. A pickled copy (a data loader
+    worker) starts empty: each process opens its own readers.
+
+    Args:
+        capacity: readers kept open at the most (>= 1).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f'capacity must be >= 1, got {capacity}')
+        self.capacity = capacity
+        self._readers: OrderedDict[Path, BagReader] = OrderedDict()
+
+    def get(self, bag: Path) -> BagReader:
+        """The open reader of ``bag``, opened now if needed (DatasetError if unreadable)."""
+        reader = self._readers.pop(bag, None)
+        if reader is None:
+            reader = BagReader(bag).open()
+            while len(self._readers) >= self.capacity:
+                self._readers.popitem(last=False)[1].close()
+        self._readers[bag] = reader  # most recently used last
+        return reader
+
+    def close(self) -> None:
+        """Close every open reader; the cache stays usable."""
+        while self._readers:
+            self._readers.popitem()[1].close()
+
+    def __len__(self) -> int:
+        return len(self._readers)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {'capacity': self.capacity, '_readers': OrderedDict()}
 
 
 def _not_a_bag_folder(folder: Path) -> str:

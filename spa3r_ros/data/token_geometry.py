@@ -30,6 +30,7 @@ coordinates are pixel centres; ``world_T_camera`` is the 4x4 camera-to-world pos
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -211,6 +212,58 @@ def token_correspondences(
 # ----------------------------------------------------------------------- model resolution
 
 
+class GeometryLayout(NamedTuple):
+    """Where a camera frame goes in the geometry branch's preprocessing (pixels).
+
+    The frame is resized to ``resized_w x resized_h``; the kept window starts at ``(offset_x,
+    offset_y)`` of the resized image (negative: padding before it) and is ``kept_w x kept_h``.
+    """
+
+    resized_w: int
+    resized_h: int
+    offset_x: int
+    offset_y: int
+    kept_w: int
+    kept_h: int
+
+
+def geometry_layout(width: int, height: int, mode: str, geometry_width: int) -> GeometryLayout:
+    """The resize and crop (or pad) of :func:`spa3r_ros.models.preprocess.preprocess_frame`.
+
+    ``crop`` resizes the width to ``geometry_width`` and centre-crops rows past it; ``pad``
+    resizes the longer side to it and pads (centred) to a square. Other sides are rounded to
+    whole 14 px patches, as the preprocessing does.
+
+    Args:
+        width: camera frame width (px).
+        height: camera frame height (px).
+        mode: ``'crop'`` or ``'pad'``.
+        geometry_width: the geometry branch's frame width, a multiple of 14.
+
+    Raises:
+        ValueError: an unknown ``mode``.
+    """
+    from spa3r_ros.models.preprocess import PATCH_SIZE_PX
+
+    if mode == 'crop':
+        new_w = geometry_width
+        new_h = round(height * (new_w / width) / PATCH_SIZE_PX) * PATCH_SIZE_PX
+        off_y = (new_h - geometry_width) // 2 if new_h > geometry_width else 0
+        return GeometryLayout(new_w, new_h, 0, off_y, new_w, min(new_h, geometry_width))
+    if mode == 'pad':
+        if width >= height:
+            new_w = geometry_width
+            new_h = round(height * (geometry_width / width) / PATCH_SIZE_PX) * PATCH_SIZE_PX
+        else:
+            new_h = geometry_width
+            new_w = round(width * (geometry_width / height) / PATCH_SIZE_PX) * PATCH_SIZE_PX
+        # Padding puts (size - new) // 2 white pixels first: a negative crop offset.
+        off_y = -((geometry_width - new_h) // 2)
+        off_x = -((geometry_width - new_w) // 2)
+        return GeometryLayout(new_w, new_h, off_x, off_y, geometry_width, geometry_width)
+    raise ValueError(f"mode must be 'crop' or 'pad', got {mode!r}")
+
+
 def _resize_affine(size_in: int, size_out: int) -> tuple[float, float]:
     """``x_out = a * x_in + b`` of a resize from ``size_in`` to ``size_out`` pixels."""
     scale = size_out / size_in
@@ -244,30 +297,10 @@ def depth_at_model_resolution(
     Returns:
         ``depth`` ``[H, W]`` float64 and ``K`` ``[3, 3]`` float64 at Qwen's resolution.
     """
-    from spa3r_ros.models.preprocess import PATCH_SIZE_PX
-
     depth = _as_tensor(depth)
     K = _as_tensor(K)  # noqa: N806
     h, w = depth.shape
-    if mode == 'crop':
-        new_w = geometry_width
-        new_h = round(h * (new_w / w) / PATCH_SIZE_PX) * PATCH_SIZE_PX
-        off_y = (new_h - geometry_width) // 2 if new_h > geometry_width else 0
-        off_x = 0
-        geo_h, geo_w = min(new_h, geometry_width), new_w
-    elif mode == 'pad':
-        if w >= h:
-            new_w = geometry_width
-            new_h = round(h * (geometry_width / w) / PATCH_SIZE_PX) * PATCH_SIZE_PX
-        else:
-            new_h = geometry_width
-            new_w = round(w * (geometry_width / h) / PATCH_SIZE_PX) * PATCH_SIZE_PX
-        # Padding puts (size - new) // 2 white pixels first: a negative crop offset.
-        off_y = -((geometry_width - new_h) // 2)
-        off_x = -((geometry_width - new_w) // 2)
-        geo_h = geo_w = geometry_width
-    else:
-        raise ValueError(f"mode must be 'crop' or 'pad', got {mode!r}")
+    new_w, new_h, off_x, off_y, geo_w, geo_h = geometry_layout(w, h, mode, geometry_width)
     crop_h = geo_h - geo_h % TOKEN_CELL_PX
     crop_w = geo_w - geo_w % TOKEN_CELL_PX
     out_h, out_w = int(qwen_hw[0]), int(qwen_hw[1])

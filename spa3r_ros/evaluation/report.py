@@ -214,6 +214,15 @@ def _cell(value: float | None) -> str:
     )
 
 
+def _lookup(summary: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """``summary[k1][k2]...``, None where a key is missing."""
+    for key in keys:
+        if not isinstance(summary, Mapping):
+            return None
+        summary = summary.get(key)
+    return summary
+
+
 def format_table(report: Mapping[str, Any]) -> list[str]:
     """The report as a text table: family | n | strict | lenient | chance | frequency.
 
@@ -223,70 +232,38 @@ def format_table(report: Mapping[str, Any]) -> list[str]:
     chance = report['baselines'].get('chance', {})
     frequency = report['baselines'].get('frequency', {})
     header = ('family', 'n', 'strict', 'lenient', 'chance', 'frequency')
-    rows: list[tuple[str, ...]] = []
-    for name, family in report['families'].items():
-        rows.append(
-            (
-                name,
-                str(family['n']),
-                _cell(family['strict']),
-                _cell(family['lenient']),
-                _cell(chance.get('families', {}).get(name)),
-                _cell(frequency.get('families', {}).get(name)),
-            )
+
+    def table_row(label: str, n: int, scores: Mapping[str, Any], *where: str) -> tuple[str, ...]:
+        # ``where``: the keys of the same group in each baseline's summary.
+        return (
+            label,
+            str(n),
+            _cell(scores['strict']),
+            _cell(scores['lenient']),
+            _cell(_lookup(chance, where)),
+            _cell(_lookup(frequency, where)),
         )
-    merged = [c for c in report['categories'] if c not in report['families']]
+
+    families = report['families']
+    rows = [table_row(name, f['n'], f, 'families', name) for name, f in families.items()]
+    merged = [c for c in report['categories'] if c not in families]
     separator_at = [len(rows)]
     for name in merged:
-        n = sum(f['n'] for f in report['families'].values() if f['category'] == name)
-        scores = report['categories'][name]
-        rows.append(
-            (
-                f'{name} (mean)',
-                str(n),
-                _cell(scores['strict']),
-                _cell(scores['lenient']),
-                _cell(chance.get('categories', {}).get(name)),
-                _cell(frequency.get('categories', {}).get(name)),
-            )
-        )
-    total = str(sum(f['n'] for f in report['families'].values()))
+        n = sum(f['n'] for f in families.values() if f['category'] == name)
+        rows.append(table_row(f'{name} (mean)', n, report['categories'][name], 'categories', name))
+    total = sum(f['n'] for f in families.values())
     overall = report['overall']
     rows.append(
-        (
-            f'overall ({overall["categories"]} categories)',
-            total,
-            _cell(overall['strict']),
-            _cell(overall['lenient']),
-            _cell(chance.get('overall')),
-            _cell(frequency.get('overall')),
-        )
+        table_row(f'overall ({overall["categories"]} categories)', total, overall, 'overall')
     )
     vsi = report.get('vsi_overall')
     if vsi is not None:
-        n = sum(f['n'] for name, f in report['families'].items() if FAMILIES[name].vsi)
-        rows.append(
-            (
-                f'vsi_overall ({vsi["categories"]}/{len(VSI_CATEGORIES)})',
-                str(n),
-                _cell(vsi['strict']),
-                _cell(vsi['lenient']),
-                _cell(chance.get('vsi_overall')),
-                _cell(frequency.get('vsi_overall')),
-            )
-        )
+        n = sum(f['n'] for name, f in families.items() if FAMILIES[name].vsi)
+        label = f'vsi_overall ({vsi["categories"]}/{len(VSI_CATEGORIES)})'
+        rows.append(table_row(label, n, vsi, 'vsi_overall'))
     for level, scores in report['levels'].items():
-        n = sum(f['n'] for f in report['families'].values() if str(f['level']) == level)
-        rows.append(
-            (
-                f'level {level}',
-                str(n),
-                _cell(scores['strict']),
-                _cell(scores['lenient']),
-                _cell(chance.get('levels', {}).get(level)),
-                _cell(frequency.get('levels', {}).get(level)),
-            )
-        )
+        n = sum(f['n'] for f in families.values() if str(f['level']) == level)
+        rows.append(table_row(f'level {level}', n, scores, 'levels', level))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:

@@ -42,7 +42,7 @@ from torch import nn, Tensor
 from spa3r_ros.configs.serialize import config_from_dict, config_to_dict
 from spa3r_ros.configs.spa3r import Spa3RConfig
 from spa3r_ros.configs.vggt import VGGTConfig
-from spa3r_ros.core.errors import CheckpointError, ConfigError
+from spa3r_ros.core.errors import CheckpointError, ConfigError, raise_on_mismatch
 from spa3r_ros.models.spa3r.model import Spa3R
 from spa3r_ros.models.vggt.model import VGGT
 
@@ -147,15 +147,14 @@ def check_state_dict(
         for k in set(expected) & set(given)
         if expected[k] != given[k]
     )
-    if missing or unexpected or mis_shaped:
-        parts = [f'{type(model).__name__} state dict mismatch']
-        if missing:
-            parts.append(f'missing keys ({len(missing)}): {missing}')
-        if unexpected:
-            parts.append(f'unexpected keys ({len(unexpected)}): {unexpected}')
-        if mis_shaped:
-            parts.append(f'mis-shaped keys ({len(mis_shaped)}): {mis_shaped}')
-        raise CheckpointError('; '.join(parts))
+    raise_on_mismatch(
+        f'{type(model).__name__} state dict mismatch',
+        [
+            ('missing keys', missing),
+            ('unexpected keys', unexpected),
+            ('mis-shaped keys', mis_shaped),
+        ],
+    )
 
 
 def load_checked(

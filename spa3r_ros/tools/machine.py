@@ -20,6 +20,7 @@ tracked files at the time) and with the load the machine was under.
 """
 
 from datetime import datetime, timezone
+import json
 import os
 from pathlib import Path
 import platform
@@ -96,3 +97,18 @@ def machine_info(device: str, repo: Path = REPO_ROOT) -> dict:
         info['cuda_version'] = torch.version.cuda
         info['autocast_dtype'] = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
     return info
+
+
+def write_result(stem: Path, info: dict, rows: list[dict], markdown: str) -> None:
+    """Write a benchmark result as ``STEM.json`` (``{'machine', 'rows'}``) and ``STEM.md``.
+
+    Args:
+        stem: the result's path without suffix (its folder is made).
+        info: :func:`machine_info` of the run.
+        rows: the measured rows.
+        markdown: the same result as a Markdown page.
+    """
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix('.json').write_text(json.dumps({'machine': info, 'rows': rows}, indent=2))
+    stem.with_suffix('.md').write_text(markdown)
+    print(f'wrote {stem}.json and {stem}.md')

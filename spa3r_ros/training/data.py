@@ -65,7 +65,6 @@ batch is a pure function of (seed, epoch, batch index, rank, the bags), a resume
 straight run would have seen.
 """
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 import logging
@@ -85,7 +84,7 @@ import yaml
 from spa3r_ros.configs.clips import ClipDataConfig
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.data.bag_stream import select_topics
-from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message
+from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message, OpenBags
 from spa3r_ros.models.preprocess import MODES, PATCH_SIZE_PX, preprocess_frame
 
 logger = logging.getLogger(__name__)
@@ -439,7 +438,7 @@ class ClipDataset(IterableDataset):
         self._start_batch = 0  # where the next iteration starts
         self._resume_pending = False
         self._plan = self._make_plan(0)
-        self._readers: OrderedDict[Path, BagReader] = OrderedDict()
+        self._readers = OpenBags(MAX_OPEN_BAGS)
         self._known_bad: set[tuple[int, int]] = set()  # (source, frame) met corrupt here
 
     # -- index -------------------------------------------------------------------------------
@@ -654,17 +653,10 @@ class ClipDataset(IterableDataset):
         return None
 
     def _reader(self, bag: Path) -> BagReader:
-        reader = self._readers.pop(bag, None)
-        if reader is None:
-            reader = BagReader(bag).open()
-            while len(self._readers) >= MAX_OPEN_BAGS:
-                self._readers.popitem(last=False)[1].close()
-        self._readers[bag] = reader  # most recently used last
-        return reader
+        return self._readers.get(bag)
 
     def _close_readers(self) -> None:
-        while self._readers:
-            self._readers.popitem()[1].close()
+        self._readers.close()
 
     def read_message(self, index: int, frame: int) -> bytes:
         """The serialised message of frame ``frame`` of source ``index``.
@@ -719,7 +711,7 @@ class ClipDataset(IterableDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state['_readers'] = OrderedDict()  # each worker opens its own readers
+        state['_readers'] = OpenBags(MAX_OPEN_BAGS)  # each worker opens its own readers
         return state
 
 

@@ -107,7 +107,6 @@ stale entry. :func:`fill_cache` computes the missing entries once (run it before
 one rank, with the frozen modules in eval mode).
 """
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 import hashlib
@@ -139,9 +138,10 @@ from spa3r_ros.data.rgbd_stream import (
     RgbdGeometry,
     select_rgbd_topics,
 )
-from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message
+from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message, OpenBags
+from spa3r_ros.data.token_geometry import geometry_layout, TOKEN_CELL_PX
 from spa3r_ros.data.world.scene_json import read_scene, SCENE_FILE
-from spa3r_ros.models.preprocess import preprocess_frame, stack_frames
+from spa3r_ros.models.preprocess import PATCH_SIZE_PX, preprocess_frame, stack_frames
 from spa3r_ros.models.vlm.generation import FrameInput, Spa3VLMGenerator
 from spa3r_ros.models.vlm.preprocess import frame_inputs
 from spa3r_ros.scene.keyframes import KeyframePolicy
@@ -567,31 +567,17 @@ def qwen_pixel_mapping(
     :func:`preprocess_frame`, the top-left :func:`qwen_crop`, and the Qwen processor's resize to
     ``(14 * grid_h, 14 * grid_w)``.
     """
-    patch = 14
-    if mode == 'crop':
-        new_w = geometry_width
-        new_h = round(height * (new_w / width) / patch) * patch
-        top = -((new_h - geometry_width) // 2) if new_h > geometry_width else 0
-        left = 0
-        out_h, out_w = min(new_h, geometry_width), new_w
-    else:
-        if width >= height:
-            new_w = geometry_width
-            new_h = round(height * (geometry_width / width) / patch) * patch
-        else:
-            new_h = geometry_width
-            new_w = round(width * (geometry_width / height) / patch) * patch
-        top, left = (geometry_width - new_h) // 2, (geometry_width - new_w) // 2
-        top, left = max(top, 0), max(left, 0)
-        out_h, out_w = max(new_h, geometry_width), max(new_w, geometry_width)
-    crop_h, crop_w = out_h - out_h % (2 * patch), out_w - out_w % (2 * patch)
-    qwen_h, qwen_w = int(grid_thw[1]) * patch, int(grid_thw[2]) * patch
+    layout = geometry_layout(width, height, mode, geometry_width)
+    crop_h = layout.kept_h - layout.kept_h % TOKEN_CELL_PX
+    crop_w = layout.kept_w - layout.kept_w % TOKEN_CELL_PX
+    qwen_h, qwen_w = int(grid_thw[1]) * PATCH_SIZE_PX, int(grid_thw[2]) * PATCH_SIZE_PX
     scale_x, scale_y = qwen_w / crop_w, qwen_h / crop_h
+    # The resized image starts at -offset in the kept window (pixel edges).
     return (
-        new_w / width * scale_x,
-        left * scale_x,
-        new_h / height * scale_y,
-        top * scale_y,
+        layout.resized_w / width * scale_x,
+        -layout.offset_x * scale_x,
+        layout.resized_h / height * scale_y,
+        -layout.offset_y * scale_y,
     )
 
 
@@ -708,7 +694,7 @@ class VlmSampleDataset(IterableDataset):
                 f'{len(self.items)} questions cannot be shared by {world_size} ranks'
             )
         self.stats = dict.fromkeys(STAT_KEYS, 0)
-        self._readers: OrderedDict[Path, BagReader] = OrderedDict()
+        self._readers = OpenBags(MAX_OPEN_BAGS)
         self._keys: dict[int, str] = {}  # sample keys, computed once
         self._epoch, self._start_batch, self._resume_pending = 0, 0, False
 
@@ -880,17 +866,10 @@ class VlmSampleDataset(IterableDataset):
         return Sample(input_ids, labels, grids, pixels, features, geometry, latents, gasp, meta)
 
     def _reader(self, bag: Path) -> BagReader:
-        reader = self._readers.pop(bag, None)
-        if reader is None:
-            reader = BagReader(bag).open()
-            while len(self._readers) >= MAX_OPEN_BAGS:
-                self._readers.popitem(last=False)[1].close()
-        self._readers[bag] = reader
-        return reader
+        return self._readers.get(bag)
 
     def _close_readers(self) -> None:
-        while self._readers:
-            self._readers.popitem()[1].close()
+        self._readers.close()
 
     def _message(self, bag: Path, topic: str, record_ns: int, rank: int):
         reader = self._reader(bag)
@@ -970,7 +949,7 @@ class VlmSampleDataset(IterableDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state['_readers'] = OrderedDict()  # each worker opens its own readers
+        state['_readers'] = OpenBags(MAX_OPEN_BAGS)  # each worker opens its own readers
         state['_generator'] = None  # holds a lock; each worker builds its own
         return state
 

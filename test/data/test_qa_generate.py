@@ -22,6 +22,7 @@ import sys
 import types
 
 import pytest
+from spa3r_test_cli import run_spa3r
 
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.data.qa.generate import generate_qa
@@ -74,14 +75,7 @@ def _scene_folder(root: Path, *, bag: bool = False) -> Path:
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, '-m', 'spa3r_ros.cli.main', 'qa', *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_spa3r('qa', *args)
 
 
 def test_cli_writes_a_qa_file_for_a_scene_folder(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@
 
 from pathlib import Path
 import subprocess
-import sys
+
+from spa3r_test_cli import run_spa3r
 
 from spa3r_ros.data.rosbag_io import BagReader
 from spa3r_ros.data.world.scene_json import read_scene
@@ -26,14 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_world(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, '-m', 'spa3r_ros.cli.main', 'world', *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_spa3r('world', *args)
 
 
 def test_writes_a_tiny_scene(tmp_path):
@@ -75,8 +69,5 @@ def test_bad_arguments_exit_2(tmp_path):
 
 
 def test_listed_in_the_spa3r_help():
-    result = subprocess.run(
-        [sys.executable, '-m', 'spa3r_ros.cli.main', '--help'],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    result = run_spa3r('--help', timeout=60)
     assert result.returncode == 0 and 'world' in result.stdout

@@ -36,7 +36,7 @@ from spa3r_ros.data.world.generate import (
     WorldOptions,
 )
 from spa3r_ros.data.world.render import Pinhole, render, ROOM_ID, Scene
-from spa3r_ros.data.world.scene_json import polygon_area, read_scene
+from spa3r_ros.data.world.scene_json import parse_scene, polygon_area, read_scene
 from spa3r_ros.data.world.trajectory import camera_pose
 
 OPTIONS = WorldOptions(width=40, height=30, frames=6, rate_hz=15.0)
@@ -211,6 +211,22 @@ def test_same_seed_same_bytes_and_no_wall_clock(tmp_path, storage):
         for scale in (1, 10**3, 10**6, 10**9):
             assert not (now - 3e7 < value / scale < now + 1e5), digits
     assert str(WORLD_EPOCH_NS) in metadata
+
+
+@pytest.mark.parametrize(
+    ('damage', 'message'),
+    [
+        (lambda d: d.update(objects={}), 'objects: expected a list'),
+        (lambda d: d.pop('frames'), "scene: missing key 'frames'"),
+        (lambda d: d['objects'][1].pop('label'), r"objects\[1\]: missing key 'label'"),
+        (lambda d: d['frames'][2].update(stamp='x'), r'frames\[2\]\.stamp: expected a number'),
+    ],
+)
+def test_a_bad_scene_json_is_refused_naming_the_file_and_field(world, damage, message):
+    data = json.loads((world / 'scene_0000' / 'scene.json').read_text())
+    damage(data)
+    with pytest.raises(DatasetError, match=f'^bad.json: {message}'):
+        parse_scene(data, 'bad.json')
 
 
 def test_refuses_a_non_empty_scene_folder_and_keeps_it(tmp_path):

@@ -13,23 +13,10 @@
 # limitations under the License.
 """The chance and frequency baselines of ``spa3r eval``, checked by hand."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+import spa3r_test_eval_helpers as helpers
 
 from spa3r_ros.evaluation.baselines import chance_baseline, frequency_baseline
-
-
-def _load_helpers():
-    path = Path(__file__).with_name('eval_helpers.py')
-    spec = importlib.util.spec_from_file_location('spa3r_test_eval_helpers', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 
 QUADRANTS = helpers.QUADRANTS
 EASY = ['left', 'right']

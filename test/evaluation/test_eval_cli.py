@@ -16,13 +16,13 @@
 The command runs in-process (``main(argv)``) on one torch thread.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 import sys
 import types
 
 import pytest
+import spa3r_test_eval_helpers as helpers
 
 from spa3r_ros.cli.main import main as spa3r_main
 from spa3r_ros.core.prompts import OPTION_LETTERS
@@ -30,17 +30,6 @@ from spa3r_ros.data.demo_scene import write_demo_bag
 from spa3r_ros.data.qa.records import FAMILIES, write_qa
 from spa3r_ros.data.replay_jsonl import read_answers
 from spa3r_ros.evaluation.metrics import score_strict
-
-
-def _load_helpers():
-    path = Path(__file__).with_name('eval_helpers.py')
-    spec = importlib.util.spec_from_file_location('spa3r_test_eval_helpers', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 
 COMMON = ['--threads', '1', '--no-progress']
 

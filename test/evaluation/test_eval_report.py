@@ -13,26 +13,15 @@
 # limitations under the License.
 """The ``spa3r eval`` report: its keys, its per-question records and its printed table."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+import spa3r_test_eval_helpers as helpers
 
 from spa3r_ros.core.types import ResultCode, SpatialAnswer
 from spa3r_ros.evaluation.evaluate import build_eval_report, EvalRun, EvalScene
 from spa3r_ros.evaluation.report import format_table, RANDOM_WEIGHTS_NOTE
-
-
-def _load_helpers():
-    path = Path(__file__).with_name('eval_helpers.py')
-    spec = importlib.util.spec_from_file_location('spa3r_test_eval_helpers', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 
 MODEL = {
     'preset': 'tiny-random',

@@ -13,24 +13,11 @@
 # limitations under the License.
 """Scoring and aggregation of ``spa3r eval``, checked by hand on made-up answers."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+import spa3r_test_eval_helpers as helpers
 
 from spa3r_ros.evaluation.evaluate import score_answer
 from spa3r_ros.evaluation.report import summarize
-
-
-def _load_helpers():
-    path = Path(__file__).with_name('eval_helpers.py')
-    spec = importlib.util.spec_from_file_location('spa3r_test_eval_helpers', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 
 EASY = ['left', 'right']
 

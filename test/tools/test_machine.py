@@ -15,12 +15,13 @@
 """Benchmark results name the code they measured; benchmarks and scripts import the package."""
 
 import ast
+import json
 from pathlib import Path
 import subprocess
 
 import pytest
 
-from spa3r_ros.tools.machine import git_state, machine_info
+from spa3r_ros.tools.machine import git_state, machine_info, write_result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,3 +89,14 @@ def test_benchmarks_and_scripts_import_the_package_not_each_other(path: Path):
         for alias in node.names
     }
     assert not imported & {'benchmarks', 'scripts'}, f'{path.name} imports a sibling script'
+
+
+def test_write_result_writes_json_and_markdown_side_by_side(tmp_path: Path, capsys):
+    stem = tmp_path / 'results' / 'bench_x_cpu'  # the folder does not exist yet
+    write_result(stem, {'device': 'cpu'}, [{'fps': 2.5}], '# bench x\n')
+    assert json.loads((tmp_path / 'results' / 'bench_x_cpu.json').read_text()) == {
+        'machine': {'device': 'cpu'},
+        'rows': [{'fps': 2.5}],
+    }
+    assert (tmp_path / 'results' / 'bench_x_cpu.md').read_text() == '# bench x\n'
+    assert f'wrote {stem}.json and {stem}.md' in capsys.readouterr().out

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 
+from spa3r_ros.data.token_geometry import geometry_layout
 from spa3r_ros.training.gasp import (
     cell_centres,
     CorrespondenceHead,
@@ -184,6 +185,17 @@ def test_depth_at_model_resolution_pads_with_unknown_depth() -> None:
     out, _ = depth_at_model_resolution(np.full((72, 96), 2.0), k, 56, (56, 56), mode='pad')
     assert bool(torch.isnan(out[0]).all())  # white padding above the image: no depth
     assert bool((out[28] == 2.0).all())
+
+
+def test_geometry_layout_follows_the_preprocessing() -> None:
+    # crop: width 98 -> 56, height 56 * 56 / 98 = 32 -> 28 (whole patches), nothing cropped.
+    assert geometry_layout(98, 56, 'crop', 56) == (56, 28, 0, 0, 56, 28)
+    # crop of a tall frame: 40 x 80 -> 56 x 112, rows 28 .. 84 kept.
+    assert geometry_layout(40, 80, 'crop', 56) == (56, 112, 0, 28, 56, 56)
+    # pad: 72 x 96 (tall) -> 42 x 56, 7 white columns before it in the 56 x 56 square.
+    assert geometry_layout(72, 96, 'pad', 56) == (42, 56, -7, 0, 56, 56)
+    with pytest.raises(ValueError, match='mode'):
+        geometry_layout(98, 56, 'stretch', 56)
 
 
 # ----------------------------------------------------------------------------- loss

@@ -14,12 +14,10 @@
 
 """The shared trainer on the PSFM task (tiny model, CPU): learning, held-out, freezing, export."""
 
-import importlib.util
 import math
-from pathlib import Path
-import sys
 
 import pytest
+import spa3r_test_trainer_doubles as doubles
 import torch
 
 from spa3r_ros.configs.train import OptimConfig
@@ -29,21 +27,6 @@ from spa3r_ros.training.optim import lr_at, param_groups
 from spa3r_ros.training.tasks import enable_activation_checkpointing
 from spa3r_ros.training.trainer import resolve_precision, Trainer
 
-
-def load_doubles():
-    """``trainer_doubles.py`` beside this file (test folders are not packages here)."""
-    name = 'spa3r_test_trainer_doubles'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name('trainer_doubles.py')
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-doubles = load_doubles()
 ListClips, make_clips, tiny_config, tiny_task = (
     doubles.ListClips,
     doubles.make_clips,

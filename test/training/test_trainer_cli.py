@@ -15,9 +15,8 @@
 """`spa3r train psfm` end to end on `spa3r world` bags: held-out loss falls, the export loads."""
 
 from pathlib import Path
-import subprocess
-import sys
 
+from spa3r_test_cli import run_spa3r
 import torch
 
 from spa3r_ros.models.bundle import load_scene_models
@@ -27,13 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spa3r(*args, timeout=240):
-    return subprocess.run(
-        [sys.executable, '-m', 'spa3r_ros.cli.main', *map(str, args)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_spa3r(*args, timeout=timeout)
 
 
 def test_world_bags_train_psfm_resume_and_export(tmp_path):

@@ -15,10 +15,9 @@
 """Training config: YAML + overrides + saved config round trip, and `spa3r train` bad inputs."""
 
 from pathlib import Path
-import subprocess
-import sys
 
 import pytest
+from spa3r_test_cli import run_spa3r
 
 from spa3r_ros.configs.train import (
     load_train_config,
@@ -107,14 +106,8 @@ def test_init_must_be_a_preset_or_a_bundle_folder(tmp_path):
         load_init_models(str(tmp_path))
 
 
-def _cli(*args, cwd=REPO_ROOT):
-    return subprocess.run(
-        [sys.executable, '-m', 'spa3r_ros.cli.main', 'train', *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def _cli(*args):
+    return run_spa3r('train', *args)
 
 
 def test_cli_bad_inputs_exit_2_naming_the_file(tmp_path):

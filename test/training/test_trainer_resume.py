@@ -14,32 +14,13 @@
 
 """Checkpoints: bitwise resume, atomic writes, retention of the last K and the best."""
 
-import importlib.util
-from pathlib import Path
-import sys
-
 import pytest
+import spa3r_test_trainer_doubles as doubles
 import torch
 
 from spa3r_ros.configs.train import load_train_config
 from spa3r_ros.training import checkpointing as ckpt
 from spa3r_ros.training.trainer import Trainer
-
-
-def load_doubles():
-    """``trainer_doubles.py`` beside this file (test folders are not packages here)."""
-    name = 'spa3r_test_trainer_doubles'
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name('trainer_doubles.py')
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-doubles = load_doubles()
 
 
 def _run(run_dir, max_steps, resume=False, stop_after=None, **overrides):

@@ -15,6 +15,7 @@
 """Tests for spa3r_ros.data.rosbag_io: write a demo bag, list it, read it back, fail cleanly."""
 
 from pathlib import Path
+import pickle
 import shutil
 
 import numpy as np
@@ -27,7 +28,7 @@ from spa3r_ros.data.demo_scene import (
     render_demo_frame,
     write_demo_bag,
 )
-from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message
+from spa3r_ros.data.rosbag_io import BagReader, image_from_bag_message, OpenBags
 
 NUM_FRAMES, RATE_HZ, WIDTH, HEIGHT = 6, 10.0, 98, 56
 CAMERA, COMPRESSED, INFO, ODOM, DEPTH = (
@@ -181,6 +182,33 @@ def test_reader_must_be_open(bag: Path) -> None:
     reader.open()
     reader.close()
     reader.close()  # twice is fine
+
+
+def _is_open(reader: BagReader) -> bool:
+    try:
+        reader.topics()
+    except DatasetError:
+        return False
+    return True
+
+
+def test_open_bags_keeps_the_most_recently_used_open(bag: Path, tmp_path: Path) -> None:
+    copies = [shutil.copytree(bag, tmp_path / f'copy{i}') for i in range(3)]
+    bags = OpenBags(2)
+    first, second = bags.get(copies[0]), bags.get(copies[1])
+    assert bags.get(copies[0]) is first  # reused, and now the most recent
+    third = bags.get(copies[2])  # evicts the least recently used: the second
+    assert len(bags) == 2
+    assert _is_open(first) and _is_open(third) and not _is_open(second)
+    assert bags.get(copies[1]) is not second and not _is_open(first)
+    copy = pickle.loads(pickle.dumps(bags))  # a loader worker opens its own readers
+    assert len(copy) == 0 and copy.capacity == 2
+    bags.close()
+    assert len(bags) == 0 and not _is_open(third)
+    with pytest.raises(DatasetError, match='does not exist'):
+        bags.get(tmp_path / 'nope')
+    with pytest.raises(ValueError, match='capacity'):
+        OpenBags(0)
 
 
 def test_nonexistent_bag(tmp_path: Path) -> None:

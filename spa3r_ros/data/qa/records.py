@@ -39,8 +39,8 @@ from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.core.types import MULTIPLE_CHOICE_TASKS, Task
 from spa3r_ros.data.replay_jsonl import (
-    iter_question_lines,
     parse_question,
+    read_question_lines,
     ReplayQuestion,
 )
 
@@ -272,10 +272,7 @@ def load_qa(path: str | Path, limits: QueryConfig | None = None) -> list[QAItem]
         DatasetError: the file cannot be read or a line is bad (the message names file:line).
     """
     path = Path(path)
-    try:
-        lines = list(iter_question_lines(path))
-    except OSError as err:
-        raise DatasetError(f'cannot read QA file {str(path)!r}: {err}') from err
+    lines = read_question_lines(path, 'QA file')
     return [parse_qa_line(text, number, str(path), limits) for number, text in lines]
 
 

@@ -258,6 +258,13 @@ class _Checker:
             self.number(v, f'{where}[{i}]', positive=positive) for i, v in enumerate(value)
         )
 
+    def items(self, obj: Any, key: str) -> list[tuple[str, Any]]:
+        """``(where, item)`` of the list ``obj[key]`` of the scene, ``where`` as ``key[i]``."""
+        value = self.get(obj, key, 'scene')
+        if not isinstance(value, list):
+            raise self.fail(key, 'expected a list')
+        return [(f'{key}[{i}]', item) for i, item in enumerate(value)]
+
     def pose(self, obj: Any, where: str) -> Pose:
         position = self.vector(self.get(obj, 'position', where), 3, f'{where}.position')
         orientation = self.vector(self.get(obj, 'orientation', where), 4, f'{where}.orientation')
@@ -293,12 +300,8 @@ def parse_scene(data: Any, source: str = SCENE_FILE) -> SceneSpec:
             c.get(room_json, 'floor_area_m2', 'room'), 'room.floor_area_m2', positive=True
         ),
     )
-    objects_json = c.get(data, 'objects', 'scene')
-    if not isinstance(objects_json, list):
-        raise c.fail('objects', 'expected a list')
     objects = []
-    for i, o in enumerate(objects_json):
-        where = f'objects[{i}]'
+    for where, o in c.items(data, 'objects'):
         label = c.get(o, 'label', where)
         if not isinstance(label, str) or not label.strip():
             raise c.fail(f'{where}.label', f'expected a non-empty string, got {label!r}')
@@ -323,12 +326,8 @@ def parse_scene(data: Any, source: str = SCENE_FILE) -> SceneSpec:
         cx=c.number(c.get(cam, 'cx', 'camera'), 'camera.cx'),
         cy=c.number(c.get(cam, 'cy', 'camera'), 'camera.cy'),
     )
-    frames_json = c.get(data, 'frames', 'scene')
-    if not isinstance(frames_json, list):
-        raise c.fail('frames', 'expected a list')
     frames = []
-    for i, f in enumerate(frames_json):
-        where = f'frames[{i}]'
+    for where, f in c.items(data, 'frames'):
         visible_json = c.get(f, 'visible', where)
         if not isinstance(visible_json, dict):
             raise c.fail(f'{where}.visible', 'expected an object {id: pixels}')

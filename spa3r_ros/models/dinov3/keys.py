@@ -55,7 +55,7 @@ import re
 import torch
 from torch import Tensor
 
-from spa3r_ros.core.errors import CheckpointError
+from spa3r_ros.core.errors import CheckpointError, raise_on_mismatch
 
 #: Prefix of the teacher's keys inside a Spa3R Lightning ``state_dict``.
 LIGHTNING_DINO_PREFIX = 'model.dino.'
@@ -169,15 +169,14 @@ def dinov3_keys_from_hub(
     for index in sorted(blocks):
         missing.extend(f'blocks.{index}.{s}' for s in _BLOCK_REQUIRED if s not in blocks[index])
         problems.extend(_split_qkv(state, index, out))
-    if unexpected or missing or problems:
-        parts = ['DINOv3 hub state dict does not map onto DINOv3ViTModel']
-        if missing:
-            parts.append(f'missing keys ({len(missing)}): {sorted(missing)}')
-        if unexpected:
-            parts.append(f'unexpected keys ({len(unexpected)}): {sorted(unexpected)}')
-        if problems:
-            parts.append(f'bad tensors ({len(problems)}): {problems}')
-        raise CheckpointError('; '.join(parts))
+    raise_on_mismatch(
+        'DINOv3 hub state dict does not map onto DINOv3ViTModel',
+        [
+            ('missing keys', sorted(missing)),
+            ('unexpected keys', sorted(unexpected)),
+            ('bad tensors', problems),
+        ],
+    )
     return out
 
 
