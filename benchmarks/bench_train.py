@@ -21,8 +21,9 @@ CUDA (when present): the full-size Spa3R (768 wide, 6 + 6 layers, on VGGT-1B wit
 depth heads; random weights) at 518x392, bf16 autocast, step time and
 ``torch.cuda.max_memory_allocated``.
 
-The semantic teacher is a frozen random linear map of 14x14 patches (the DINOv3 teacher's cost is
-not included: it is a forward pass without gradients, ViT-L/16 at 224 px per view).
+The semantic targets come from the DINOv3 teacher a real run uses (``psfm.teacher``: the tiny
+teacher for the tiny preset, ViT-L/16 with random weights for the full size; reference mode), so
+its forward pass (no gradients, 224 px per view) is in the step time.
 
 Usage (``PYTHONPATH=.`` or the activated venv)::
 
@@ -47,19 +48,6 @@ from spa3r_ros.tools.machine import machine_info
 CPU_CASES = [(2, 4), (2, 8), (4, 4)]  # (clips per batch, views per clip)
 GPU_CASES = [(1, 4), (1, 8), (2, 8)]
 FULL_HW = (392, 518)
-
-
-class PatchTeacher:
-    """Frozen random linear features of 14x14 patches: ``[B, V, 3, H, W] -> [B, V, P, dim]``."""
-
-    def __init__(self, dim: int, device) -> None:
-        generator = torch.Generator().manual_seed(0)
-        self.weight = (torch.randn(3 * 14 * 14, dim, generator=generator) * 0.05).to(device)
-
-    def __call__(self, images):
-        b, v, _, h, w = images.shape
-        patches = images.unfold(3, 14, 14).unfold(4, 14, 14).permute(0, 1, 3, 4, 2, 5, 6)
-        return patches.reshape(b, v, (h // 14) * (w // 14), -1) @ self.weight
 
 
 class SyntheticClips:
@@ -118,12 +106,11 @@ def run_case(size: str, clips: int, views: int, steps: int, threads: int, device
         'run.device': device,
         'optim.grad_accum': 1,
         'compute.precision': 'fp32' if device == 'cpu' else 'bf16',
+        'psfm.teacher': 'tiny' if size == 'tiny' else 'vitl16',
     }
     config = load_train_config(overrides=overrides)
     dev = torch.device(device)
-    task = build_psfm_task(
-        models, config, device=dev, semantic_targets=PatchTeacher(models.spa3r.config.sem_dim, dev)
-    )
+    task = build_psfm_task(models, config, device=dev)
     data = SyntheticClips(clips, views, hw)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(task, config, tmp, data, dist_info=DistInfo(device=dev), export=False)
@@ -201,7 +188,7 @@ def main(argv=None) -> int:
         '',
         'Timed: optimiser steps after one warm-up step, one process, grad_accum 1. CPU: fp32,'
         ' peak memory = process peak RSS. CUDA: bf16 autocast, peak = max_memory_allocated.'
-        ' Teacher: random linear patch features (DINOv3 cost not included).',
+        ' Teacher: the DINOv3 teacher of `psfm.teacher` (tiny on the CPU), in the step time.',
         '',
         '| model | clips x views | image (HxW) | trainable params | s/step | clips/s | peak MiB |',
         '|---|---|---|---|---|---|---|',
