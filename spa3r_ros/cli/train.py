@@ -143,30 +143,16 @@ def _main(argv: list[str] | None = None) -> int:
 
     try:
         check_psfm_inputs(args.data, args.out, args.resume, args.heldout)
+        common = dict(init=args.init, resume=args.resume, heldout=args.heldout)
         if args.objective == 'vlm':
             scorer = None
             if args.heldout and os.environ.get('RANK', '0') == '0':
                 from spa3r_ros.tools.heldout_eval import heldout_eval_scorer
 
                 scorer = heldout_eval_scorer(args.heldout)
-            summary = train_vlm(
-                args.data,
-                args.out,
-                config,
-                init=args.init,
-                resume=args.resume,
-                heldout=args.heldout,
-                heldout_scorer=scorer,
-            )
+            summary = train_vlm(args.data, args.out, config, heldout_scorer=scorer, **common)
         else:
-            summary = train_psfm(
-                args.data,
-                args.out,
-                config,
-                init=args.init,
-                resume=args.resume,
-                heldout=args.heldout,
-            )
+            summary = train_psfm(args.data, args.out, config, **common)
     except (Spa3rError, ValueError, FileNotFoundError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -71,6 +71,18 @@ def export_spa3r_into_bundle(
     bundle = dataclasses.replace(
         scene_models, model_id=model_id or f'{scene_models.model_id}+psfm'
     )
+    return save_bundle_atomically(bundle, folder)
+
+
+def save_bundle_atomically(bundle, folder: str | os.PathLike) -> Path:
+    """``save_scene_models`` into ``folder``, replacing it as a whole.
+
+    The bundle is written beside the folder under a temporary name, then swapped in by renames,
+    so a crash mid-write leaves the previous export (or none), never a half-written one.
+
+    Returns:
+        The folder.
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f'.tmp-{folder.name}-{os.getpid()}'

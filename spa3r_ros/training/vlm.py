@@ -48,7 +48,6 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-import shutil
 from typing import Any
 
 import torch
@@ -426,7 +425,7 @@ class VlmTask(TrainTask):
     def export(
         self, folder: str | os.PathLike, module_state: Mapping[str, Tensor] | None = None
     ) -> Path:
-        from spa3r_ros.models.bundle import save_scene_models
+        from spa3r_ros.training.export import save_bundle_atomically
 
         vlm = self.vlm if module_state is None else self._unsharded(module_state)
         export_vlm = merged_copy(vlm).eval()
@@ -440,20 +439,7 @@ class VlmTask(TrainTask):
             device=torch.device('cpu'),
             model_id=f'{self.scene_models.model_id}{suffix}',
         )
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.parent / f'.tmp-{folder.name}-{os.getpid()}'
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        save_scene_models(bundle, tmp)
-        old = folder.parent / f'.old-{folder.name}-{os.getpid()}'
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        if old.exists():
-            shutil.rmtree(old)
-        logger.info('exported %s to %s', bundle.model_id, folder)
-        return folder
+        return save_bundle_atomically(bundle, folder)
 
     def _unsharded(self, module_state: Mapping[str, Tensor]) -> nn.Module:
         """A CPU model of the live one's architecture holding ``module_state`` (FSDP export).
