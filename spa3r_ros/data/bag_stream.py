@@ -44,6 +44,7 @@ import numpy as np
 
 from spa3r_ros.core.errors import DatasetError, ImageDecodeError
 from spa3r_ros.core.image_decode import DecodedImage
+from spa3r_ros.core.stamps import ns_to_sec, stamp_to_sec
 from spa3r_ros.data.rosbag_io import (
     BagReader,
     CAMERA_INFO_MSGTYPE,
@@ -224,7 +225,7 @@ BagEvent = ImageEvent | PoseEvent | CameraInfoEvent
 def header_stamp(msg: Any, fallback: float) -> float:
     """``msg.header.stamp`` in seconds, or ``fallback`` when it is zero (never set)."""
     stamp = msg.header.stamp
-    seconds = float(stamp.sec) + float(stamp.nanosec) * 1e-9
+    seconds = stamp_to_sec(stamp.sec, stamp.nanosec)
     return seconds if seconds > 0 else fallback
 
 
@@ -277,7 +278,7 @@ def iter_events(
     images = set(topics.images)
     infos = set(topics.camera_info)
     for m in bag.messages(list(topics.all), start_ns=start_ns, stop_ns=stop_ns):
-        bag_time = m.stamp_ns * 1e-9
+        bag_time = ns_to_sec(m.stamp_ns)
         if m.topic in images:
             stamp = header_stamp(m.msg, bag_time)
             try:

@@ -51,6 +51,7 @@ import yaml
 
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.core.image_decode import pillow_errors, scale16to8
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.data.bag_writer import BagWriter
 from spa3r_ros.data.ros_names import topic_name_error
 from spa3r_ros.data.rosbag_io import CAMERA_INFO_MSGTYPE, COMPRESSED_IMAGE_MSGTYPE, IMAGE_MSGTYPE
@@ -523,8 +524,8 @@ def _write_frames(bag: BagWriter, source: Source, options: BagOptions, summary: 
             )  # fmt: skip
             bag.write(options.camera_info_topic, stamp_ns, info)
         if summary.frames == 0:
-            summary.first_stamp_sec = stamp_ns * 1e-9
-        summary.last_stamp_sec = stamp_ns * 1e-9
+            summary.first_stamp_sec = ns_to_sec(stamp_ns)
+        summary.last_stamp_sec = ns_to_sec(stamp_ns)
         summary.frames += 1
         if options.max_frames and summary.frames >= options.max_frames:
             break  # before the next frame is read

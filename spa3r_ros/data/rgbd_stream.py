@@ -47,6 +47,7 @@ import numpy as np
 
 from spa3r_ros.core.errors import DatasetError, ImageDecodeError
 from spa3r_ros.core.image_decode import KIND_DEPTH
+from spa3r_ros.core.stamps import ns_to_sec, stamp_to_sec
 from spa3r_ros.data.bag_stream import header_stamp, odometry_to_pose
 from spa3r_ros.data.rosbag_io import (
     BagReader,
@@ -542,7 +543,7 @@ def _cdr_header_stamp(rawdata: bytes, fallback: float) -> float:
         return fallback
     endian = '<' if rawdata[1] & 1 else '>'
     sec, nanosec = struct.unpack_from(f'{endian}iI', rawdata, 4)
-    seconds = float(sec) + float(nanosec) * 1e-9
+    seconds = stamp_to_sec(sec, nanosec)
     return seconds if seconds > 0 else fallback
 
 
@@ -594,14 +595,14 @@ def read_rgbd_geometry(bag: BagReader, topics: RgbdTopics) -> RgbdGeometry:
     where = f'bag {str(bag.path)!r}'
     counts = bag.topics()
     odometry_count = counts[topics.odometry][1] if topics.odometry else 0
-    geometry = RgbdGeometry(bag.path, topics, bag.start_ns * 1e-9)
+    geometry = RgbdGeometry(bag.path, topics, ns_to_sec(bag.start_ns))
     if topics.odometry:
         # Every pose is kept (a few MB for hours of 100 Hz odometry): questions ask anywhere.
         geometry.odometry = PoseTrack(max_poses=max(2, odometry_count))
     color = set(topics.color)
     # Only the messages used are deserialised; colour frames only give their header stamps.
     for message in bag.messages(list(topics.all), deserialize=False):
-        bag_time = message.stamp_ns * 1e-9
+        bag_time = ns_to_sec(message.stamp_ns)
         if message.topic in color and message.topic != topics.depth:
             stamp = _cdr_header_stamp(message.rawdata, bag_time)
             geometry.color_frames.append(FrameStamp(stamp, bag_time))
@@ -672,7 +673,7 @@ def iter_depth_frames(
     for index, message in enumerate(bag.messages([topic], deserialize=False)):
         if wanted is not None and index not in wanted:
             continue
-        bag_time = message.stamp_ns * 1e-9
+        bag_time = ns_to_sec(message.stamp_ns)
         msg = _deserialize(bag, message)
         stamp = header_stamp(msg, bag_time)
         try:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.data.token_geometry import (
     depth_at_model_resolution,
     MERGE,
@@ -235,7 +236,7 @@ def read_frames(bag: Path, indices: Sequence[int]) -> dict[int, ProbeFrame]:
         colour: dict[int, np.ndarray] = {}
         stamps = {index: frame.stamp for index, frame in wanted.items()}
         for message in reader.messages([topics.color[0]]):
-            stamp = header_stamp(message.msg, message.stamp_ns * 1e-9)
+            stamp = header_stamp(message.msg, ns_to_sec(message.stamp_ns))
             for index, want in stamps.items():
                 if index not in colour and abs(stamp - want) <= FRAME_MATCH_SEC:
                     colour[index] = image_from_bag_message(message.msg, message.msgtype).pixels

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from spa3r_ros.action import SpatialQuery
 from spa3r_ros.core.errors import QueryError
 from spa3r_ros.core.image_decode import decode_compressed, decode_raw, DecodedImage
+from spa3r_ros.core.stamps import NS_PER_SEC, stamp_to_sec
 from spa3r_ros.core.types import (
     MAX_STAMP_SEC,
     QueryFeedback,
@@ -36,7 +37,6 @@ from spa3r_ros.core.types import (
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.scene.odometry import Pose, pose_from_odometry_fields
 
-NS_PER_SEC = 1_000_000_000
 INT32_MAX = 2**31 - 1
 
 
@@ -55,9 +55,7 @@ def time_to_sec(stamp: Time) -> float:
         raise ValueError(f'stamp sec = {sec} is negative (before 1970): not a valid time')
     if not 0 <= nanosec < NS_PER_SEC:
         raise ValueError(f'stamp nanosec = {nanosec} is not in [0, 999999999]')
-    # Integer nanoseconds first, one rounding to float at the end (sec + nanosec * 1e-9 rounds
-    # twice).
-    return (sec * NS_PER_SEC + nanosec) / NS_PER_SEC
+    return stamp_to_sec(sec, nanosec)
 
 
 def sec_to_time(seconds: float) -> Time:

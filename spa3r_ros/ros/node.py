@@ -88,6 +88,7 @@ from spa3r_ros.configs.node import NodeConfig
 from spa3r_ros.core.errors import ConfigError, ImageDecodeError, QueryError, Spa3rError
 from spa3r_ros.core.image_decode import KIND_COLOR
 from spa3r_ros.core.requests import check_request
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.core.types import ResultCode, SceneStatusReport, SpatialAnswer
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros import compat, conversions
@@ -532,7 +533,7 @@ class Spa3rNode(LifecycleNode):
     # ---------------------------------------------------------------- inputs
 
     def _now_sec(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return ns_to_sec(self.get_clock().now().nanoseconds)
 
     def _on_frame(self, msg, topic: str, decode) -> None:
         engine = self._engine

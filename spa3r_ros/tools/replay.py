@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.image_decode import KIND_COLOR
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest
 from spa3r_ros.data.bag_stream import (
     CameraInfoEvent,
@@ -315,7 +316,7 @@ def run_replay(
                     odom_topic=odom_topic,
                     use_odometry=use_odometry,
                 )
-            bag_start = bag.start_ns * 1e-9
+            bag_start = ns_to_sec(bag.start_ns)
             # Anchor the pacer at the bag's start, so a question stamped before it does not
             # shift the schedule of every frame.
             pacer.wait_until(bag_start)

@@ -130,6 +130,7 @@ from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.core.frame_buffer import Frame
 from spa3r_ros.core.image_decode import check_frame_size, FrameTooLargeError, KIND_COLOR
 from spa3r_ros.core.prompts import build_prompt, OPTION_LETTERS
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.data.bag_stream import header_stamp, iter_events, select_topics, StreamTopics
 from spa3r_ros.data.qa.records import GroundTruth, load_qa, QAItem
 from spa3r_ros.data.rgbd_stream import (
@@ -409,7 +410,7 @@ def index_source(source: QaSource, config: VlmDataConfig) -> IndexedSource:
         else:
             poses = _pose_track(bag, topics) if config.use_odometry else None
         msgtypes = {t: bag.topics()[t][0] for t in topics.images}
-        bag_start = bag.start_ns * 1e-9
+        bag_start = ns_to_sec(bag.start_ns)
         pending = sorted(
             ((item.question.ask_time(bag_start), n, item) for n, item in enumerate(items)),
             key=lambda entry: entry[:2],
@@ -442,7 +443,7 @@ def index_source(source: QaSource, config: VlmDataConfig) -> IndexedSource:
             previous = last_record.get(message.topic)
             rank = previous[1] + 1 if previous and previous[0] == message.stamp_ns else 0
             last_record[message.topic] = (message.stamp_ns, rank)
-            record_time = message.stamp_ns * 1e-9
+            record_time = ns_to_sec(message.stamp_ns)
             # spa3r replay asks a question before the first message recorded after its time.
             while pending and pending[0][0] < record_time:
                 ask_time, _, item = pending.pop(0)

@@ -221,7 +221,7 @@ def test_surface_depth_centre_is_the_window_median(tmp_path: Path) -> None:
     assert [line['gt_value'] for line in lines] == [1.0, 1.5, 2.0, 2.5]
     assert all('centre of the newest frame' in line['question'] for line in lines)
     # Asked when the frame (colour and depth, same recording time) is the newest one.
-    assert [line['stamp'] for line in lines] == [ns(0.5 + k) * 1e-9 for k in range(4)]
+    assert [line['stamp'] for line in lines] == [ns(0.5 + k) / 10**9 for k in range(4)]
     assert {(line['task'], line['level'], line['source'], line['gt_unit']) for line in lines} == {
         ('free_form', 0, 'depth+pose', 'm')
     }
@@ -257,7 +257,7 @@ def test_surface_depth_skips_missing_depth_and_edges(tmp_path: Path, defect) -> 
     defect(bad)
     spec = BagSpec(depth=[(0.5, good), (1.5, bad), (2.5, good)], odom=still_odometry(3))
     lines = of_family(questions(write_bag(tmp_path / 'bag', spec), rules=NO_MARKS), SURFACE_DEPTH)
-    assert [line['stamp'] for line in lines] == [ns(0.5) * 1e-9, ns(2.5) * 1e-9]
+    assert [line['stamp'] for line in lines] == [ns(0.5) / 10**9, ns(2.5) / 10**9]
     assert [line['gt_value'] for line in lines] == [1.0, 1.0]
 
 
@@ -353,7 +353,7 @@ def test_camera_displacement_and_rotation_match_hand_computed_motion(tmp_path: P
         a, b = times_of(line)
         expected = float(np.linalg.norm(camera_position(b) - camera_position(a)))
         assert line['gt_value'] == pytest.approx(expected, abs=1e-3)
-        assert line['stamp'] == ns(b) * 1e-9  # asked at the later time
+        assert line['stamp'] == ns(b) / 10**9  # asked at the later time
         assert (line['task'], line['level'], line['gt_unit']) == ('free_form', 0, 'm')
     assert {times_of(line) for line in turns} == {
         (a, b) for i, a in enumerate(FRAME_TIMES) for b in FRAME_TIMES[i + 1 :] if b - a >= 0.5

@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 from std_srvs.srv import Trigger
 
 from spa3r_ros.core.prompts import CAMERA_QUADRANTS, NUMERIC_UNITS
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.core.types import REQUIRED_OBJECTS, ResultCode, SpatialQueryRequest, Task
 from spa3r_ros.ros.node import ACTIVE_MESSAGE
 from spa3r_ros.ros.query_client import SpatialQueryClient
@@ -130,7 +131,7 @@ def test_every_family_answers_typed_and_two_clients_at_once(
     assert client.wait_for_server(30)
     bag = write_demo_bag(tmp_path / 'bag', storage='mcap', num_frames=8)
     with BagReader(bag) as reader:
-        last_stamp = (reader.end_ns - 1) * 1e-9
+        last_stamp = ns_to_sec(reader.end_ns - 1)
     play = [
         '-m', 'spa3r_ros.cli.main', 'play', str(bag), '--rate', '4', '--no-progress',
         '--wait-for-subscribers', '30', '--topics', '/camera/image_raw', '/odom',

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from spa3r_ros.core.errors import DatasetError
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.data.bag_writer import BagWriter
 from spa3r_ros.data.rosbag_io import CAMERA_INFO_MSGTYPE, IMAGE_MSGTYPE, ODOMETRY_MSGTYPE
 from spa3r_ros.data.world.layout import Layout, sample_layout
@@ -256,7 +257,7 @@ def _record(
             bag.write(TOPICS['camera_info'], stamp_ns, info)
             bag.write(TOPICS['odom'], stamp_ns, _odometry(bag, stamp_ns, world.path, i))
             pose = Pose(tuple(float(v) for v in position), rotation_to_quaternion(rotation))
-            frames.append(FrameSpec(stamp_ns * 1e-9, pose, view.visible_counts()))
+            frames.append(FrameSpec(ns_to_sec(stamp_ns), pose, view.visible_counts()))
             if frame_progress is not None:
                 frame_progress()
     return scene_spec(world, camera, frames, options)
