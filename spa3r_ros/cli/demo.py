@@ -56,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         'questions, typed answers. Runs in a private network namespace (loopback only).',
     )
     parser.add_argument(
-        '--frames', type=int_range(1, 10000), default=30, help='frames in the generated bag'
+        '--frames',
+        type=int_range(2, 10000),
+        default=30,
+        help='frames of the generated demo scene (at 10 Hz)',
     )
     parser.add_argument('--storage', choices=STORAGES, default='mcap')
     parser.add_argument('--keep', type=Path, help='keep the bag and logs in this folder')

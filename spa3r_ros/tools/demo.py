@@ -16,10 +16,13 @@
 """The main job, end to end: a recorded bag -> spa3r_node -> a planner's questions -> answers.
 
 The command is ``spa3r demo`` (:mod:`spa3r_ros.cli.demo`, which makes sure it runs in a private
-network namespace; ``scripts/run_demo.sh`` does set-up first). :func:`run_demo` writes a small
-synthetic bag (a camera moving past coloured boxes), starts spa3r_node as its own process, replays
-the bag into it, asks a few questions through the SpatialQuery action as a planner would, and
-prints what happened. It uses the best model preset this machine can run and says which:
+network namespace; ``scripts/run_demo.sh`` does set-up first). :func:`run_demo` generates one
+``spa3r world`` scene from a held-out seed (:data:`DEMO_SCENE_SEED`, never a training seed) and
+its questions with exact answers (``spa3r qa``), starts spa3r_node as its own process, replays the
+scene's bag into it and, when the bag reaches each question's time, asks it through the
+SpatialQuery action as a planner would. Each answer is printed beside the ground truth with its
+score (strict and lenient, as ``spa3r eval`` scores), then the mean; a malformed goal at the end
+shows the refusal. It uses the best model preset this machine can run and says which:
 ``official`` when its weights are in the local Hugging Face cache and a GPU is there, else
 ``tiny-random``, whose random weights make every answer meaningless (the run shows the pipeline,
 not the model's skill).
@@ -27,14 +30,14 @@ not the model's skill).
 rclpy is imported inside :func:`run_demo` only, so this module imports on machines without ROS.
 """
 
-from dataclasses import replace
+import json
 import os
 from pathlib import Path
 import time
 
+from spa3r_ros.core.prompts import build_prompt
+from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Task
-from spa3r_ros.data.demo_scene import write_demo_bag
-from spa3r_ros.data.rosbag_io import BagReader
 from spa3r_ros.ros.processes import (
     in_private_network,
     localhost_discovery_env,
@@ -43,15 +46,12 @@ from spa3r_ros.ros.processes import (
     ros_child_env,
 )
 
-QUESTIONS = [
-    SpatialQueryRequest(task=Task.OBJECT_COUNT, objects=('box',)),
-    SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('red box', 'blue box')),
-    SpatialQueryRequest(
-        task=Task.REL_DISTANCE, objects=('camera',), options=('red box', 'green box', 'blue box')
-    ),
-    SpatialQueryRequest(question='What is in front of the robot?'),
-    SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('sofa',)),  # malformed on purpose
-]
+# The demo scene's seed. Seeds from 1,000,000 up are held out: training recipes use lower ones.
+DEMO_SCENE_SEED = 1_000_000
+# Questions per family (one each keeps the run short; every family the scene allows is asked).
+DEMO_QUESTIONS_PER_FAMILY = 1
+# Asked last: malformed on purpose (ABS_DISTANCE needs two objects), so INVALID_GOAL is right.
+MALFORMED = SpatialQueryRequest(task=Task.ABS_DISTANCE, objects=('sofa',))
 
 
 def best_preset() -> str:
@@ -92,6 +92,10 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
     import rclpy
     from rclpy.context import Context
 
+    from spa3r_ros.data.qa.generate import generate_qa
+    from spa3r_ros.data.qa.records import parse_qa_line, write_qa
+    from spa3r_ros.data.world.generate import BAG_DIR, TOPICS, WorldOptions, write_world_scene
+    from spa3r_ros.evaluation.evaluate import score_answer
     from spa3r_ros.ros.bag_player import play_bag
     from spa3r_ros.ros.node import ACTIVE_MESSAGE
     from spa3r_ros.ros.query_client import SpatialQueryClient
@@ -103,19 +107,37 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
     if preset == 'tiny-random':
         print(
             'Note: tiny-random has random weights, so its answers mean nothing; the run shows '
-            'the pipeline (frames -> scene -> typed answers), not spatial skill. No trained '
-            "preset's weights are on this machine."
+            'the pipeline (frames -> scene -> typed answers, scored against the truth), not '
+            "spatial skill. No trained preset's weights are on this machine."
         )
 
-    bag = write_demo_bag(workdir / 'demo_bag', storage=storage, num_frames=frames)
-    print(f'bag: {bag} ({frames} frames, {storage})')
+    scene = workdir / 'scene'
+    options = WorldOptions(width=160, height=120, frames=frames, rate_hz=10.0, storage=storage)
+    spec = write_world_scene(scene, DEMO_SCENE_SEED, options)
+    lines = generate_qa(scene, per_family=DEMO_QUESTIONS_PER_FAMILY, seed=0)
+    write_qa(lines, scene / 'qa.jsonl')
+    items = sorted(
+        (
+            parse_qa_line(json.dumps(line), n, str(scene / 'qa.jsonl'))
+            for n, line in enumerate(lines, 1)
+        ),
+        key=lambda item: item.question.stamp,
+    )
+    labels = sorted({o.label for o in spec.objects})
+    print(
+        f'scene: {scene} (spa3r world, held-out seed {DEMO_SCENE_SEED}: {len(spec.objects)} '
+        f'objects of {len(labels)} categories, {frames} frames, {storage})'
+    )
+    print(f'questions: {len(items)} with exact answers ({scene / "qa.jsonl"})')
 
+    camera_topic, odom_topic = TOPICS['rgb'], TOPICS['odom']
     with domain_coordinator.domain_id() as domain:
         env = ros_child_env(domain)
         node_args = [
             '-m', 'spa3r_ros.ros.node', '--ros-args',
             '-p', 'autostart:=true', '-p', f'model.preset:={preset!r}',
-            '-p', 'inputs.image_topics:=[/camera/image_raw]', '-p', 'inputs.odom_topic:=/odom',
+            '-p', f'inputs.image_topics:=[{camera_topic}]',
+            '-p', f'inputs.odom_topic:={odom_topic}',
             '-p', 'status.rate_hz:=2.0',
         ]  # fmt: skip
         with ManagedProcess(node_args, workdir / 'node.log', env) as node:
@@ -128,41 +150,37 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
             rclpy.init(context=context, domain_id=domain)
             try:
                 player = rclpy.create_node('spa3r_demo_player', context=context)
-                start = time.monotonic()
-                sent = play_bag(player, str(bag), topics=['/camera/image_raw', '/odom'], rate=2.0)
-                took = time.monotonic() - start
-                print(f'replayed {sent} messages (frames and odometry) at 2x in {took:.1f} s')
-                player.destroy_node()
                 client = SpatialQueryClient(context)
                 try:
                     if not client.wait_for_server(30):
                         print('no action server')
                         return 1
-                    failures = 0
-                    # The first question waits for a scene that holds the bag's last frame
-                    # (min_stamp); the others use whatever scene is current, as planners do.
-                    with BagReader(bag) as reader:
-                        last_stamp = (reader.end_ns - 1) * 1e-9
-                    questions = [replace(QUESTIONS[0], min_stamp=last_stamp), *QUESTIONS[1:]]
-                    for request in questions:
-                        outcome = client.ask(request, timeout=120)
-                        result = outcome.result
-                        code = ResultCode(result.code).name
-                        label = request.question or f'{request.task.name} {list(request.objects)}'
-                        print(f'- {label}\n    -> {code}: {result.answer or result.message}')
-                        if result.code == ResultCode.OK:
-                            print(
-                                f'       value={result.value} {result.unit} '
-                                f'choice={result.choice!r} scene v{result.scene_version} '
-                                f'({result.num_frames} keyframes)'
-                            )
-                        # The last question is malformed on purpose: INVALID_GOAL is right.
-                        expected = (
-                            ResultCode.INVALID_GOAL if request is questions[-1] else ResultCode.OK
-                        )
-                        failures += result.code != expected
+                    asked = _Asker(client, items, score_answer)
+                    start = time.monotonic()
+                    # Each question is asked when the bag reaches its time (its frame has just
+                    # been published; min_stamp makes the node answer from a scene that holds
+                    # it), so "me" in the camera questions is the robot at that moment.
+                    sent = play_bag(
+                        player,
+                        str(scene / BAG_DIR),
+                        topics=[camera_topic, odom_topic],
+                        rate=2.0,
+                        on_message=asked.on_message,
+                    )
+                    asked.ask_remaining()
+                    took = time.monotonic() - start
+                    print(f'replayed {sent} messages (frames and odometry) at 2x in {took:.1f} s')
+                    asked.summary()
+                    outcome = client.ask(MALFORMED, timeout=120)
+                    code = ResultCode(outcome.result.code)
+                    print(
+                        f'- a malformed goal ({MALFORMED.task.name} with one object): {code.name}'
+                    )
+                    print(f'    {outcome.result.message}')
+                    failures = asked.failures + (code != ResultCode.INVALID_GOAL)
                 finally:
                     client.close()
+                    player.destroy_node()
             finally:
                 context.try_shutdown()
             rc = node.stop()
@@ -171,3 +189,74 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
     print(f'node exited with {rc}; it logged {len(received)} finished goals')
     print(f'files kept in {workdir}')
     return 0 if rc == 0 and failures == 0 else 1
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """An answer as printable ASCII (random weights produce any bytes), cut at ``limit``."""
+    shown = ascii(text[:limit])
+    return shown if len(text) <= limit else f'{shown}...'
+
+
+class _Asker:
+    """Asks each question when the bag reaches its time and prints it beside its truth."""
+
+    def __init__(self, client, items, score) -> None:
+        self.client = client
+        self.pending = list(items)
+        self.score = score
+        self.scores: list[tuple[float, float]] = []
+        self.failures = 0
+
+    def on_message(self, message) -> None:
+        time_sec = ns_to_sec(message.stamp_ns)
+        while self.pending and self.pending[0].question.stamp <= time_sec + 1e-6:
+            self._ask(self.pending.pop(0))
+
+    def ask_remaining(self) -> None:
+        while self.pending:
+            self._ask(self.pending.pop(0))
+
+    def _ask(self, item) -> None:
+        request = item.question.request
+        goal = SpatialQueryRequest(
+            task=request.task,
+            question=request.question,
+            objects=request.objects,
+            options=request.options,
+            min_stamp=item.question.stamp,
+            max_new_tokens=request.max_new_tokens,
+        )
+        result = self.client.ask(goal, timeout=120).result
+        truth = item.truth
+        prompt = build_prompt(goal)
+        if truth.family.numeric:
+            expected = f'{truth.value:.4g} {truth.unit}'.rstrip()
+        else:
+            expected = (
+                f'{"ABCDEFGHIJ"[truth.choice_index]}. {prompt.option_texts[truth.choice_index]}'
+            )
+        print(f'- [{truth.family.name}] {prompt.question}')
+        if result.code != ResultCode.OK:
+            self.failures += 1
+            print(f'    -> {ResultCode(result.code).name}: {result.message}')
+            self.scores.append((0.0, 0.0))
+            return
+        scored = self.score(item, result.answer)
+        strict, lenient = scored['strict']['score'], scored['lenient']['score']
+        self.scores.append((strict, lenient))
+        print(
+            f'    answer {_shown(result.answer)} | truth {expected} | score strict {strict:.2f}, '
+            f'lenient {lenient:.2f} (scene v{result.scene_version}, {result.num_frames} frames)'
+        )
+
+    def summary(self) -> None:
+        if not self.scores:
+            print('no question was asked')
+            return
+        strict = sum(s for s, _ in self.scores) / len(self.scores)
+        lenient = sum(s for _, s in self.scores) / len(self.scores)
+        print(
+            f'mean score over {len(self.scores)} questions: strict {100 * strict:.1f}, '
+            f'lenient {100 * lenient:.1f} (MRA for numbers, accuracy for choices; spa3r eval '
+            'gives the per-family table and the baselines)'
+        )

@@ -124,7 +124,9 @@ def test_run_demo_itself_refuses_outside_a_private_namespace(monkeypatch, tmp_pa
 
     monkeypatch.setattr(demo_tool, 'in_private_network', lambda: False)
     monkeypatch.setattr(demo_tool, 'network_interfaces', lambda: ['eth0', 'lo'])
-    monkeypatch.setattr(demo_tool, 'write_demo_bag', _fail_if_demo_runs)
+    import spa3r_ros.data.world.generate as world_generate
+
+    monkeypatch.setattr(world_generate, 'write_world_scene', _fail_if_demo_runs)
     with pytest.raises(
         RuntimeError, match=r'private network namespace .*\(this one has eth0, lo\)'
     ):
