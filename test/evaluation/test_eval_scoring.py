@@ -13,6 +13,8 @@
 # limitations under the License.
 """Scoring and aggregation of ``spa3r eval``, checked by hand on made-up answers."""
 
+import json
+
 import pytest
 import spa3r_test_eval_helpers as helpers
 
@@ -123,3 +125,22 @@ def test_aggregation_without_vsi_families_and_bad_rows():
         summarize([('no_such_family', 1.0)])
     with pytest.raises(ValueError, match=r'\[0, 1\]'):
         summarize([('object_counting', 1.5)])
+
+
+def test_fractional_degrees_score_leniently_for_camera_rotation():
+    # A rotation of 76.6 degrees is a number, not a count: the lenient parse must take it.
+    from spa3r_ros.data.qa.records import parse_qa_line, qa_line
+    from spa3r_ros.evaluation.evaluate import score_answer
+
+    line = qa_line(
+        family='camera_rotation',
+        source='depth+pose',
+        stamp=1.0,
+        question='By how many degrees did the camera turn between t = 0 s and t = 1 s?',
+        gt_value=76.6,
+    )
+    item = parse_qa_line(json.dumps(line), 1)
+    for text in ('76.6', 'about 76.6 degrees', '76.6°'):
+        scored = score_answer(item, text)
+        assert scored['lenient']['score'] == 1.0, (text, scored)
+    assert score_answer(item, '76.6')['strict']['score'] == 1.0

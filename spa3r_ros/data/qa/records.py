@@ -122,7 +122,9 @@ FAMILIES: dict[str, Family] = {
         # From depth and poses alone (any RGB-D bag with odometry): asked as free text.
         _family('surface_depth', Task.FREE_FORM, 0, 'm', parse_as=Task.ABS_DISTANCE),
         _family('camera_displacement', Task.FREE_FORM, 0, 'm', parse_as=Task.ABS_DISTANCE),
-        _family('camera_rotation', Task.FREE_FORM, 0, 'deg', parse_as=Task.OBJECT_COUNT),
+        # Degrees parse as a plain number. Not as a count: a count's lenient parse refuses
+        # fractions, and 76.6 degrees is a fine answer.
+        _family('camera_rotation', Task.FREE_FORM, 0, 'deg', parse_as=Task.OBJECT_SIZE),
     )
 }
 
