@@ -374,7 +374,8 @@ def _pick_categories(rng: np.random.Generator, count: int) -> list[Category]:
     )
     extra = count - distinct
     while extra > 0 and repeated:
-        index = repeated[extra % len(repeated)]
+        # Drawn, not dealt in turn: counts of 2, 3 and 4 all occur (counting's answers vary).
+        index = repeated[int(rng.integers(len(repeated)))]
         if picked.count(index) < CATALOGUE[index].max_count:
             picked.append(index)
             extra -= 1
