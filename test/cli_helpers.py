@@ -17,7 +17,9 @@
 Imported by the tests as ``spa3r_test_cli`` (registered in ``test/conftest.py``).
 """
 
+import os
 from pathlib import Path
+import socket
 import subprocess
 import sys
 
@@ -40,4 +42,30 @@ def run_spa3r(*args: object, timeout: float = 120) -> subprocess.CompletedProces
         text=True,
         timeout=timeout,
         check=False,
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a torchrun rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def run_torchrun(
+    script: Path, *args: object, nproc: int = 2, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    """Run ``script ARGS`` on ``nproc`` CPU ranks under torchrun, rendezvous on 127.0.0.1.
+
+    One thread per rank (the machine's cores are shared between them); the source tree under test
+    is on ``PYTHONPATH``. Returns the finished launcher process (output captured as text).
+    """
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
+    command = [
+        sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', str(nproc),
+        '--master-addr', '127.0.0.1', '--master-port', str(free_port()),
+        str(script), *map(str, args),
+    ]  # fmt: skip
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

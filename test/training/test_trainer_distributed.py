@@ -15,16 +15,12 @@
 """2-rank torchrun runs on CPU (gloo, 127.0.0.1; DDP and FSDP) equal a 1-process run."""
 
 import importlib.util
-import os
 from pathlib import Path
-import socket
-import subprocess
-import sys
 
 import pytest
+from spa3r_test_cli import run_torchrun
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name('trainer_worker.py')
 
 
@@ -35,32 +31,10 @@ def _load_worker():
     return module
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize('strategy', ['ddp', 'fsdp'])
 def test_two_rank_run_equals_one_process(tmp_path, strategy):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS='1')
-    command = [
-        sys.executable,
-        '-m',
-        'torch.distributed.run',
-        '--nproc-per-node',
-        '2',
-        '--master-addr',
-        '127.0.0.1',
-        '--master-port',
-        str(_free_port()),
-        str(WORKER),
-        str(tmp_path / 'ddp'),
-    ]
     (tmp_path / 'ddp').mkdir()
-    result = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240
-    )
+    result = run_torchrun(WORKER, tmp_path / 'ddp', strategy)
     assert result.returncode == 0, result.stderr[-3000:]
     ddp = torch.load(tmp_path / 'ddp' / 'result.pt', weights_only=False)
     single = _load_worker().run(tmp_path / 'single', rank=0, world_size=1)

@@ -21,14 +21,11 @@ and the ground-truth answer + end-of-turn become the labelled assistant tokens.
 """
 
 import importlib.util
-import os
 from pathlib import Path
-import socket
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import load_file
+from spa3r_test_cli import run_torchrun
 import torch
 
 from spa3r_ros.configs.train import load_train_config, train_config_to_yaml, VlmTrainConfig
@@ -378,38 +375,13 @@ def test_shipped_vlm_yaml_holds_exactly_the_defaults():
     assert '\n'.join(body) + '\n' == train_config_to_yaml(VlmTrainConfig())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize('strategy', ['ddp', 'fsdp'])
 def test_two_rank_torchrun_train_vlm_equals_one_process(samples, tmp_path, strategy):
-    repo = Path(__file__).resolve().parents[2]
     worker_path = Path(__file__).with_name('vlm_worker.py')
     samples_path = tmp_path / 'samples.pt'
     torch.save(samples[:4], samples_path)
     (tmp_path / 'ddp').mkdir()
-    env = dict(os.environ, PYTHONPATH=str(repo), OMP_NUM_THREADS='1')
-    command = [
-        sys.executable,
-        '-m',
-        'torch.distributed.run',
-        '--nproc-per-node',
-        '2',
-        '--master-addr',
-        '127.0.0.1',
-        '--master-port',
-        str(_free_port()),
-        str(worker_path),
-        str(samples_path),
-        str(tmp_path / 'ddp'),
-        strategy,
-    ]
-    result = subprocess.run(
-        command, cwd=repo, env=env, capture_output=True, text=True, timeout=240
-    )
+    result = run_torchrun(worker_path, samples_path, tmp_path / 'ddp', strategy)
     assert result.returncode == 0, result.stderr[-3000:]
     ddp = torch.load(tmp_path / 'ddp' / 'result.pt', weights_only=False)
     spec = importlib.util.spec_from_file_location('spa3r_test_vlm_worker', worker_path)

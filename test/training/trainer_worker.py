@@ -63,8 +63,11 @@ def run(out: Path, rank: int, world_size: int, info=None, strategy: str = 'ddp')
     trainer = Trainer(task, config, out, data, heldout_data=heldout, dist_info=info, export=False)
     # export=False: the export path is covered by test_trainer.py and test_trainer_cli.py.
     summary = trainer.fit()
+    # What a checkpoint stores: under FSDP the shards gathered into full tensors (a collective:
+    # every rank calls it), under DDP the replica's weights.
+    weights, _ = trainer._model_and_optim_state()
     return {
-        'weights': task.trainable_state_dict(),
+        'weights': weights,
         'heldout_before': summary.heldout_before,
         'heldout_after': summary.heldout_after,
         'last_losses': summary.last_losses,
