@@ -58,9 +58,12 @@ def checkpoint_name(step: int) -> str:
 
 def capture_rng_state() -> dict[str, Any]:
     """Every random state a training step reads: Python, NumPy, torch CPU and CUDA."""
+    # Only tensors, numbers, strings and tuples, so checkpoints load with weights_only=True
+    # (no pickle code runs on reading): NumPy's key array travels as a tensor.
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
         'python': random.getstate(),
-        'numpy': np.random.get_state(),
+        'numpy': (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
         'torch': torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -71,7 +74,8 @@ def capture_rng_state() -> dict[str, Any]:
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state` (CUDA states only when CUDA is there)."""
     random.setstate(state['python'])
-    np.random.set_state(state['numpy'])
+    kind, keys, pos, has_gauss, gauss = state['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
@@ -159,9 +163,8 @@ def load_checkpoint(folder: str | os.PathLike, map_location: str = 'cpu') -> dic
         ValueError: if the file is not a checkpoint of this format (the message names it).
     """
     path = Path(folder) / STATE_FILE
-    # Our own file holding NumPy/Python RNG states, which weights_only loading rejects.
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises RuntimeError/EOFError/pickle errors for damage
         raise ValueError(f'{path} is not a readable checkpoint: {err}') from err
     if not isinstance(state, dict) or state.get('format_version') != FORMAT_VERSION:

@@ -36,7 +36,7 @@ def test_two_rank_run_equals_one_process(tmp_path, strategy):
     (tmp_path / 'ddp').mkdir()
     result = run_torchrun(WORKER, tmp_path / 'ddp', strategy)
     assert result.returncode == 0, result.stderr[-3000:]
-    ddp = torch.load(tmp_path / 'ddp' / 'result.pt', weights_only=False)
+    ddp = torch.load(tmp_path / 'ddp' / 'result.pt', weights_only=True)
     single = _load_worker().run(tmp_path / 'single', rank=0, world_size=1)
     assert ddp['weights'].keys() == single['weights'].keys()
     moved = 0

@@ -81,6 +81,7 @@ def config_for(world_size: int, strategy: str = 'ddp') -> VlmTrainConfig:
 
 def run(samples_path: Path, out: Path, world_size: int, strategy: str = 'ddp') -> dict:
     """``train_vlm`` over the saved samples; the result (complete on rank 0)."""
+    # Written by the calling test moments ago (sample dataclasses, not only tensors).
     samples = torch.load(samples_path, weights_only=False)
 
     def make_data(sources, config, models, rank, world, heldout=False):
