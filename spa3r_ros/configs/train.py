@@ -228,6 +228,11 @@ class VlmConfig:
         gasp_weight: weight of the GASP correspondence loss (0: off).
         no_geometry: train with the Spa3R branch off (the no-geometry ablation; the injector
             then gets no gradient and stays as it was).
+        train_vision: train Qwen's vision tower too (merger included). The reference keeps it
+            frozen (pre-trained); a model trained from scratch needs it to learn to see.
+        train_geometry_encoder: train the Spa3R encoder too (input projection, latent queries,
+            encoder blocks); its VGGT stays frozen. For a from-scratch model whose Spa3R was
+            pre-trained by PSFM on little data; ignored with ``no_geometry``.
     """
 
     trainable: str = param('full', description='Trainable set', choices=TRAINABLE_SETS)
@@ -239,6 +244,10 @@ class VlmConfig:
     )
     gasp_weight: float = param(0.0, description='GASP loss weight (0: off)', bounds=(0.0, None))
     no_geometry: bool = param(False, description='Train without the Spa3R branch (ablation)')
+    train_vision: bool = param(False, description='Train the vision tower too (from scratch)')
+    train_geometry_encoder: bool = param(
+        False, description='Train the Spa3R encoder too (VGGT stays frozen)'
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -38,6 +38,13 @@ class VlmDataConfig:
             node sees; see the collate's padding rule for more).
         num_workers: data-loader worker processes per rank (0: load in the training process).
         seed: seed of the per-epoch shuffle.
+        family_balance: how far an epoch evens out question families. 0: every question once
+            per epoch, shuffled (families as frequent as in the data). b > 0: an epoch is as
+            many draws, with replacement, each question drawn with probability proportional to
+            ``n_f ** -b`` (``n_f``: questions of its family), so families weigh ``n_f ** (1 - b)``:
+            1 makes all families equally frequent, 0.5 weighs them by the square root of their
+            size. Synthetic scenes give one room-size question per scene but ten camera-distance
+            ones, while the evaluation averages over families.
         cache_dir: folder of the frozen-branch cache (vision tokens and Spa3R latents); '' = none.
         use_odometry: give the keyframe policy the bag's odometry (as the node does when the bag
             has it).
@@ -59,6 +66,11 @@ class VlmDataConfig:
     batch_size: int = param(1, description='Samples per micro-batch per rank', bounds=(1, 1024))
     num_workers: int = param(0, description='Data-loader workers per rank', bounds=(0, 64))
     seed: int = param(0, description='Seed of the per-epoch shuffle', bounds=(0, 2**31 - 1))
+    family_balance: float = param(
+        0.0,
+        description='Evening-out of question families per epoch (0: none, 1: equal)',
+        bounds=(0.0, 1.0),
+    )
     cache_dir: str = param('', description="Frozen-branch feature cache folder ('' = none)")
     use_odometry: bool = param(True, description='Give the keyframe policy the odometry')
     geometry_mode: str = param(

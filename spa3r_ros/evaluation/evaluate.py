@@ -422,21 +422,23 @@ def model_info(
 ) -> dict[str, Any]:
     """The report's ``model`` section.
 
-    ``random_weights`` is True for a preset of kind ``tiny_random`` (answers mean nothing, the
-    scores are chance-level by construction); a checkpoint folder is reported as kind
+    ``random_weights`` is True for a preset of kind ``tiny_random`` or ``random`` (answers mean
+    nothing, the scores are chance-level by construction); a checkpoint folder is reported as kind
     ``checkpoint`` with the model id stored in it.
     """
     kind = 'checkpoint'
+    random_weights = False
     if checkpoint is None:
-        from spa3r_ros.models.bundle import load_registry
+        from spa3r_ros.models.bundle import load_registry, RANDOM_KINDS
 
         kind = load_registry()[preset]['kind']
+        random_weights = kind in RANDOM_KINDS
     return {
         'preset': preset if checkpoint is None else None,
         'checkpoint': str(checkpoint) if checkpoint is not None else None,
         'model_id': models.model_id,
         'kind': kind,
-        'random_weights': kind == 'tiny_random',
+        'random_weights': random_weights,
         'parameters': int(models.parameter_count()),
         'geometry': bool(use_geometry),
         'device': str(models.device),

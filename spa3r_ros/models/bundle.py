@@ -51,7 +51,11 @@ logger = logging.getLogger(__name__)
 REGISTRY_ENV = 'SPA3R_MODEL_REGISTRY'
 BUNDLE_FILE = 'scene_models.json'
 BUNDLE_SCHEMA_VERSION = 1
-PRESET_KINDS = ('tiny_random', 'spa3_vlm')
+PRESET_KINDS = ('tiny_random', 'random', 'trained', 'spa3_vlm')
+#: Kinds whose weights are drawn at random (their answers mean nothing).
+RANDOM_KINDS = ('tiny_random', 'random')
+#: Architectures a ``random`` preset can draw (``tiny_random`` is ``tiny``).
+ARCHITECTURES = ('tiny', 'small')
 
 
 @dataclass
@@ -137,6 +141,19 @@ def registry_candidates() -> list[Path]:
     return candidates
 
 
+def _registry_path() -> Path:
+    """The first of :func:`registry_candidates` that exists.
+
+    Raises:
+        ConfigError: if none does.
+    """
+    found = [p for p in registry_candidates() if p.is_file()]
+    if not found:
+        where = ', '.join(str(p) for p in registry_candidates())
+        raise ConfigError(f'no model registry found (looked in {where})')
+    return found[0]
+
+
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict]:
     """Read the preset registry.
 
@@ -149,13 +166,7 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, dict]:
     Raises:
         ConfigError: if no registry is found, or it is malformed.
     """
-    if path is None:
-        found = [p for p in registry_candidates() if p.is_file()]
-        if not found:
-            where = ', '.join(str(p) for p in registry_candidates())
-            raise ConfigError(f'no model registry found (looked in {where})')
-        path = found[0]
-    path = Path(path)
+    path = Path(path) if path is not None else _registry_path()
     try:
         doc = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -192,34 +203,62 @@ def build_tiny_random(seed: int = 0, device: str | torch.device = 'cpu') -> Scen
     Returns:
         The bundle (model_id ``'tiny-random'``).
     """
+    return build_random('tiny', seed, device)
+
+
+def build_random(
+    architecture: str, seed: int = 0, device: str | torch.device = 'cpu', model_id: str = ''
+) -> SceneModels:
+    """A bundle of seeded random weights of one of :data:`ARCHITECTURES`.
+
+    * ``tiny`` (about 0.2 M parameters): for tests and demos; its adaptor's last layer is drawn
+      at random (not the reference's zero init) so that geometry visibly changes the answers.
+    * ``small`` (about 1.4 M, :mod:`spa3r_ros.models.vlm.small`): the starting point of
+      ``scripts/train_synthetic.sh``; reference initialisation (the adaptor's last layer zero).
+
+    Args:
+        architecture: ``'tiny'`` or ``'small'``.
+        seed: the weights' seed (drawn on the CPU, so every machine gets the same weights).
+        device: where the models run.
+        model_id: the bundle's id (default ``'<architecture>-random'``).
+
+    Raises:
+        ConfigError: for an unknown architecture.
+    """
     from transformers import Qwen2_5_VLConfig
 
     from spa3r_ros.models.spa3r.model import Spa3R
+    from spa3r_ros.models.vlm import small, tiny
     from spa3r_ros.models.vlm.model import Spa3VLM
-    from spa3r_ros.models.vlm.tiny import (
-        build_tiny_qwen_tokenizer,
-        randomize_adaptor,
-        special_token_ids,
-        TINY_GEOMETRY_WIDTH,
-        tiny_qwen_config_dict,
-        tiny_spa3r_config,
-    )
 
-    tokenizer = build_tiny_qwen_tokenizer()
-    qwen_config = Qwen2_5_VLConfig(
-        **tiny_qwen_config_dict(special_token_ids(tokenizer), len(tokenizer))
-    )
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(f'unknown architecture {architecture!r}; one of {ARCHITECTURES}')
+    tokenizer = tiny.build_tiny_qwen_tokenizer()
+    special = tiny.special_token_ids(tokenizer)
+    if architecture == 'tiny':
+        config_dict = tiny.tiny_qwen_config_dict(special, len(tokenizer))
+        spa3r_config = tiny.tiny_spa3r_config()
+        pixels = PixelBudgetConfig(
+            geometry_width=tiny.TINY_GEOMETRY_WIDTH, min_pixels=3136, max_pixels=6272
+        )
+    else:
+        config_dict = small.small_qwen_config_dict(special, len(tokenizer))
+        spa3r_config = small.small_spa3r_config()
+        pixels = PixelBudgetConfig(
+            geometry_width=small.SMALL_GEOMETRY_WIDTH,
+            min_pixels=small.SMALL_MIN_PIXELS,
+            max_pixels=small.SMALL_MAX_PIXELS,
+        )
+    qwen_config = Qwen2_5_VLConfig(**config_dict)
     devices = [torch.device(device)] if torch.device(device).type == 'cuda' else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        encoder = Spa3R(tiny_spa3r_config())
+        encoder = Spa3R(spa3r_config)
         vlm = Spa3VLM(qwen_config, geometry_encoder=encoder)
-        randomize_adaptor(vlm)
-    pixels = PixelBudgetConfig(
-        geometry_width=TINY_GEOMETRY_WIDTH, min_pixels=3136, max_pixels=6272
-    )
+        if architecture == 'tiny':
+            tiny.randomize_adaptor(vlm)
     return SceneModels(
-        model_id='tiny-random',
+        model_id=model_id or f'{architecture}-random',
         vlm=vlm.to(device).eval(),
         tokenizer=tokenizer,
         image_processor=_image_processor(pixels),
@@ -368,6 +407,26 @@ def _load_spa3_vlm_preset(
     )
 
 
+def trained_preset_folder(name: str, entry: dict, registry: Path | None = None) -> Path:
+    """The weights folder of a ``trained`` preset: its ``path``, relative to the registry's folder.
+
+    Raises:
+        ConfigError: if the entry names no path.
+        CheckpointError: if the folder holds no bundle (a clone without the committed weights).
+    """
+    relative = entry.get('path')
+    if not relative:
+        raise ConfigError(f'preset {name!r} (kind trained) names no path')
+    base = registry.parent if registry is not None else _registry_path().parent
+    folder = (base / str(relative)).resolve()
+    if not (folder / BUNDLE_FILE).is_file():
+        raise CheckpointError(
+            f'preset {name!r}: {folder / BUNDLE_FILE} is missing (the weights are committed under '
+            'models/; is this a full checkout?)'
+        )
+    return folder
+
+
 def load_preset(
     name: str,
     *,
@@ -400,12 +459,19 @@ def load_preset(
         path = Path(checkpoint_path).expanduser()
         if not path.exists():
             raise CheckpointError(f'model.checkpoint_path {str(path)!r} does not exist')
-        if (path / BUNDLE_FILE).is_file() or entry['kind'] == 'tiny_random':
+        if (path / BUNDLE_FILE).is_file() or entry['kind'] != 'spa3_vlm':
             logger.info('loading %s from %s', name, path)
             return load_scene_models(path, device=target, model_id=f'{name}:{path}')
         return _load_spa3_vlm_preset(f'{name}:{path}', entry, str(path), target)
     if entry['kind'] == 'tiny_random':
         return build_tiny_random(int(entry.get('seed', 0)), target)
+    if entry['kind'] == 'random':
+        return build_random(
+            str(entry.get('architecture', 'tiny')), int(entry.get('seed', 0)), target, name
+        )
+    if entry['kind'] == 'trained':
+        folder = trained_preset_folder(name, entry, Path(registry) if registry else None)
+        return load_scene_models(folder, device=target, model_id=name)
     source = entry.get('vlm')
     if not source:
         raise ConfigError(f'preset {name!r} names no vlm source')

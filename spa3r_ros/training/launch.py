@@ -201,6 +201,11 @@ def vlm_qa_data(
     from spa3r_ros.training.data import make_loader
 
     data_config = config.data
+    if data_config.cache_dir and (config.vlm.train_vision or config.vlm.train_geometry_encoder):
+        raise ConfigError(
+            'data.cache_dir caches the frozen branches, but vlm.train_vision or '
+            'vlm.train_geometry_encoder trains one of them: leave data.cache_dir empty'
+        )
     dataset = vlm_data.dataset_for_models(
         vlm_data.expand_qa_sources(list(sources)),
         data_config,

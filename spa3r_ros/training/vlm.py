@@ -21,10 +21,14 @@ What trains (``vlm.trainable``; spa3r_spec.md 3.6 is the reference's ``full`` re
   projections (``vlm.lora_targets``), rank ``vlm.lora_rank``;
 * ``full``: the injector + the whole language model (embeddings, layers, final norm, LM head).
 
-The Spa3R encoder and Qwen's vision tower (merger included) are always frozen: in eval mode,
-outside the optimiser, and run under ``no_grad`` (their outputs may also come cached from the
-data pipeline). ``vlm.no_geometry`` is the paper's no-geometry ablation: the Spa3R branch is
-switched off (``Spa3VLM.use_geometry`` False), so the injector is never used and is frozen too.
+The Spa3R encoder and Qwen's vision tower (merger included) are frozen, as in the reference: in
+eval mode, outside the optimiser, and run under ``no_grad`` (their outputs may also come cached
+from the data pipeline). A model trained from scratch (``scripts/train_synthetic.sh``) has no
+pre-trained vision tower, so ``vlm.train_vision`` trains it too, and
+``vlm.train_geometry_encoder`` trains the Spa3R encoder (never its VGGT), with gradients through
+them and no feature cache. ``vlm.no_geometry`` is the paper's no-geometry ablation: the Spa3R
+branch is switched off (``Spa3VLM.use_geometry`` False), so the injector is never used and is
+frozen too.
 
 Loss: token cross-entropy on the assistant answer tokens (``labels`` != -100, the next-token
 shift done here) + ``vlm.gasp_weight`` x the GASP loss (:mod:`spa3r_ros.training.gasp`) of a small
@@ -183,10 +187,15 @@ class VlmModule(nn.Module):
         gasp_head: nn.Module | None = None,
         gasp_weight: float = 0.0,
         gasp_objective: GaspObjective | None = None,
+        *,
+        train_vision: bool = False,
+        train_geometry_encoder: bool = False,
     ) -> None:
         super().__init__()
         if gasp_head is not None and gasp_objective is None:
             raise ValueError('a GASP head needs a GASP objective')
+        self.train_vision = train_vision
+        self.train_geometry_encoder = train_geometry_encoder
         self.vlm = vlm
         self.gasp_head = gasp_head
         self.gasp_weight = float(gasp_weight)
@@ -206,13 +215,19 @@ class VlmModule(nn.Module):
         gasp: Any = None,
     ) -> dict[str, Tensor]:
         vlm = self.vlm
-        with torch.no_grad():
-            # The frozen branches: no graph is kept for them.
-            if image_features is None and pixel_values is not None:
+        if image_features is None and pixel_values is not None:
+            # A frozen tower keeps no graph.
+            with torch.set_grad_enabled(self.train_vision and torch.is_grad_enabled()):
                 image_features = vlm.image_features(pixel_values, image_grid_thw)
-            if geometry_latents is None and geometry_images is not None and vlm.use_geometry:
-                # Spa3R encodes under inference mode: its latent is cloned out of it.
-                geometry_latents = _trainable_copy(vlm.encode_geometry(geometry_images))
+        if geometry_latents is None and geometry_images is not None and vlm.use_geometry:
+            if self.train_geometry_encoder:
+                geometry_latents = _encode_geometry_trainable(
+                    vlm.geometry_encoder, geometry_images
+                )
+            else:
+                with torch.no_grad():
+                    # Spa3R encodes under inference mode: its latent is cloned out of it.
+                    geometry_latents = _trainable_copy(vlm.encode_geometry(geometry_images))
         use_gasp = self.gasp_head is not None and gasp is not None
         hidden: list[Tensor] = []
         handles = []
@@ -250,6 +265,18 @@ class VlmModule(nn.Module):
         return losses
 
 
+def _encode_geometry_trainable(spa3r: nn.Module, images: Tensor) -> Tensor:
+    """Spa3R latents ``[B, Q, D]`` of ``images`` ``[B, S, 3, H, W]``, with encoder gradients.
+
+    What ``Spa3R.encode`` computes, but only the frozen VGGT aggregator runs without a graph.
+    """
+    grid = spa3r._grid(tuple(images.shape[-2:]))
+    with torch.no_grad():
+        last = spa3r.aggregate_last(images)
+    patches = last[:, :, spa3r.aggregator.patch_start_idx :]
+    return spa3r.encode_features(patches, grid)
+
+
 def _keep_output(store: list[Tensor]):
     def hook(_module: nn.Module, _args: tuple, output: Any) -> None:
         store.append(output[0] if isinstance(output, tuple) else output)
@@ -270,6 +297,9 @@ class VlmTask(TrainTask):
         lora_dropout: dropout on the LoRA branch's input.
         lora_targets: names of the language model's linear layers that get adapters.
         no_geometry: train with the Spa3R branch off (the ablation); the injector is frozen.
+        train_vision: train the vision tower too (see the module docstring).
+        train_geometry_encoder: train the Spa3R encoder too, not its VGGT (ignored with
+            ``no_geometry``).
         gasp_weight: weight of the GASP loss (0: off).
         gasp_head: the correspondence head (required when ``gasp_weight`` > 0).
         gasp_objective: the GASP loss function (required when ``gasp_weight`` > 0).
@@ -293,6 +323,8 @@ class VlmTask(TrainTask):
         lora_dropout: float = 0.05,
         lora_targets: Sequence[str] = DEFAULT_LORA_TARGETS,
         no_geometry: bool = False,
+        train_vision: bool = False,
+        train_geometry_encoder: bool = False,
         gasp_weight: float = 0.0,
         gasp_head: nn.Module | None = None,
         gasp_objective: GaspObjective | None = None,
@@ -312,6 +344,8 @@ class VlmTask(TrainTask):
         self.scene_models = scene_models
         self.trainable = trainable
         self.no_geometry = no_geometry
+        self.train_vision = train_vision
+        self.train_geometry_encoder = train_geometry_encoder and not no_geometry
         self.heldout_scorer = heldout_scorer
         self._lora = (lora_rank, lora_alpha, lora_dropout, tuple(lora_targets), seed)
         vlm = scene_models.vlm
@@ -321,7 +355,14 @@ class VlmTask(TrainTask):
             add_lora(vlm, lora_rank, lora_alpha, lora_dropout, lora_targets, seed=seed)
         self.vlm = vlm
         head = gasp_head if gasp_weight > 0 else None
-        self.module = VlmModule(vlm, head, gasp_weight, gasp_objective).to(self.device)
+        self.module = VlmModule(
+            vlm,
+            head,
+            gasp_weight,
+            gasp_objective,
+            train_vision=self.train_vision,
+            train_geometry_encoder=self.train_geometry_encoder,
+        ).to(self.device)
         self.freeze()
 
     # ------------------------------------------------------------------ parameters
@@ -332,6 +373,11 @@ class VlmTask(TrainTask):
         modules: list[nn.Module] = []
         if not self.no_geometry:
             modules.append(vlm.injector)
+        if self.train_vision:
+            modules.append(vlm.qwen.model.visual)
+        if self.train_geometry_encoder:
+            spa3r = vlm.geometry_encoder
+            modules.extend([spa3r.projection, spa3r.query_embed, spa3r.encoder])
         if self.trainable == 'full':
             modules.extend([language_model(vlm), vlm.qwen.lm_head])
         if self.module.gasp_head is not None:
@@ -340,9 +386,11 @@ class VlmTask(TrainTask):
 
     def frozen_modules(self) -> list[nn.Module]:
         vlm = self.vlm
-        frozen = [vlm.qwen.model.visual]
-        if vlm.geometry_encoder is not None:
+        frozen = [] if self.train_vision else [vlm.qwen.model.visual]
+        if vlm.geometry_encoder is not None and not self.train_geometry_encoder:
             frozen.append(vlm.geometry_encoder)
+        elif vlm.geometry_encoder is not None:
+            frozen.append(vlm.geometry_encoder.aggregator)
         if self.no_geometry:
             frozen.append(vlm.injector)
         if self.trainable == 'adaptor':
@@ -528,6 +576,8 @@ def build_vlm_task(
         lora_dropout=section.lora_dropout,
         lora_targets=tuple(section.lora_targets),
         no_geometry=section.no_geometry,
+        train_vision=section.train_vision,
+        train_geometry_encoder=section.train_geometry_encoder,
         gasp_weight=section.gasp_weight,
         gasp_head=gasp_head,
         gasp_objective=gasp_objective,

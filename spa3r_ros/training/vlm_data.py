@@ -107,6 +107,7 @@ stale entry. :func:`fill_cache` computes the missing entries once (run it before
 one rank, with the frozen modules in eval mode).
 """
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 import hashlib
@@ -736,9 +737,21 @@ class VlmSampleDataset(IterableDataset):
         """Item indices of ``rank`` (this one by default) in ``epoch``, in order."""
         rank = self.rank if rank is None else rank
         generator = np.random.default_rng([self.config.seed, epoch])
-        order = generator.permutation(len(self.items))
+        if self.config.family_balance > 0:
+            order = generator.choice(
+                len(self.items), size=len(self.items), replace=True, p=self._draw_weights()
+            )
+        else:
+            order = generator.permutation(len(self.items))
         usable = len(order) - len(order) % self.world_size
         return [int(i) for i in order[:usable][rank :: self.world_size]]
+
+    def _draw_weights(self) -> np.ndarray:
+        """Per-item draw probabilities of ``config.family_balance`` (see VlmDataConfig)."""
+        families = [self.question(i)[1].item.truth.family.name for i in range(len(self.items))]
+        sizes = Counter(families)
+        weights = np.array([sizes[f] ** -self.config.family_balance for f in families])
+        return weights / weights.sum()
 
     @property
     def batches_per_epoch(self) -> int:
