@@ -30,7 +30,7 @@ from spa3r_ros.core.errors import ConfigError
 # Model presets the node knows: '' and the presets of models/registry.yaml (a test keeps the two
 # equal). '' means "no model": every valid goal is answered with MODEL_ERROR and a message saying
 # so (the documented behaviour of a node without a model).
-MODEL_PRESETS = ('', 'tiny-random', 'official')
+MODEL_PRESETS = ('', 'tiny-random', 'small-random', 'synthetic-small', 'official')
 
 # Longest prompt a question may run, in tokens (also the generator's default when called directly).
 # The reference's evaluation (32 frames at Qwen's largest pixel budget) needs at most ~18.5 k.

@@ -21,6 +21,7 @@ import yaml
 
 from spa3r_ros.core.errors import CheckpointError, ConfigError
 from spa3r_ros.models.bundle import (
+    build_random,
     build_tiny_random,
     load_preset,
     load_registry,
@@ -29,6 +30,7 @@ from spa3r_ros.models.bundle import (
     REGISTRY_ENV,
     resolve_device,
     save_scene_models,
+    trained_preset_folder,
 )
 from spa3r_ros.models.spa3r.model import Spa3R
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
@@ -106,6 +108,11 @@ def test_load_refuses_incomplete_folders(tiny_models, tmp_path):
 def test_registry_lists_the_presets():
     presets = load_registry()
     assert presets['tiny-random']['kind'] == 'tiny_random'
+    assert (presets['small-random']['kind'], presets['small-random']['architecture']) == (
+        'random',
+        'small',
+    )
+    assert presets['synthetic-small']['kind'] == 'trained'
     assert presets['official']['kind'] == 'spa3_vlm' and presets['official']['vlm']
 
 
@@ -156,3 +163,40 @@ def test_registry_presets_are_the_node_parameter_choices():
     from spa3r_ros.configs.node import MODEL_PRESETS
 
     assert set(MODEL_PRESETS) == {''} | set(load_registry())
+
+
+def test_small_random_preset_is_the_small_architecture_answering_end_to_end():
+    models = load_preset('small-random', device='cpu')
+    assert models.model_id == 'small-random'
+    text = models.vlm.config.text_config
+    assert (text.hidden_size, text.num_hidden_layers, text.vocab_size) == (
+        128,
+        4,
+        len(models.tokenizer),
+    )
+    assert models.spa3r.config.embed_dim == 64 and models.spa3r.config.num_queries == 16
+    assert 1_000_000 < models.parameter_count() < 3_000_000
+    # The reference's init: the adaptor's last layer starts at zero (geometry adds nothing yet).
+    assert not models.vlm.injector.geometry_adaptor[2].weight.any()
+    answer, latents = _answer(models)
+    assert latents.shape == (1, 16, 64) and isinstance(answer, str)
+    again = load_preset('small-random', device='cpu')
+    for key, value in models.vlm.state_dict().items():
+        assert torch.equal(value, again.vlm.state_dict()[key]), key
+    with pytest.raises(ConfigError, match="unknown architecture 'huge'"):
+        build_random('huge')
+
+
+def test_trained_preset_loads_its_folder_relative_to_the_registry(tiny_models, tmp_path):
+    registry = tmp_path / 'registry.yaml'
+    entry = {'kind': 'trained', 'path': 'weights/mine', 'description': 'test'}
+    registry.write_text(yaml.safe_dump({'presets': {'mine': entry, 'bare': {'kind': 'trained'}}}))
+    with pytest.raises(CheckpointError, match=r'weights/mine/scene_models.json is missing'):
+        load_preset('mine', device='cpu', registry=registry)
+    with pytest.raises(ConfigError, match="preset 'bare' .*names no path"):
+        load_preset('bare', device='cpu', registry=registry)
+    save_scene_models(tiny_models, tmp_path / 'weights' / 'mine')
+    loaded = load_preset('mine', device='cpu', registry=registry)
+    assert loaded.model_id == 'mine'
+    assert _answer(loaded)[0] == _answer(tiny_models)[0]
+    assert trained_preset_folder('mine', entry, registry) == tmp_path / 'weights' / 'mine'

@@ -14,6 +14,7 @@
 
 """Spa3-VLM fine-tuning samples: the node's frames and tokens, labels, epochs, cache, GASP."""
 
+from collections import Counter
 import json
 from pathlib import Path
 import pickle
@@ -241,6 +242,24 @@ def test_ranks_share_each_epoch_without_overlap(world, models):
     assert len({len(items) for items in per_rank}) == 1
     assert dataset.epoch_items(0, 1) == per_rank[1]  # seeded
     assert dataset.epoch_items(1, 1) != per_rank[1]  # reshuffled per epoch
+
+
+@pytest.mark.parametrize('balance', [0.5, 1.0])
+def test_family_balance_weighs_families_by_a_power_of_their_size(world, models, balance):
+    plain = _dataset(world, models)
+    dataset = _dataset(world, models, family_balance=balance)
+    family = [dataset.question(i)[1].item.truth.family.name for i in range(len(dataset.items))]
+    sizes = Counter(family)
+    assert len(set(sizes.values())) > 1  # the scenes' families differ in size
+    # Plain epochs hold every question once; balanced ones as many draws, seeded per epoch.
+    assert sorted(plain.epoch_items(0)) == list(range(len(plain.items)))
+    assert len(dataset.epoch_items(0)) == len(dataset.items)
+    assert dataset.epoch_items(3) == dataset.epoch_items(3) != dataset.epoch_items(4)
+    drawn = Counter(family[i] for epoch in range(400) for i in dataset.epoch_items(epoch))
+    total_weight = sum(n ** (1 - balance) for n in sizes.values())
+    for name, n in sizes.items():
+        expected = n ** (1 - balance) / total_weight
+        assert drawn[name] / sum(drawn.values()) == pytest.approx(expected, abs=0.02), name
 
 
 def test_resume_continues_where_a_straight_run_goes(world, models):

@@ -29,6 +29,7 @@ from spa3r_test_cli import run_torchrun
 import torch
 
 from spa3r_ros.configs.train import load_train_config, train_config_to_yaml, VlmTrainConfig
+from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.evaluation.evaluate import build_eval_report, check_topics, find_scenes
 from spa3r_ros.models.bundle import build_tiny_random, load_scene_models
 from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
@@ -222,6 +223,61 @@ def test_each_trainable_set_trains_exactly_its_parameters(trainable, samples, tm
     # Frozen modules stay in eval mode while training.
     task.set_train_mode(True)
     assert not task.vlm.qwen.model.visual.training and not task.vlm.geometry_encoder.training
+
+
+@pytest.mark.parametrize('no_geometry', [False, True])
+def test_from_scratch_training_also_trains_the_vision_tower_and_spa3r_encoder(
+    no_geometry, samples, tmp_path
+):
+    config = vlm_config(
+        **{
+            'vlm.trainable': 'full',
+            'vlm.train_vision': True,
+            'vlm.train_geometry_encoder': True,
+            'vlm.no_geometry': no_geometry,
+            'run.max_steps': 2,
+        }
+    )
+    task = build_vlm_task(build_tiny_random(seed=0), config)
+    before = _params(task.module)
+    names = {n for n, _ in task.named_trainable_parameters()}
+    # Frames instead of the engine's latents, so that the Spa3R encoder runs in the step.
+    generator = torch.Generator().manual_seed(0)
+    with_frames = [
+        {k: v for k, v in sample.items() if k != 'geometry_latents'}
+        | {'geometry_images': torch.rand(1, 2, 3, 42, 56, generator=generator)}
+        for sample in samples[:2]
+    ]
+    _train(task, config, tmp_path / 'run', with_frames)
+    after = _params(task.module)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    vision = {n for n in before if n.startswith('vlm.qwen.model.visual.')}
+    encoder = {
+        n
+        for n in before
+        if n.startswith(tuple(f'vlm.geometry_encoder.{m}.' for m in ('projection', 'encoder')))
+        or n == 'vlm.geometry_encoder.query_embed.weight'
+    }
+    vggt = {n for n in before if n.startswith('vlm.geometry_encoder.aggregator.')}
+    assert vision <= names and vision & changed  # gradients reach the tower
+    assert vggt and not (vggt & names) and not (vggt & changed)  # VGGT stays frozen
+    if no_geometry:
+        # The ablation runs no Spa3R at all: nothing of it trains.
+        assert not (encoder & names) and not (encoder & changed)
+    else:
+        assert encoder <= names and encoder & changed
+    assert changed <= names
+    task.set_train_mode(True)
+    assert task.vlm.qwen.model.visual.training
+    assert not task.vlm.geometry_encoder.aggregator.training
+
+
+def test_a_feature_cache_is_refused_when_a_cached_branch_trains(tmp_path):
+    from spa3r_ros.training.launch import vlm_qa_data
+
+    config = vlm_config(**{'vlm.train_vision': True, 'data.cache_dir': str(tmp_path / 'c')})
+    with pytest.raises(ConfigError, match='leave data.cache_dir empty'):
+        vlm_qa_data([], config, build_tiny_random(seed=0), rank=0, world_size=1)
 
 
 def test_no_weight_decay_on_biases_norms_and_only_matrices_decay():
