@@ -21,6 +21,16 @@ def requirements(name: str) -> list[str]:
     return [line.split('#')[0].strip() for line in lines if line.split('#')[0].strip()]
 
 
+def model_folders() -> list[tuple[str, list[str]]]:
+    """data_files entries of every folder under models/ (the trained presets' files)."""
+    entries = []
+    for folder in sorted(p for p in (ROOT / 'models').rglob('*') if p.is_dir()):
+        files = sorted(str(f.relative_to(ROOT)) for f in folder.iterdir() if f.is_file())
+        if files:
+            entries.append((f'share/spa3r_ros/{folder.relative_to(ROOT)}', files))
+    return entries
+
+
 setup(
     name='spa3r_ros',
     version=VERSION,
@@ -28,8 +38,10 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['spa3r_ros', 'spa3r_ros.*']),
     package_data={'spa3r_ros': ['py.typed']},
-    # The preset registry, where spa3r_ros.models.bundle looks for it in a pip install.
-    data_files=[('share/spa3r_ros/models', ['models/registry.yaml', 'models/README.md'])],
+    # The preset registry and the trained presets' folders, where spa3r_ros.models.bundle looks
+    # for them in a pip install.
+    data_files=[('share/spa3r_ros/models', ['models/registry.yaml', 'models/README.md'])]
+    + model_folders(),
     python_requires='>=3.10',
     install_requires=['numpy>=1.26', 'pyyaml>=6', 'pillow>=10'],
     extras_require={

@@ -37,16 +37,21 @@ if [[ ! -f "$SCENES/.done" ]]; then
     --per-family "$QUESTIONS_PER_FAMILY" --seed 0 > /dev/null
   touch "$SCENES/.done"
 fi
-# The two trained models side by side (one thread each), then the random one.
+# One report per model (a report that exists is kept: delete it to re-take it); the two trained
+# models side by side, one thread each, then the random one.
 COMMON=(--threads 1 --no-progress)
-spa3r eval "$SCENES" --checkpoint "$GEOMETRY_MODEL" --out "$EVAL/geometry.json" \
-  "${COMMON[@]}" > "$EVAL/geometry.txt" &
+evaluate() {  # name, then spa3r eval model arguments
+  local name="$1"; shift
+  if [[ ! -f "$EVAL/$name.json" ]]; then
+    spa3r eval "$SCENES" "$@" --out "$EVAL/$name.json.tmp" "${COMMON[@]}" > "$EVAL/$name.txt"
+    mv "$EVAL/$name.json.tmp" "$EVAL/$name.json"
+  fi
+}
+evaluate geometry --checkpoint "$GEOMETRY_MODEL" &
 GEOMETRY_PID=$!
-spa3r eval "$SCENES" --checkpoint "$NO_GEOMETRY_MODEL" --no-geometry \
-  --out "$EVAL/no_geometry.json" "${COMMON[@]}" > "$EVAL/no_geometry.txt"
+evaluate no_geometry --checkpoint "$NO_GEOMETRY_MODEL" --no-geometry
 wait "$GEOMETRY_PID"
-spa3r eval "$SCENES" --preset tiny-random --out "$EVAL/tiny_random.json" "${COMMON[@]}" \
-  > "$EVAL/tiny_random.txt"
+evaluate tiny_random --preset tiny-random
 "$PYTHON" -m spa3r_ros.tools.model_table --model "synthetic-small=$EVAL/geometry.json" \
   --model "no-geometry=$EVAL/no_geometry.json" --model "tiny-random=$EVAL/tiny_random.json" \
   --out "$EVAL/table.md" --json "$EVAL/targets.json"

@@ -31,10 +31,7 @@ Byte-level tokens instead of Qwen's 151k-token BPE: no file to download, an embe
 rows the questions use), and digits are single tokens in both, so numbers are written the same way.
 """
 
-from dataclasses import replace
-
 from spa3r_ros.configs.spa3r import Spa3RConfig
-from spa3r_ros.configs.vggt import AggregatorConfig, DinoV2Config, VGGTConfig
 
 #: Width and number of the small Spa3R's latent tokens.
 SMALL_LATENT_DIM = 64
@@ -83,30 +80,14 @@ def small_qwen_config_dict(special: dict[str, int], vocab_size: int) -> dict:
 
 def small_spa3r_config() -> Spa3RConfig:
     """The small Spa3R: 64 wide, 16 queries, 2 encoder + 2 decoder layers, 48-wide VGGT."""
-    dino = DinoV2Config(
-        img_size=112, patch_size=14, embed_dim=48, depth=1, num_heads=4, num_register_tokens=4
-    )
-    aggregator = AggregatorConfig(
-        embed_dim=48,
-        depth=2,
-        num_heads=4,
-        num_register_tokens=4,
-        global_qk_norm='rms',
-        patch_embed=dino,
-    )
-    vggt = replace(
-        VGGTConfig(enable_camera=False, enable_point=False, enable_depth=False),
-        aggregator=aggregator,
-    )
-    return Spa3RConfig(
-        embed_dim=SMALL_LATENT_DIM,
+    from spa3r_ros.models.vlm.tiny import spa3r_config_on_small_vggt
+
+    return spa3r_config_on_small_vggt(
+        vggt_width=48,
+        vggt_heads=4,
+        patch_embed_size=SMALL_GEOMETRY_WIDTH,
+        latent_dim=SMALL_LATENT_DIM,
         num_queries=SMALL_NUM_QUERIES,
-        num_encoder_layers=2,
-        num_decoder_layers=2,
-        num_heads=4,
-        num_register_tokens=4,
-        aggregator_dim=2 * aggregator.embed_dim,
+        layers=2,
         sem_dim=32,
-        patch_size=14,
-        vggt=vggt,
     )

@@ -169,13 +169,53 @@ def tiny_spa3r_config() -> Spa3RConfig:
     Only the parts ``Spa3R.encode`` runs are built (no camera or DPT heads): the preset is for
     inference.
     """
+    return spa3r_config_on_small_vggt(
+        vggt_width=32,
+        vggt_heads=2,
+        patch_embed_size=70,
+        latent_dim=TINY_LATENT_DIM,
+        num_queries=TINY_NUM_QUERIES,
+        layers=1,
+        sem_dim=16,
+    )
+
+
+def spa3r_config_on_small_vggt(
+    *,
+    vggt_width: int,
+    vggt_heads: int,
+    patch_embed_size: int,
+    latent_dim: int,
+    num_queries: int,
+    layers: int,
+    sem_dim: int,
+) -> Spa3RConfig:
+    """A Spa3R on a small RMS-q/k VGGT aggregator (one patch-embed block, two depth steps).
+
+    No VGGT camera or DPT heads are built (``Spa3R.encode`` does not run them; PSFM training adds
+    seeded ones, :func:`spa3r_ros.training.psfm.training_spa3r_config`).
+
+    Args:
+        vggt_width: width of the aggregator (its output is twice that: frame + global).
+        vggt_heads: attention heads of the aggregator and its patch embed.
+        patch_embed_size: the patch embed's position-embedding image size (pixels).
+        latent_dim: width of the Spa3R latents, encoder and decoder.
+        num_queries: latent tokens per scene.
+        layers: encoder and decoder blocks (each).
+        sem_dim: width of the semantic targets (the PSFM teacher's width).
+    """
     dino = DinoV2Config(
-        img_size=70, patch_size=14, embed_dim=32, depth=1, num_heads=2, num_register_tokens=4
+        img_size=patch_embed_size,
+        patch_size=14,
+        embed_dim=vggt_width,
+        depth=1,
+        num_heads=vggt_heads,
+        num_register_tokens=4,
     )
     aggregator = AggregatorConfig(
-        embed_dim=32,
+        embed_dim=vggt_width,
         depth=2,
-        num_heads=2,
+        num_heads=vggt_heads,
         num_register_tokens=4,
         global_qk_norm='rms',
         patch_embed=dino,
@@ -185,14 +225,14 @@ def tiny_spa3r_config() -> Spa3RConfig:
         aggregator=aggregator,
     )
     return Spa3RConfig(
-        embed_dim=TINY_LATENT_DIM,
-        num_queries=TINY_NUM_QUERIES,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
+        embed_dim=latent_dim,
+        num_queries=num_queries,
+        num_encoder_layers=layers,
+        num_decoder_layers=layers,
         num_heads=4,
         num_register_tokens=4,
         aggregator_dim=2 * aggregator.embed_dim,
-        sem_dim=16,
+        sem_dim=sem_dim,
         patch_size=14,
         vggt=vggt,
     )
