@@ -213,8 +213,9 @@ def build_random(
 
     * ``tiny`` (about 0.2 M parameters): for tests and demos; its adaptor's last layer is drawn
       at random (not the reference's zero init) so that geometry visibly changes the answers.
-    * ``small`` (about 1.4 M, :mod:`spa3r_ros.models.vlm.small`): the starting point of
-      ``scripts/train_synthetic.sh``; reference initialisation (the adaptor's last layer zero).
+    * ``small`` (about 1.7 M with the PSFM decoder and heads, 1.5 M exported;
+      :mod:`spa3r_ros.models.vlm.small`): the starting point of ``scripts/train_synthetic.sh``;
+      reference initialisation (the adaptor's last layer zero).
 
     Args:
         architecture: ``'tiny'`` or ``'small'``.

@@ -117,7 +117,7 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
     print(f'model preset: {preset}')
     if preset == TRAINED_PRESET:
         print(
-            f'Note: {preset} is a 1.7 M-parameter model this project trained on synthetic rooms '
+            f'Note: {preset} is a 1.5 M-parameter model this project trained on synthetic rooms '
             '(spa3r world) only, on 2 CPU cores; it has never seen a real camera image, and its '
             'scores on held-out rooms are in models/synthetic-small/MODEL_CARD.md. This scene is '
             'held out too: the model never trained on it.'

@@ -132,3 +132,17 @@ def test_run_demo_itself_refuses_outside_a_private_namespace(monkeypatch, tmp_pa
     ):
         demo_tool.run_demo(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_prefers_the_trained_preset_and_falls_back_without_its_weights(monkeypatch, tmp_path):
+    import yaml
+
+    from spa3r_ros.models.bundle import REGISTRY_ENV
+    from spa3r_ros.tools import demo
+
+    assert demo.best_preset() == demo.TRAINED_PRESET  # committed under models/
+    registry = tmp_path / 'registry.yaml'
+    entry = {'kind': 'trained', 'path': 'absent'}
+    registry.write_text(yaml.safe_dump({'presets': {demo.TRAINED_PRESET: entry}}))
+    monkeypatch.setenv(REGISTRY_ENV, str(registry))
+    assert demo.best_preset() == 'tiny-random'  # a checkout without the weights
