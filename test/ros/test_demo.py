@@ -49,5 +49,7 @@ def test_demo_asks_a_held_out_scene_and_scores_every_answer(tmp_path):
     mean = re.search(r'mean score over (\d+) questions: strict ([\d.]+), lenient ([\d.]+)', out)
     assert mean and int(mean.group(1)) == asked
     expected = 100 * sum(float(strict) for strict, _ in scored) / asked
-    assert float(mean.group(2)) == pytest.approx(expected, abs=0.05)
+    # The mean is printed to one decimal and the scores to two: a mean of 26.25 may print as
+    # 26.2 or 26.3 (binary rounding), so half a printed digit plus a hair is the bound.
+    assert float(mean.group(2)) == pytest.approx(expected, abs=0.05 + 1e-6)
     assert 'INVALID_GOAL' in out
