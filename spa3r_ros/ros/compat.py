@@ -69,3 +69,22 @@ def ros_distribution() -> str:
 def describe() -> str:
     """One line naming the distribution and rclpy, for logs and test headers."""
     return f'ROS 2 {ros_distribution()} (rclpy {rclpy_version()})'
+
+
+def spin_until_shutdown(executor) -> None:
+    """``executor.spin()`` that ends quietly when SIGINT shuts the default context down mid-spin.
+
+    rclpy's signal handler shuts the context down from another thread. An executor caught
+    between its shutdown check and building its next wait set then raises ``RCLError`` ("the
+    given context is not valid") instead of ``ExternalShutdownException``; seen on Jazzy (rclpy
+    7.1) as an exit status of 1 after a clean SIGINT. An ``RCLError`` while the context is still
+    valid is a real error and is raised.
+    """
+    import rclpy
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    try:
+        executor.spin()
+    except rclpy_implementation.RCLError:
+        if rclpy.ok():
+            raise

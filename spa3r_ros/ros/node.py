@@ -836,7 +836,7 @@ def main(args: list[str] | None = None) -> int:
             node.get_logger().info('autostart: configuring and activating')
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 node.trigger_activate()
-        executor.spin()
+        compat.spin_until_shutdown(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
