@@ -464,9 +464,7 @@ def load_preset(
             logger.info('loading %s from %s', name, path)
             return load_scene_models(path, device=target, model_id=f'{name}:{path}')
         return _load_spa3_vlm_preset(f'{name}:{path}', entry, str(path), target)
-    if entry['kind'] == 'tiny_random':
-        return build_tiny_random(int(entry.get('seed', 0)), target)
-    if entry['kind'] == 'random':
+    if entry['kind'] in RANDOM_KINDS:  # tiny_random: architecture tiny
         return build_random(
             str(entry.get('architecture', 'tiny')), int(entry.get('seed', 0)), target, name
         )

@@ -221,9 +221,7 @@ class VlmModule(nn.Module):
                 image_features = vlm.image_features(pixel_values, image_grid_thw)
         if geometry_latents is None and geometry_images is not None and vlm.use_geometry:
             if self.train_geometry_encoder:
-                geometry_latents = _encode_geometry_trainable(
-                    vlm.geometry_encoder, geometry_images
-                )
+                geometry_latents = vlm.geometry_encoder.encode_trainable(geometry_images)
             else:
                 with torch.no_grad():
                     # Spa3R encodes under inference mode: its latent is cloned out of it.
@@ -263,18 +261,6 @@ class VlmModule(nn.Module):
             total = total + self.gasp_weight * terms[LOSS_KEY]
         losses[LOSS_KEY] = total
         return losses
-
-
-def _encode_geometry_trainable(spa3r: nn.Module, images: Tensor) -> Tensor:
-    """Spa3R latents ``[B, Q, D]`` of ``images`` ``[B, S, 3, H, W]``, with encoder gradients.
-
-    What ``Spa3R.encode`` computes, but only the frozen VGGT aggregator runs without a graph.
-    """
-    grid = spa3r._grid(tuple(images.shape[-2:]))
-    with torch.no_grad():
-        last = spa3r.aggregate_last(images)
-    patches = last[:, :, spa3r.aggregator.patch_start_idx :]
-    return spa3r.encode_features(patches, grid)
 
 
 def _keep_output(store: list[Tensor]):

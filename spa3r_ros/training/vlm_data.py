@@ -110,6 +110,7 @@ one rank, with the frozen modules in eval mode).
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+import functools
 import hashlib
 import json
 import logging
@@ -739,14 +740,15 @@ class VlmSampleDataset(IterableDataset):
         generator = np.random.default_rng([self.config.seed, epoch])
         if self.config.family_balance > 0:
             order = generator.choice(
-                len(self.items), size=len(self.items), replace=True, p=self._draw_weights()
+                len(self.items), size=len(self.items), replace=True, p=self.draw_weights
             )
         else:
             order = generator.permutation(len(self.items))
         usable = len(order) - len(order) % self.world_size
         return [int(i) for i in order[:usable][rank :: self.world_size]]
 
-    def _draw_weights(self) -> np.ndarray:
+    @functools.cached_property
+    def draw_weights(self) -> np.ndarray:
         """Per-item draw probabilities of ``config.family_balance`` (see VlmDataConfig)."""
         families = [self.question(i)[1].item.truth.family.name for i in range(len(self.items))]
         sizes = Counter(families)

@@ -274,6 +274,19 @@ class Spa3R(nn.Module):
         )
         return outputs[-1]
 
+    def encode_trainable(self, images: Tensor) -> Tensor:
+        """Latents ``[B, Q, D]`` of ``images`` ``[B, S, 3, H, W]`` with gradients to the encoder.
+
+        What :meth:`encode` computes, for training the encoder on a downstream loss: the frozen
+        VGGT aggregator runs without a graph, the projection, queries and encoder with one; no
+        autocast (the trainer sets the precision).
+        """
+        self._require_vggt('encode_trainable')
+        grid = self._grid(tuple(images.shape[-2:]))
+        with torch.no_grad():
+            last = self.aggregate_last(images)
+        return self.encode_features(last[:, :, self.aggregator.patch_start_idx :], grid)
+
     def encode(self, images: Tensor, patch_tokens: Tensor | None = None) -> Tensor:
         """Scene latents for inference.
 
