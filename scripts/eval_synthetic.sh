@@ -10,6 +10,10 @@
 # RUN is a scripts/train_synthetic.sh folder holding vlm/export and vlm_nogeom/export (or set
 # GEOMETRY_MODEL / NO_GEOMETRY_MODEL to other export folders). Writes EVAL_DIR (default
 # RUN/eval): the scenes, one spa3r eval report per model, table.md and targets.json.
+#
+# Every model answers with NUMERIC_DECODING (default greedy, VSI-Bench's protocol and the card's;
+# expected_mra is the alternative) and with the keyframe window the trained export records
+# (tiny-random, which records none, gets the same window).
 set -euo pipefail
 [[ $# -ge 1 ]] || { echo "usage: $0 RUN [EVAL_DIR]" >&2; exit 2; }
 RUN="$(cd "$1" && pwd)"
@@ -39,7 +43,12 @@ if [[ ! -f "$SCENES/.done" ]]; then
 fi
 # One report per model (a report that exists is kept: delete it to re-take it); the two trained
 # models side by side, one thread each, then the random one.
-COMMON=(--threads 1 --no-progress)
+NUMERIC_DECODING="${NUMERIC_DECODING:-greedy}"
+COMMON=(--threads 1 --no-progress --numeric-decoding "$NUMERIC_DECODING")
+WINDOW="$("$PYTHON" -c 'import sys
+from spa3r_ros.models.bundle import trained_keyframe_window
+print(trained_keyframe_window(sys.argv[1]) or "")' "$GEOMETRY_MODEL")"
+RANDOM_WINDOW=(); [[ -n "$WINDOW" ]] && RANDOM_WINDOW=(--window "$WINDOW")
 evaluate() {  # name, then spa3r eval model arguments
   local name="$1"; shift
   if [[ ! -f "$EVAL/$name.json" ]]; then
@@ -51,7 +60,7 @@ evaluate geometry --checkpoint "$GEOMETRY_MODEL" &
 GEOMETRY_PID=$!
 evaluate no_geometry --checkpoint "$NO_GEOMETRY_MODEL" --no-geometry
 wait "$GEOMETRY_PID"
-evaluate tiny_random --preset tiny-random
+evaluate tiny_random --preset tiny-random "${RANDOM_WINDOW[@]}"
 "$PYTHON" -m spa3r_ros.tools.model_table --model "synthetic-small=$EVAL/geometry.json" \
   --model "no-geometry=$EVAL/no_geometry.json" --model "tiny-random=$EVAL/tiny_random.json" \
   --out "$EVAL/table.md" --json "$EVAL/targets.json"

@@ -45,7 +45,7 @@ from spa3r_ros.evaluation.evaluate import (
 )
 from spa3r_ros.evaluation.report import format_table, RANDOM_WEIGHTS_NOTE
 from spa3r_ros.tools.evaluate import run_scenes
-from spa3r_ros.tools.replay import load_models
+from spa3r_ros.tools.replay import load_models, scene_config
 
 PROG = 'spa3r eval'
 
@@ -120,10 +120,13 @@ def _main(argv: list[str] | None = None) -> int:
     models = load_models(args.preset, args.device, args.checkpoint)
     # The ablation switch: the same weights with the Spa3R branch off.
     models.vlm.use_geometry = not args.no_geometry
+    # The window the model was trained with unless one is given (see scene_config).
+    settings = scene_config(args.window, args.numeric_decoding, models)
     run = run_scenes(
         scenes,
         models,
-        window=args.window,
+        window=settings.keyframes.window,
+        numeric_decoding=settings.numeric_decoding,
         query_config=query_config,
         use_odometry=not args.no_odom,
         progress=not args.no_progress,
@@ -133,7 +136,10 @@ def _main(argv: list[str] | None = None) -> int:
         preset=args.preset,
         checkpoint=args.checkpoint,
         use_geometry=not args.no_geometry,
-    )
+    ) | {
+        'keyframe_window': settings.keyframes.window,
+        'numeric_decoding': settings.numeric_decoding,
+    }
     report = build_eval_report(
         scenes,
         run,
@@ -149,7 +155,8 @@ def _main(argv: list[str] | None = None) -> int:
     print(
         f'== {PROG}: {args.data}: {len(scenes)} scene(s), {len(report["questions"])} questions; '
         f'model {source} ({model["kind"]}, {model["parameters"]:,} parameters, {geometry}, '
-        f'{model["device"]}) =='
+        f'{model["device"]}; keyframe window {settings.keyframes.window}, '
+        f'{settings.numeric_decoding} numbers) =='
     )
     if model['random_weights']:
         print(f'({RANDOM_WEIGHTS_NOTE})')

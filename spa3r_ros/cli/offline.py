@@ -33,6 +33,7 @@ from spa3r_ros.cli.args import (
     setup_logging,
     thread_count,
 )
+from spa3r_ros.configs.scene import NUMERIC_DECODINGS
 from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.tools.replay import DEFAULT_PRESET, prepare_engine
 
@@ -72,7 +73,15 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         '--window',
         type=int_range(1, 256),
         default=None,
-        help='keyframe window, 1 .. 256 (default: the engine default)',
+        help='keyframe window, 1 .. 256 (default: the one the model was trained with when its '
+        'bundle records it, else the engine default)',
+    )
+    group.add_argument(
+        '--numeric-decoding',
+        choices=NUMERIC_DECODINGS,
+        default=None,
+        help='numeric answers: greedy (VSI-Bench protocol) or expected_mra (the number with the '
+        "best expected score under the model's distribution; default: the engine default)",
     )
     group.add_argument(
         '--image-topic',
@@ -113,6 +122,7 @@ def engine_for(args: argparse.Namespace, query_config):
         checkpoint=args.checkpoint,
         device=args.device,
         window=args.window,
+        numeric_decoding=args.numeric_decoding,
         image_topics=args.image_topics,
         odom_topic=args.odom_topic,
         use_odometry=not args.no_odom,

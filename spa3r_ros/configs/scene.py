@@ -33,6 +33,8 @@ DEFAULT_MAX_FRAME_HEIGHT = 4096
 # Bounds of the two limits: below 64 px there is nothing for the models to see; above 16384 px a
 # single decoded frame alone would need 805 MB.
 FRAME_SIDE_BOUNDS = (64, 16384)
+# How numeric answers are decoded (``SceneConfig.numeric_decoding``).
+NUMERIC_DECODINGS = ('greedy', 'expected_mra')
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class SceneConfig:
         constrain_answers: restrict decoding to a number or an option letter for the numeric and
             multiple-choice task families, so a small model's answer always parses.
         max_number_tokens: longest numeric answer (tokens) under the number constraint.
+        numeric_decoding: how a numeric family's answer is chosen (with ``constrain_answers``):
+            ``'greedy'`` (VSI-Bench's protocol: one digit at a time) or ``'expected_mra'`` (the
+            number with the highest expected MRA under the model's distribution over whole
+            answers; see ``Spa3VLMGenerator.expected_mra_number``).
+        number_beams: unfinished answers kept per step of the ``expected_mra`` search.
         max_frame_width: frames wider than this are dropped before decoding where the format
             allows (raw images, JPEG and PNG headers) and counted (``frames_too_large``).
         max_frame_height: the same for the height.
@@ -92,6 +99,16 @@ class SceneConfig:
     )
     max_number_tokens: int = param(
         8, description='Longest numeric answer under the number constraint', bounds=(1, 64)
+    )
+    numeric_decoding: str = param(
+        'greedy',
+        description='Numeric answers: greedy (VSI-Bench) or expected_mra (best expected score)',
+        choices=NUMERIC_DECODINGS,
+    )
+    number_beams: int = param(
+        16,
+        description='Unfinished answers kept per step of the expected_mra search',
+        bounds=(1, 256),
     )
     max_frame_width: int = param(
         DEFAULT_MAX_FRAME_WIDTH,

@@ -36,23 +36,13 @@ from collections.abc import Iterable, Mapping, Sequence
 import math
 
 from spa3r_ros.core.answers import parse_strict
+from spa3r_ros.core.mra import (  # noqa: F401 - the metric's home is core; scorers import it here
+    expected_mra_choice,
+    mean_relative_accuracy,
+    MRA_THRESHOLDS,
+)
 from spa3r_ros.core.prompts import ROBOT_QUESTION_TYPES, VSI_QUESTION_TYPES
 from spa3r_ros.core.types import MULTIPLE_CHOICE_TASKS, Task
-
-
-def _reference_thresholds(start: float, end: float, interval: float) -> tuple[float, ...]:
-    """The MRA thresholds exactly as lmms-eval's ``mean_relative_accuracy`` builds them.
-
-    ``np.linspace(start, end, int((end - start) / interval + 2))``, written out without numpy:
-    point ``i`` is ``i * step + start`` with ``step = (end - start) / (n - 1)``, and the last point
-    is ``end`` itself (numpy's ``endpoint`` rule). A test checks it against numpy and lmms-eval.
-    """
-    count = int((end - start) / interval + 2)
-    step = (end - start) / (count - 1)
-    return tuple(i * step + start for i in range(count - 1)) + (end,)
-
-
-MRA_THRESHOLDS: tuple[float, ...] = _reference_thresholds(0.5, 0.95, 0.05)
 
 REL_DIRECTION_TYPES = (
     'object_rel_direction_easy',
@@ -77,30 +67,6 @@ def accuracy(prediction: str | None, target: str) -> float:
     if prediction is None:
         return 0.0
     return float(prediction.strip().lower() == target.strip().lower())
-
-
-def mean_relative_accuracy(prediction: float | None, target: float) -> float:
-    """MRA of one numeric answer.
-
-    Args:
-        prediction: the parsed number; None or NaN (unparsable) scores 0.
-        target: the ground truth. For a target of 0 the relative error is undefined (lmms-eval
-            divides by zero); the absolute error is used instead, as VLMEvalKit and SPAR do.
-
-    Returns:
-        A multiple of 0.1 in [0, 1].
-
-    Raises:
-        ValueError: if target is not a finite number.
-    """
-    if not math.isfinite(target):
-        raise ValueError(f'MRA target must be finite, got {target!r}')
-    if prediction is None or not math.isfinite(prediction):
-        return 0.0
-    error = abs(prediction - target)
-    relative = error / abs(target) if target != 0 else error
-    hits = sum(1 for theta in MRA_THRESHOLDS if relative <= 1 - theta)
-    return hits / len(MRA_THRESHOLDS)
 
 
 _TASK_OF_QUESTION_TYPE: dict[str, Task] = {

@@ -69,6 +69,10 @@ class SceneModels:
         image_processor: Qwen's image processor for ``pixels``' budget.
         pixels: image sizes of both branches (``geometry_width`` for Spa3R, Qwen's pixel budget).
         device: where the models run.
+        keyframe_window: the keyframe window this VLM was trained with (its training questions
+            showed up to ``keyframe_window + 1`` frames, as a node with that window holds);
+            answers degrade under another window. None when unknown (random presets, official
+            checkpoints).
     """
 
     model_id: str
@@ -77,6 +81,7 @@ class SceneModels:
     image_processor: object
     pixels: PixelBudgetConfig
     device: torch.device
+    keyframe_window: int | None = None
 
     @property
     def spa3r(self) -> torch.nn.Module:
@@ -271,7 +276,8 @@ def build_random(
 def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
     """Write a bundle so :func:`load_scene_models` rebuilds it exactly.
 
-    Layout: ``scene_models.json`` (schema, model_id, pixel budget, the Spa3R encoder's config),
+    Layout: ``scene_models.json`` (schema, model_id, pixel budget, the Spa3R encoder's config,
+    the keyframe window the VLM was trained with when known),
     ``vlm/`` (the Spa3-VLM in the published layout: ``config.json`` + ``model.safetensors``, the
     encoder's inference weights included as ``geometry_encoder.spa3r.*``: the frozen VGGT,
     ``projection``, ``query_embed``, ``encoder``; not the training decoder and heads) and
@@ -310,6 +316,8 @@ def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
         # The encoder's architecture; its weights are in the VLM file (geometry_encoder.spa3r.*).
         'spa3r_config': config_to_dict(models.spa3r.config),
     }
+    if models.keyframe_window is not None:
+        doc['keyframe_window'] = int(models.keyframe_window)
     # Written last: a present scene_models.json means the other files are complete.
     (folder / BUNDLE_FILE).write_text(json.dumps(doc, indent=2))
     return folder
@@ -344,7 +352,12 @@ def load_scene_models(
         version = doc['schema_version']
         pixels = config_from_dict(PixelBudgetConfig, doc['pixels'])
         spa3r_config = config_from_dict(Spa3RConfig, doc['spa3r_config'])
-    except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as err:
+        keyframe_window = doc.get('keyframe_window')
+        if keyframe_window is not None and (
+            type(keyframe_window) is not int or keyframe_window < 1
+        ):
+            raise ValueError(f'keyframe_window must be a positive integer: {keyframe_window!r}')
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, ConfigError) as err:
         raise CheckpointError(f'{bundle_file} is not a valid bundle description: {err}') from err
     if version != BUNDLE_SCHEMA_VERSION:
         raise CheckpointError(f'{bundle_file}: unknown schema_version {version!r}')
@@ -367,6 +380,7 @@ def load_scene_models(
         image_processor=_image_processor(pixels),
         pixels=pixels,
         device=device,
+        keyframe_window=keyframe_window,
     )
 
 
@@ -426,6 +440,20 @@ def trained_preset_folder(name: str, entry: dict, registry: Path | None = None) 
             'models/; is this a full checkout?)'
         )
     return folder
+
+
+def trained_keyframe_window(folder: str | os.PathLike) -> int | None:
+    """The keyframe window a bundle folder's VLM was trained with, read without loading it.
+
+    Returns:
+        The window, or None when the bundle does not record one (or is not readable: loading
+        it reports that properly).
+    """
+    try:
+        window = json.loads((Path(folder) / BUNDLE_FILE).read_text()).get('keyframe_window')
+    except (OSError, ValueError, AttributeError):
+        return None
+    return window if type(window) is int and window >= 1 else None
 
 
 def load_preset(

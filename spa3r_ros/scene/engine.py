@@ -160,6 +160,30 @@ class _KeyframeSet:
         return max(stamps, default=0.0)
 
 
+def warn_on_window_mismatch(models: 'SceneModels | None', config: SceneConfig) -> bool:
+    """Log a warning when the keyframe window differs from the one the VLM was trained with.
+
+    A model trained on questions that showed ``w + 1`` frames answers worse when shown more or
+    fewer (its prompts are longer or shorter than any it learnt from); the bundle records ``w``
+    when it knows it (``SceneModels.keyframe_window``).
+
+    Returns:
+        Whether they differ.
+    """
+    trained = getattr(models, 'keyframe_window', None)
+    if trained is None or trained == config.keyframes.window:
+        return False
+    logger.warning(
+        'keyframes.window is %d but model %s was trained with a window of %d: answers may be '
+        'worse than its evaluation; set keyframes.window to %d',
+        config.keyframes.window,
+        models.model_id,
+        trained,
+        trained,
+    )
+    return True
+
+
 class SceneEngine:
     """Keeps a rolling scene of keyframes and answers spatial questions about it.
 
@@ -201,6 +225,7 @@ class SceneEngine:
             self._generator = Spa3VLMGenerator(
                 models.vlm, models.tokenizer, max_cached_frames=cache_size
             )
+        warn_on_window_mismatch(models, config)
 
         # _cond guards every field below it; the model lock guards the models and their caches;
         # the ingest lock makes the ingest thread's batch exclusive with reset and load_scene.
@@ -366,6 +391,8 @@ class SceneEngine:
         changed = [name for name in READ_ONLY_SCENE_FIELDS if old[name] != new[name]]
         if changed:
             raise ConfigError(f'SceneConfig fields {changed} cannot change while the engine runs')
+        if config.keyframes.window != self._config.keyframes.window:
+            warn_on_window_mismatch(self._models, config)
         # The per-frame caches follow the window, or a larger one would thrash them.
         cache_size = config.keyframes.window + 1 + CACHE_MARGIN
         self._patch_cache.max_frames = cache_size

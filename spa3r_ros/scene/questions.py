@@ -24,7 +24,9 @@ runs, in the caller's thread:
    (stage ``waiting_for_scene``);
 4. take the model lock (shared with scene updates), polling the cancel flag and the deadline;
 5. generate under the answer constraint of the task family (a number, an option letter), with
-   the prompt prefix cached per scene version; the generator may refuse the prompt before any
+   the prompt prefix cached per scene version (numbers greedily or, with
+   ``numeric_decoding='expected_mra'``, as the best expected score under the model's
+   distribution); the generator may refuse the prompt before any
    model work (``QueryError``, e.g. too many tokens: ``INVALID_GOAL``) and stops between model
    layers and tokens when canceled or past the deadline (``CANCELED`` / ``TIMEOUT``);
 6. parse the answer leniently into ``value`` + ``unit`` or ``choice_index`` + ``choice``.
@@ -279,7 +281,12 @@ class QuestionPath:
         tokenizer = self._models.tokenizer
         if task in MULTIPLE_CHOICE_TASKS:
             return choice_constraint(tokenizer, len(prompt.options))
-        return number_constraint(tokenizer, max_tokens=min(settings.max_number_tokens, budget))
+        # A count is a whole number: a '2.1' would not even parse leniently.
+        return number_constraint(
+            tokenizer,
+            max_tokens=min(settings.max_number_tokens, budget),
+            whole=task == Task.OBJECT_COUNT,
+        )
 
     def _generate(
         self,
@@ -328,6 +335,21 @@ class QuestionPath:
             progress = 0.4 + 0.6 * min(1.0, produced[0] / budget)
             on_feedback(QueryFeedback(Stage.GENERATING, progress, so_far))
 
+        numeric = constraint is not None and Task(request.task) not in MULTIPLE_CHOICE_TASKS
+        if numeric and settings.numeric_decoding == 'expected_mra':
+            return self._generator.expected_mra_number(
+                prompt.text,
+                scene_version=state.version,
+                frames=inputs,
+                latents=latents,
+                constraint=constraint,
+                max_new_tokens=budget,
+                beam_width=settings.number_beams,
+                on_text=on_text,
+                cancel=stop,
+                use_cache=not recompute,
+                max_prompt_tokens=max_prompt_tokens,
+            )
         return self._generator.generate(
             prompt.text,
             scene_version=state.version,

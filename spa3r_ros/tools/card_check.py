@@ -15,7 +15,9 @@
 """The model card's regression check: a trained preset's score on a small fixed held-out set.
 
 ``models/<preset>/card_check.json`` names the set (``spa3r world`` seed, scene count, frame size,
-``spa3r qa`` settings) and the scores the model card states, with a tolerance. The test suite
+``spa3r qa`` settings), the engine settings the card's scores are taken with (``numeric_decoding``;
+the keyframe window is the one the preset records) and the scores the model card states, with a
+tolerance. The test suite
 (``test/models/test_trained_presets.py``) regenerates the set, evaluates the preset exactly as
 ``spa3r eval`` does, and compares; ``--write`` re-takes the scores after a deliberate change.
 
@@ -80,7 +82,9 @@ def measure(preset: str, spec: Mapping[str, Any], workdir: Path) -> dict[str, An
     torch.set_num_threads(1)  # the scores were taken on one thread
     try:
         models = load_preset(preset, device='cpu')
-        run = run_scenes(scenes, models, progress=False)
+        run = run_scenes(
+            scenes, models, numeric_decoding=spec.get('numeric_decoding'), progress=False
+        )
     finally:
         torch.set_num_threads(threads)
     report = build_eval_report(scenes, run, model={}, data={})

@@ -38,6 +38,7 @@ def run_scenes(
     models,
     *,
     window: int | None = None,
+    numeric_decoding: str | None = None,
     query_config: QueryConfig | None = None,
     use_odometry: bool = True,
     progress: bool = True,
@@ -48,7 +49,8 @@ def run_scenes(
     Args:
         scenes: the scenes (with topics chosen by :func:`check_topics`).
         models: the loaded model bundle, shared by the engines.
-        window: the keyframe window (None: the engine default).
+        window: the keyframe window (None: the models' own, else the engine default).
+        numeric_decoding: ``SceneConfig.numeric_decoding`` (None: the engine default).
         query_config: query limits (default :class:`QueryConfig`).
         use_odometry: False feeds no odometry.
         progress: a tqdm progress bar over the questions of all scenes.
@@ -57,7 +59,7 @@ def run_scenes(
     Returns:
         The answers (questions left unanswered after Ctrl-C are missing).
     """
-    config = scene_config(window)
+    config = scene_config(window, numeric_decoding, models)
     query_config = query_config if query_config is not None else QueryConfig()
     run = EvalRun()
     total = sum(len(s.items) for s in scenes)

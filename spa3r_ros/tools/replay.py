@@ -146,17 +146,27 @@ def load_models(preset: str, device: str, checkpoint: str | Path | None = None):
     return load_preset(preset, device=device)
 
 
-def scene_config(window: int | None = None):
-    """The engine's default :class:`~spa3r_ros.configs.scene.SceneConfig`, with a keyframe window.
+def scene_config(window: int | None = None, numeric_decoding: str | None = None, models=None):
+    """The engine's default :class:`~spa3r_ros.configs.scene.SceneConfig`, with the given changes.
+
+    Args:
+        window: the keyframe window (None: the window ``models`` was trained with when its
+            bundle records one, else the default).
+        numeric_decoding: ``SceneConfig.numeric_decoding`` (None: the default).
+        models: the model bundle the engine will run.
 
     Raises:
-        ConfigError: a bad window (the message names the bounds).
+        ConfigError: a bad window or decoding (the message names the bounds or choices).
     """
     from spa3r_ros.configs.scene import SceneConfig
 
     config = SceneConfig()
+    if window is None:
+        window = getattr(models, 'keyframe_window', None)
     if window is not None:
         config = replace(config, keyframes=replace(config.keyframes, window=window))
+    if numeric_decoding is not None:
+        config = replace(config, numeric_decoding=numeric_decoding)
     return config
 
 
@@ -375,6 +385,7 @@ def prepare_engine(
     checkpoint: str | Path | None = None,
     device: str = 'cpu',
     window: int | None = None,
+    numeric_decoding: str | None = None,
     image_topics: Sequence[str] = (),
     odom_topic: str | None = None,
     use_odometry: bool = True,
@@ -392,15 +403,16 @@ def prepare_engine(
 
     Raises:
         DatasetError: the bag cannot be read or a topic is missing.
-        ConfigError, CheckpointError: bad window, preset, checkpoint or device.
+        ConfigError, CheckpointError: bad window, decoding, preset, checkpoint or device.
     """
     with BagReader(bag_path) as bag:
         topics = select_topics(
             bag, image_topics=image_topics, odom_topic=odom_topic, use_odometry=use_odometry
         )
-    config = scene_config(window)
+    models = load_models(preset, device, checkpoint)
+    config = scene_config(window, numeric_decoding, models)
     query_config = query_config if query_config is not None else QueryConfig()
-    engine = build_engine(load_models(preset, device, checkpoint), config, query_config)
+    engine = build_engine(models, config, query_config)
     return topics, engine, max(1, config.ingest_queue_size // 2)
 
 

@@ -291,6 +291,8 @@ class VlmTask(TrainTask):
         gasp_objective: the GASP loss function (required when ``gasp_weight`` > 0).
         heldout_scorer: eval scores of the current model on held-out scenes (None: none).
         seed: seed of the LoRA adapters' initial weights.
+        keyframe_window: the keyframe window of the training questions
+            (``data.frames_per_sample - 1``); the export records it so the engine can match it.
 
     Raises:
         ConfigError: an unknown trainable set, or a set that leaves nothing to train.
@@ -316,6 +318,7 @@ class VlmTask(TrainTask):
         gasp_objective: GaspObjective | None = None,
         heldout_scorer: HeldoutScorer | None = None,
         seed: int = 0,
+        keyframe_window: int | None = None,
     ) -> None:
         if trainable not in TRAINABLE_SETS:
             raise ConfigError(f'vlm.trainable {trainable!r} is not one of {TRAINABLE_SETS}')
@@ -333,6 +336,7 @@ class VlmTask(TrainTask):
         self.train_vision = train_vision
         self.train_geometry_encoder = train_geometry_encoder and not no_geometry
         self.heldout_scorer = heldout_scorer
+        self.keyframe_window = keyframe_window
         self._lora = (lora_rank, lora_alpha, lora_dropout, tuple(lora_targets), seed)
         vlm = scene_models.vlm
         vlm.requires_grad_(False)
@@ -449,7 +453,13 @@ class VlmTask(TrainTask):
         devices = [self.device] if self.device.type == 'cuda' else []
         try:
             with torch.random.fork_rng(devices=devices), torch.no_grad():
-                view = dataclasses.replace(self.scene_models, vlm=self.vlm, device=self.device)
+                # Scored as the export will be used: with the window its questions were made with.
+                view = dataclasses.replace(
+                    self.scene_models,
+                    vlm=self.vlm,
+                    device=self.device,
+                    keyframe_window=self.keyframe_window,
+                )
                 return dict(self.heldout_scorer(view))
         finally:
             self.set_train_mode(True)
@@ -472,6 +482,8 @@ class VlmTask(TrainTask):
             vlm=export_vlm,
             device=torch.device('cpu'),
             model_id=f'{self.scene_models.model_id}{suffix}',
+            # The keyframe window the answers were learnt with: the engine should match it.
+            keyframe_window=self.keyframe_window,
         )
         return save_bundle_atomically(bundle, folder)
 
@@ -569,6 +581,7 @@ def build_vlm_task(
         gasp_objective=gasp_objective,
         heldout_scorer=heldout_scorer,
         seed=config.run.seed,
+        keyframe_window=config.data.frames_per_sample - 1,
     )
 
 

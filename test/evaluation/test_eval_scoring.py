@@ -14,11 +14,13 @@
 """Scoring and aggregation of ``spa3r eval``, checked by hand on made-up answers."""
 
 import json
+import math
 
 import pytest
 import spa3r_test_eval_helpers as helpers
 
 from spa3r_ros.evaluation.evaluate import score_answer
+from spa3r_ros.evaluation.metrics import expected_mra_choice, mean_relative_accuracy
 from spa3r_ros.evaluation.report import summarize
 
 EASY = ['left', 'right']
@@ -144,3 +146,33 @@ def test_fractional_degrees_score_leniently_for_camera_rotation():
         scored = score_answer(item, text)
         assert scored['lenient']['score'] == 1.0, (text, scored)
     assert score_answer(item, '76.6')['strict']['score'] == 1.0
+
+
+def test_expected_mra_choice_picks_the_mass_not_the_likeliest_point():
+    # The likeliest single answer (1.2, 40 %) is far from where most of the mass is: 60 %
+    # spread over 140, 150 and 160. Answering 150 scores 0.2 * (0.9 + 1.0 + 0.9) = 0.56 in
+    # expectation; 1.2 scores 0.4.
+    values, weights = [1.2, 140.0, 150.0, 160.0], [0.4, 0.2, 0.2, 0.2]
+    assert expected_mra_choice(values, weights) == 2
+    expected = [
+        sum(w * mean_relative_accuracy(guess, truth) for truth, w in zip(values, weights))
+        for guess in values
+    ]
+    assert expected[2] == pytest.approx(0.56) and expected[0] == pytest.approx(0.4)
+    # A confident distribution keeps its answer; weights need not be normalised.
+    assert expected_mra_choice([3.0, 30.0], [9.0, 1.0]) == 0
+    # Ties go to the earlier (likelier, when sorted) value; a lone value is chosen.
+    assert expected_mra_choice([2.0, 20.0], [1.0, 1.0]) == 0
+    assert expected_mra_choice([7.0], [0.0]) == 0
+    # A target of 0 scores by absolute error, as the metric does: 0.04 scores 1.0 against a
+    # truth of 0 (and 0 scores nothing against 0.04), so 0.04 expects 0.6 and 0 only 0.3.
+    assert expected_mra_choice([0.0, 0.04, 5.0], [0.3, 0.3, 0.4]) == 1
+
+
+@pytest.mark.parametrize(
+    ('values', 'weights'),
+    [([], []), ([1.0], [1.0, 2.0]), ([math.nan], [1.0]), ([1.0], [-1.0]), ([math.inf], [1.0])],
+)
+def test_expected_mra_choice_refuses_bad_input(values, weights):
+    with pytest.raises(ValueError):
+        expected_mra_choice(values, weights)

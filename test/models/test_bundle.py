@@ -14,6 +14,9 @@
 
 """Model bundles and presets: tiny-random, save/load round trip, the registry, clear errors."""
 
+from dataclasses import replace
+import json
+
 import pytest
 from safetensors import safe_open
 import torch
@@ -30,6 +33,7 @@ from spa3r_ros.models.bundle import (
     REGISTRY_ENV,
     resolve_device,
     save_scene_models,
+    trained_keyframe_window,
     trained_preset_folder,
 )
 from spa3r_ros.models.spa3r.model import Spa3R
@@ -94,6 +98,27 @@ def test_save_and_load_round_trip_gives_the_same_answers(tiny_models, tmp_path):
     text, latents = _answer(tiny_models)
     text_back, latents_back = _answer(loaded)
     assert torch.equal(latents, latents_back) and text == text_back
+
+
+def test_the_trained_keyframe_window_round_trips_and_bad_values_are_refused(tiny_models, tmp_path):
+    assert tiny_models.keyframe_window is None
+    plain = save_scene_models(tiny_models, tmp_path / 'plain')
+    assert 'keyframe_window' not in json.loads((plain / 'scene_models.json').read_text())
+    assert (
+        load_scene_models(plain).keyframe_window is None and trained_keyframe_window(plain) is None
+    )
+    trained = save_scene_models(replace(tiny_models, keyframe_window=5), tmp_path / 'trained')
+    assert (
+        load_scene_models(trained).keyframe_window == 5 and trained_keyframe_window(trained) == 5
+    )
+    description = trained / 'scene_models.json'
+    for bad in (0, -3, 2.5, '7', True):
+        doc = json.loads(description.read_text()) | {'keyframe_window': bad}
+        description.write_text(json.dumps(doc))
+        with pytest.raises(CheckpointError, match='keyframe_window'):
+            load_scene_models(trained)
+        assert trained_keyframe_window(trained) is None
+    assert trained_keyframe_window(tmp_path / 'nothing here') is None
 
 
 def test_load_refuses_incomplete_folders(tiny_models, tmp_path):

@@ -15,6 +15,7 @@
 """Spa3-VLM on a tiny random Qwen2.5-VL: injection, caches, streaming, every task end to end."""
 
 import importlib.util
+import math
 from pathlib import Path
 import threading
 
@@ -31,6 +32,7 @@ from spa3r_ros.core.types import (
     SpatialQueryRequest,
     Task,
 )
+from spa3r_ros.evaluation.metrics import expected_mra_choice
 from spa3r_ros.models.vlm.generation import (
     choice_constraint,
     number_constraint,
@@ -363,3 +365,125 @@ def test_generate_from_image_frames_to_spatial_answer(special, tokenizer):
     answer = SpatialAnswer(code=ResultCode.OK, answer=result.text, **parsed.answer_fields())
     assert parsed.ok and answer.unit == 'm' and answer.value == float(result.text)
     assert answer.choice_index == -1 and partial[-1] == result.text
+
+
+# ------------------------------------------------------------ expected-MRA number decoding
+
+
+def _grammar_answers(constraint, budget, prefix=()):
+    """Every token sequence the constraint accepts that ends with EOS within ``budget`` tokens."""
+    if len(prefix) == budget:
+        return []
+    found = []
+    for token in constraint.allowed(list(prefix)):
+        if token == constraint.eos_token_id:
+            found.append(prefix)
+        else:
+            found.extend(_grammar_answers(constraint, budget, (*prefix, token)))
+    return found
+
+
+def _answer_log_prob(generator, suffix, answer, constraint, frames, latents):
+    """log p(answer, EOS | prompt), renormalised over the grammar's tokens, by one full pass."""
+    eos = constraint.eos_token_id
+    tokens = [*answer, eos]
+    ids = torch.cat([suffix, torch.tensor([list(answer)], dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        logits, *_ = generator._question_logits(
+            ids, scene_version=0, frames=frames, latents=latents, use_cache=False
+        )
+    start = suffix.shape[1] - 1  # logits at the last question token predict the first answer token
+    total = 0.0
+    for step, token in enumerate(tokens):
+        allowed = constraint.allowed(tokens[:step])
+        row = torch.log_softmax(logits[0, start + step].float(), dim=-1)[allowed]
+        total += float(row[allowed.index(token)] - torch.logsumexp(row, dim=0))
+    return total
+
+
+def test_number_search_with_a_wide_beam_is_the_exact_distribution(generator, latents):
+    """With room for every unfinished answer the beam search enumerates the whole grammar: each
+    answer's probability equals a full forward pass's, they sum to 1, and the chosen answer is
+    the expected-MRA choice over that exact distribution."""
+    frames = tiny.make_frames(2)
+    text = build_prompt(GOALS[Task.ABS_DISTANCE]).text
+    constraint = number_constraint(generator.tokenizer, max_tokens=2)
+    budget = 3  # two number tokens and EOS: '7', '42', '4.' (the grammar's cut-off) ...
+    exact = {
+        answer: _answer_log_prob(
+            generator, generator.suffix_ids(text), answer, constraint, frames, latents
+        )
+        for answer in _grammar_answers(constraint, budget)
+    }
+    assert len(exact) == 10 + 10 * 11  # one digit, or a digit then a digit or the point
+    logits, cache, position, _ = generator.question_logits(
+        text, scene_version=5, frames=frames, latents=latents
+    )
+    found = generator._number_beams(
+        logits[:, -1], cache, position, constraint, budget, beam_width=1000, is_cancelled=None
+    )
+    searched = {tuple(tokens): log_prob for tokens, log_prob in found}
+    assert searched.keys() == exact.keys()
+    for answer, log_prob in exact.items():
+        assert searched[answer] == pytest.approx(log_prob, abs=1e-4), answer
+    assert sum(math.exp(v) for v in searched.values()) == pytest.approx(1.0, abs=1e-5)
+
+    result = generator.expected_mra_number(
+        text,
+        scene_version=5,
+        frames=frames,
+        latents=latents,
+        constraint=constraint,
+        max_new_tokens=budget,
+        beam_width=1000,
+    )
+    decoded = {a: generator.tokenizer.decode(list(a)) for a in exact}
+    numbers = sorted(exact, key=lambda a: -exact[a])  # '4.' reads as 4.0, like greedy's would
+    weights = [math.exp(exact[a]) for a in numbers]
+    values = [float(decoded[a]) for a in numbers]
+    best = numbers[expected_mra_choice(values, weights)]
+    assert result.text == decoded[best] and result.finish_reason == 'eos'
+    assert result.token_ids == [*best, generator.tokenizer.eos_token_id]
+
+
+def test_number_search_answers_parse_and_respect_cancel_and_budget(generator, latents):
+    frames = tiny.make_frames(2)
+    text = build_prompt(GOALS[Task.OBJECT_SIZE]).text
+    constraint = number_constraint(generator.tokenizer, max_tokens=6)
+    common = dict(scene_version=6, frames=frames, latents=latents, constraint=constraint)
+    seen = []
+    narrow = generator.expected_mra_number(
+        text,
+        max_new_tokens=8,
+        beam_width=1,
+        on_text=lambda new, so_far: seen.append(so_far),
+        **common,
+    )
+    assert (
+        narrow.finish_reason == 'eos' and narrow.token_ids[-1] == generator.tokenizer.eos_token_id
+    )
+    assert parse_strict(narrow.text, Task.OBJECT_SIZE).value == float(narrow.text)
+    assert seen == [narrow.text]
+    # A one-token budget leaves no room for EOS: greedy decoding's answer, cut at the budget.
+    short = generator.expected_mra_number(text, max_new_tokens=1, **common)
+    greedy = generator.generate(text, max_new_tokens=1, **common)
+    assert (
+        (short.text, short.finish_reason)
+        == (greedy.text, greedy.finish_reason)
+        == (
+            greedy.text,
+            'length',
+        )
+    )
+    cancelled = generator.expected_mra_number(text, cancel=lambda: True, **common)
+    assert cancelled.finish_reason == 'cancelled' and cancelled.token_ids == []
+    # A cancel that arrives during the search (at its last check, after the prompt pass) stops it.
+    checks = []
+    generator.expected_mra_number(text, cancel=lambda: checks.append(1) and False, **common)
+    seen = []
+    during = generator.expected_mra_number(
+        text, cancel=lambda: seen.append(1) or len(seen) >= len(checks), **common
+    )
+    assert during.finish_reason == 'cancelled' and during.token_ids == []
+    with pytest.raises(ValueError, match='beam_width'):
+        generator.expected_mra_number(text, beam_width=0, **common)

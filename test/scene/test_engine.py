@@ -15,6 +15,7 @@
 """The scene engine on the tiny-random bundle: ingestion, updates, questions, reset, save/load."""
 
 import dataclasses
+import logging
 import math
 import threading
 import time
@@ -28,8 +29,10 @@ from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
 from spa3r_ros.core.image_decode import DecodedImage
+from spa3r_ros.core.prompts import build_prompt
 from spa3r_ros.core.requests import NO_MODEL_MESSAGE
 from spa3r_ros.core.types import ResultCode, SpatialQueryRequest, Stage, Task
+from spa3r_ros.models.vlm.generation import number_constraint
 from spa3r_ros.scene.engine import SceneEngine
 from spa3r_ros.scene.odometry import Pose
 
@@ -157,6 +160,62 @@ def test_cached_answers_equal_recomputed_ones_across_a_scene_change(tiny_models,
     assert before[0].unit == '' and before[0].value == float(before[0].answer)
     assert before[1].unit == 'm' and before[1].value == float(before[1].answer)
     assert before[2].choice == DIRECTION.options[before[2].choice_index]
+
+
+def test_expected_mra_decoding_answers_numbers_from_the_whole_distribution(tiny_models, image_for):
+    """``numeric_decoding='expected_mra'`` reaches the generator's number search for numeric
+    families only; its answers are cached-equal-recomputed and typed like greedy ones."""
+    questions = (COUNT, DISTANCE, DIRECTION, FREE)
+    with make_engine(tiny_models) as greedy_engine:
+        feed(greedy_engine, image_for, range(4))
+        greedy_engine.flush(timeout=60)
+        greedy = [greedy_engine.ask(q) for q in questions]
+    with make_engine(tiny_models, numeric_decoding='expected_mra', number_beams=8) as engine:
+        feed(engine, image_for, range(4))
+        state = engine.flush(timeout=60)
+        answers = [engine.ask(q) for q in questions]
+        recomputed = [engine.ask(q, recompute=True) for q in questions]
+        generator = engine._generator  # the engine's own caches: the same scene prefix
+        prompt = build_prompt(DISTANCE)
+        with engine._model_lock:
+            direct = generator.expected_mra_number(
+                prompt.text,
+                scene_version=state.version,
+                frames=engine.snapshot().frame_inputs,
+                latents=engine.snapshot().latents,
+                constraint=number_constraint(tiny_models.tokenizer, max_tokens=6),
+                max_new_tokens=DISTANCE.max_new_tokens,
+                beam_width=8,
+            )
+    assert all(a.code == ResultCode.OK for a in answers), [a.message for a in answers]
+    assert [typed(a) for a in answers] == [typed(b) for b in recomputed]
+    assert answers[1].answer == direct.text and answers[1].value == float(direct.text)
+    assert answers[0].unit == '' and answers[0].value == float(answers[0].answer)
+    # Choices and free text are decoded as before.
+    assert [typed(a) for a in answers[2:]] == [typed(g) for g in greedy[2:]]
+
+
+def test_a_window_other_than_the_trained_one_is_warned_about(tiny_models, caplog):
+    trained = dataclasses.replace(tiny_models, keyframe_window=4)
+    with caplog.at_level(logging.WARNING, logger='spa3r_ros.scene.engine'):
+        make_engine(trained, keyframes=KeyframeConfig(window=4))
+        make_engine(tiny_models)  # a model that records no window: nothing to compare
+        assert not caplog.records
+        engine = make_engine(trained, keyframes=KeyframeConfig(window=16))
+    assert [r.getMessage() for r in caplog.records] == [
+        'keyframes.window is 16 but model tiny-random was trained with a window of 4: answers '
+        'may be worse than its evaluation; set keyframes.window to 4'
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='spa3r_ros.scene.engine'):
+        engine.apply_config(
+            SceneConfig(min_update_interval_sec=0.0, keyframes=KeyframeConfig(window=4))
+        )
+        assert not caplog.records
+        engine.apply_config(
+            SceneConfig(min_update_interval_sec=0.0, keyframes=KeyframeConfig(window=8))
+        )
+    assert len(caplog.records) == 1 and 'window of 4' in caplog.records[0].getMessage()
 
 
 def test_feedback_stages_and_streamed_partial_answers(tiny_models, image_for):

@@ -280,6 +280,22 @@ def test_unknown_preset_is_a_clear_error(bag: Path, capsys: pytest.CaptureFixtur
     assert "unknown model preset 'huge'" in capsys.readouterr().err
 
 
+def test_scene_config_takes_the_window_a_model_was_trained_with() -> None:
+    class Trained:
+        keyframe_window = 5
+
+    class Unknown:
+        keyframe_window = None
+
+    default = scene_config().keyframes.window
+    assert default != 5
+    assert scene_config(models=Trained()).keyframes.window == 5
+    assert scene_config(window=3, models=Trained()).keyframes.window == 3  # the user's wins
+    assert scene_config(models=Unknown()).keyframes.window == default
+    assert scene_config(numeric_decoding='expected_mra').numeric_decoding == 'expected_mra'
+    assert scene_config().numeric_decoding == 'greedy'
+
+
 def test_run_replay_counts_every_frame(tmp_path: Path) -> None:
     # A bag whose first image is broken: it is given to the engine as a bad frame and counted;
     # every frame received is accounted for, and nothing is dropped at max speed.

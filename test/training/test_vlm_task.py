@@ -31,7 +31,7 @@ import torch
 from spa3r_ros.configs.train import load_train_config, train_config_to_yaml, VlmTrainConfig
 from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.evaluation.evaluate import build_eval_report, check_topics, find_scenes
-from spa3r_ros.models.bundle import build_tiny_random, load_scene_models
+from spa3r_ros.models.bundle import build_tiny_random, load_scene_models, trained_keyframe_window
 from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
 from spa3r_ros.tools.evaluate import run_scenes
@@ -316,7 +316,14 @@ def test_no_geometry_leaves_the_adaptor_untouched_and_off(samples, tmp_path):
 
 
 def test_lora_export_is_merged_and_reloads_with_the_same_logits(samples, tmp_path):
-    config = vlm_config(**{'vlm.trainable': 'lora', 'vlm.lora_rank': 4, 'run.max_steps': 3})
+    config = vlm_config(
+        **{
+            'vlm.trainable': 'lora',
+            'vlm.lora_rank': 4,
+            'run.max_steps': 3,
+            'data.frames_per_sample': 5,
+        }
+    )
     task = build_vlm_task(build_tiny_random(seed=0), config)
     _train(task, config, tmp_path / 'run', samples[:3])
     lora_b = [p for n, p in task.module.named_parameters() if 'lora_B' in n]
@@ -324,6 +331,8 @@ def test_lora_export_is_merged_and_reloads_with_the_same_logits(samples, tmp_pat
     folder = task.export(tmp_path / 'export')
     loaded = load_scene_models(folder)
     assert not any('lora' in k for k in loaded.vlm.state_dict())
+    # The export records the keyframe window its questions were made with (5 frames: 4 + 1).
+    assert loaded.keyframe_window == 4 and trained_keyframe_window(folder) == 4
     sample = samples[0]
     inputs = {k: sample[k] for k in ('attention_mask', 'image_grid_thw', 'pixel_values')} | {
         'geometry_latents': sample['geometry_latents']
@@ -383,14 +392,15 @@ def test_heldout_eval_scores_are_logged_before_and_after(scene, samples, tmp_pat
     calls = []
 
     def scorer(models):
-        calls.append(models.vlm.training)
+        calls.append((models.vlm.training, models.keyframe_window))
         return score(models)
 
-    config = vlm_config(**{'run.max_steps': 2, 'run.eval_every': 1})
+    config = vlm_config(**{'run.max_steps': 2, 'run.eval_every': 1, 'data.frames_per_sample': 6})
     task = build_vlm_task(build_tiny_random(seed=0), config, heldout_scorer=scorer)
     summary = _train(task, config, tmp_path / 'run', samples[:2])
     assert [s for s, _ in summary.extra_history] == [0, 1, 2]
-    assert calls == [False, False, False]  # evaluated in eval mode
+    # Evaluated in eval mode, with the keyframe window the training questions were made with.
+    assert calls == [(False, 5)] * 3
     before = summary.extra_history[0][1]
     assert {'eval/strict', 'eval/lenient'} <= set(before)
     assert any(k.startswith('eval/strict/') for k in before)

@@ -45,12 +45,14 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 import copy
 from dataclasses import dataclass, field
 import logging
+import math
 import threading
 
 import torch
 
 from spa3r_ros.configs.node import DEFAULT_MAX_PROMPT_TOKENS
 from spa3r_ros.core.errors import QueryError
+from spa3r_ros.core.mra import expected_mra_choice
 from spa3r_ros.core.prompts import (
     chat_prefix,
     chat_suffix,
@@ -61,6 +63,9 @@ from spa3r_ros.core.prompts import (
 from spa3r_ros.models.vlm.model import ForwardInterrupted
 
 logger = logging.getLogger(__name__)
+
+# Unfinished answers kept per step of the expected-MRA number search.
+DEFAULT_NUMBER_BEAMS = 16
 
 
 @dataclass(frozen=True)
@@ -250,9 +255,17 @@ def _single_token(tokenizer, text: str) -> int:
     return ids[0]
 
 
-def number_constraint(tokenizer, max_tokens: int = 8) -> AnswerConstraint:
-    """Answers like ``3`` or ``2.75`` (digits, one decimal point), then EOS."""
+def number_constraint(tokenizer, max_tokens: int = 8, *, whole: bool = False) -> AnswerConstraint:
+    """Answers like ``3`` or ``2.75`` (digits, one decimal point), then EOS.
+
+    Args:
+        tokenizer: the tokenizer (each digit and the point must be one token).
+        max_tokens: after this many tokens only EOS is allowed.
+        whole: digits only (a count), no decimal point.
+    """
     digits = [_single_token(tokenizer, str(d)) for d in range(10)]
+    if whole:
+        return AnswerConstraint(digits, digits, tokenizer.eos_token_id, max_tokens=max_tokens)
     point = _single_token(tokenizer, '.')
     return AnswerConstraint(
         digits, digits + [point], tokenizer.eos_token_id, once=[point], max_tokens=max_tokens
@@ -534,6 +547,35 @@ class Spa3VLMGenerator:
         logits = out.logits if last_only else out.logits[:, prefix_ids.shape[1] :]
         return logits, out.past_key_values, next_position, False
 
+    def _checked_prompt(
+        self,
+        user_text: str,
+        frames: Sequence[FrameInput],
+        max_new_tokens: int,
+        max_prompt_tokens: int | None,
+    ) -> tuple[torch.Tensor, int]:
+        """The question's ids ``[1, Ls]`` and the whole prompt's length, checked (no model work).
+
+        Raises:
+            QueryError: ``max_new_tokens`` < 1, no frames, a prompt over ``max_prompt_tokens``,
+                or user text that would produce a control token.
+        """
+        if max_new_tokens < 1:
+            raise QueryError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
+        if not frames:
+            raise QueryError('a question needs at least one frame')
+        suffix = self.suffix_ids(user_text)
+        # Counted, not tokenised: the prefix holds one token per vision token (thousands).
+        prefix_len = self.prefix_length(frames)
+        prompt_len = prefix_len + suffix.shape[1]
+        if max_prompt_tokens is not None and prompt_len > max_prompt_tokens:
+            raise QueryError(
+                f'the prompt is {prompt_len} tokens ({prefix_len} for the system turn and '
+                f'{len(frames)} frames, {suffix.shape[1]} for the question); the limit '
+                f'(max_prompt_tokens) is {max_prompt_tokens}'
+            )
+        return suffix, prompt_len
+
     @torch.no_grad()
     def generate(
         self,
@@ -581,20 +623,9 @@ class Spa3VLMGenerator:
                 the prompt is longer than ``max_prompt_tokens`` or the user text would produce
                 a control token.
         """
-        if max_new_tokens < 1:
-            raise QueryError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
-        if not frames:
-            raise QueryError('a question needs at least one frame')
-        suffix = self.suffix_ids(user_text)
-        # Counted, not tokenised: the prefix holds one token per vision token (thousands).
-        prefix_len = self.prefix_length(frames)
-        prompt_len = prefix_len + suffix.shape[1]
-        if max_prompt_tokens is not None and prompt_len > max_prompt_tokens:
-            raise QueryError(
-                f'the prompt is {prompt_len} tokens ({prefix_len} for the system turn and '
-                f'{len(frames)} frames, {suffix.shape[1]} for the question); the limit '
-                f'(max_prompt_tokens) is {max_prompt_tokens}'
-            )
+        suffix, prompt_len = self._checked_prompt(
+            user_text, frames, max_new_tokens, max_prompt_tokens
+        )
         is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
         with self._lock:
             if is_cancelled is not None and is_cancelled():
@@ -645,6 +676,189 @@ class Spa3VLMGenerator:
             if on_text is not None and final != text:
                 on_text(final[len(text) :] if final.startswith(text) else final, final)
             return GenerationResult(final, generated, finish, prompt_len, reused, kept)
+
+    @torch.no_grad()
+    def expected_mra_number(
+        self,
+        user_text: str,
+        *,
+        scene_version: int,
+        frames: Sequence[FrameInput],
+        latents: torch.Tensor | None,
+        constraint: AnswerConstraint,
+        max_new_tokens: int = 16,
+        beam_width: int = DEFAULT_NUMBER_BEAMS,
+        on_text: Callable[[str, str], None] | None = None,
+        cancel: Callable[[], bool] | threading.Event | None = None,
+        use_cache: bool = True,
+        max_prompt_tokens: int | None = DEFAULT_MAX_PROMPT_TOKENS,
+    ) -> GenerationResult:
+        """The number with the highest expected MRA under the model's own answer distribution.
+
+        Greedy decoding picks a number one digit at a time, so an unsure model writes the most
+        common *first digit* of all its training answers and loses the magnitude: it answers
+        ``1.2`` when its probability mass says "somewhere around 150". This decodes the whole
+        distribution instead: a beam search under ``constraint`` (a number grammar) keeps the
+        ``beam_width`` likeliest unfinished answers at each step and collects every answer that
+        ends (EOS) on the way, each with its probability renormalised over the grammar's
+        tokens; the answer returned is the one whose expected MRA against that distribution is
+        highest (:func:`~spa3r_ros.core.mra.expected_mra_choice`), a minimum-Bayes-risk
+        choice under the benchmark's metric. A confident model gets its greedy answer back.
+
+        Args:
+            user_text: the question's user text.
+            scene_version: version of the scene (keys the prefix cache).
+            frames: the scene's frames, in prompt order.
+            latents: ``[1, Q, E]`` the scene's Spa3R latent (None: no geometry).
+            constraint: the number grammar (:func:`number_constraint`); answers end with EOS
+                within ``max_new_tokens`` tokens (EOS counted).
+            max_new_tokens: token budget of an answer.
+            beam_width: unfinished answers kept per step (cost: one batched forward of this
+                many tokens per step).
+            on_text: called once with the chosen answer.
+            cancel: as for :meth:`generate`; checked before every step and between layers.
+            use_cache: use the per-frame and per-scene caches.
+            max_prompt_tokens: longest accepted prompt; None: no limit.
+
+        Returns:
+            The :class:`GenerationResult` of the chosen answer (``finish_reason`` ``'eos'``).
+            When no answer ends within the budget (a budget of one token) this is greedy
+            decoding's result.
+
+        Raises:
+            QueryError: as :meth:`generate`, before any model work.
+            ValueError: ``beam_width`` < 1.
+        """
+        if beam_width < 1:
+            raise ValueError(f'beam_width must be >= 1, got {beam_width}')
+        suffix, prompt_len = self._checked_prompt(
+            user_text, frames, max_new_tokens, max_prompt_tokens
+        )
+        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
+        eos = self.tokenizer.eos_token_id
+        with self._lock:
+            if is_cancelled is not None and is_cancelled():
+                return GenerationResult('', [], 'cancelled', prompt_len, False)
+            try:
+                logits, cache, position, reused = self._question_logits(
+                    suffix,
+                    scene_version=scene_version,
+                    frames=frames,
+                    latents=latents,
+                    use_cache=use_cache,
+                    stop=is_cancelled,
+                    last_only=True,
+                )
+                finished = self._number_beams(
+                    logits[:, -1],
+                    cache,
+                    position,
+                    constraint,
+                    max_new_tokens,
+                    beam_width,
+                    is_cancelled,
+                )
+            except ForwardInterrupted as stopped:
+                logger.info('number search stopped after %d layer(s)', stopped.layers_run)
+                return GenerationResult('', [], 'cancelled', prompt_len, False)
+            if finished is None:
+                return GenerationResult('', [], 'cancelled', prompt_len, False)
+        answers = []
+        for tokens, log_prob in finished:
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            try:
+                answers.append((text, tokens, float(text), log_prob))
+            except ValueError:  # the grammar makes numbers; anything else is not an answer
+                continue
+        if not answers:
+            return self.generate(
+                user_text,
+                scene_version=scene_version,
+                frames=frames,
+                latents=latents,
+                max_new_tokens=max_new_tokens,
+                on_text=on_text,
+                cancel=cancel,
+                constraint=constraint,
+                use_cache=use_cache,
+                max_prompt_tokens=max_prompt_tokens,
+            )
+        answers.sort(key=lambda a: -a[3])  # likeliest first: ties go to it
+        top = answers[0][3]
+        weights = [math.exp(a[3] - top) for a in answers]
+        text, tokens, _, _ = answers[expected_mra_choice([a[2] for a in answers], weights)]
+        if on_text is not None:
+            on_text(text, text)
+        return GenerationResult(text, [*tokens, eos], 'eos', prompt_len, reused)
+
+    def _number_beams(
+        self,
+        next_logits: torch.Tensor,
+        cache,
+        position: int,
+        constraint: AnswerConstraint,
+        max_new_tokens: int,
+        beam_width: int,
+        is_cancelled: Callable[[], bool] | None,
+    ) -> list[tuple[list[int], float]] | None:
+        """Beam search under ``constraint``; every answer that ended, with its log-probability.
+
+        Args:
+            next_logits: ``[1, V]`` logits of the first answer token.
+            cache: the KV cache after the prompt (batch 1); reordered in place.
+            position: the M-RoPE position of the first answer token.
+            constraint: the number grammar.
+            max_new_tokens: token budget of an answer, EOS included.
+            beam_width: unfinished answers kept per step.
+            is_cancelled: checked before every step and between layers (None: never).
+
+        Returns:
+            ``(tokens without EOS, log-probability)`` of each finished answer; None when
+            cancelled between steps.
+        """
+        eos = self.tokenizer.eos_token_id
+        beams: list[list[int]] = [[]]
+        beam_log_probs = [0.0]
+        finished: list[tuple[list[int], float]] = []
+        logits = next_logits
+        for step in range(max_new_tokens):
+            if is_cancelled is not None and is_cancelled():
+                return None
+            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            proposals: list[tuple[float, int, int]] = []
+            for b, tokens in enumerate(beams):
+                allowed = constraint.allowed(tokens)
+                # Renormalised over the grammar's tokens: the distribution constrained decoding
+                # samples from, so the answers' probabilities sum to at most 1.
+                row = log_probs[b, allowed]
+                row = row - torch.logsumexp(row, dim=0)
+                for token, value in zip(allowed, row.tolist()):
+                    proposals.append((beam_log_probs[b] + value, b, token))
+            proposals.sort(key=lambda p: -p[0])  # stable: ties keep beam and token order
+            kept: list[tuple[float, int, int]] = []
+            for log_prob, b, token in proposals:
+                if token == eos:
+                    finished.append((beams[b], log_prob))
+                elif len(kept) < beam_width and step + 1 < max_new_tokens:
+                    kept.append((log_prob, b, token))  # room left for at least EOS
+            if not kept:
+                break
+            parents = torch.tensor([b for _, b, _ in kept], device=self.model.device)
+            cache.reorder_cache(parents)
+            beams = [[*beams[b], token] for _, b, token in kept]
+            beam_log_probs = [log_prob for log_prob, _, _ in kept]
+            ids = torch.tensor([[token] for _, _, token in kept], device=self.model.device)
+            with self.model.stop_between_layers(is_cancelled):
+                out = self.model(
+                    ids,
+                    position_ids=self._positions(position, 1).expand(3, len(kept), 1),
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+            cache = out.past_key_values
+            position += 1
+            logits = out.logits[:, -1]
+        return finished
 
     def _stream(
         self, generated: list[int], emitted: str, on_text: Callable[[str, str], None] | None
