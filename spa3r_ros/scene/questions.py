@@ -335,33 +335,23 @@ class QuestionPath:
             progress = 0.4 + 0.6 * min(1.0, produced[0] / budget)
             on_feedback(QueryFeedback(Stage.GENERATING, progress, so_far))
 
-        numeric = constraint is not None and Task(request.task) not in MULTIPLE_CHOICE_TASKS
-        if numeric and settings.numeric_decoding == 'expected_mra':
-            return self._generator.expected_mra_number(
-                prompt.text,
-                scene_version=state.version,
-                frames=inputs,
-                latents=latents,
-                constraint=constraint,
-                max_new_tokens=budget,
-                beam_width=settings.number_beams,
-                on_text=on_text,
-                cancel=stop,
-                use_cache=not recompute,
-                max_prompt_tokens=max_prompt_tokens,
-            )
-        return self._generator.generate(
-            prompt.text,
+        common = dict(
             scene_version=state.version,
             frames=inputs,
             latents=latents,
+            constraint=constraint,
             max_new_tokens=budget,
             on_text=on_text,
             cancel=stop,
-            constraint=constraint,
             use_cache=not recompute,
             max_prompt_tokens=max_prompt_tokens,
         )
+        numeric = constraint is not None and Task(request.task) not in MULTIPLE_CHOICE_TASKS
+        if numeric and settings.numeric_decoding == 'expected_mra':
+            return self._generator.expected_mra_number(
+                prompt.text, beam_width=settings.number_beams, **common
+            )
+        return self._generator.generate(prompt.text, **common)
 
 
 def finish(

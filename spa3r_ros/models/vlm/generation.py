@@ -576,6 +576,39 @@ class Spa3VLMGenerator:
             )
         return suffix, prompt_len
 
+    def _prompt_pass(
+        self,
+        suffix: torch.Tensor,
+        prompt_len: int,
+        scene_version: int,
+        frames: Sequence[FrameInput],
+        latents: torch.Tensor | None,
+        use_cache: bool,
+        is_cancelled: Callable[[], bool] | None,
+    ) -> 'tuple[torch.Tensor, object, int, bool] | GenerationResult':
+        """The question's prompt pass (caller holds the lock), or a ``'cancelled'`` result.
+
+        Returns:
+            ``(logits [1, 1, V] at the last position, cache, next position, prefix reused)``,
+            or the cancelled :class:`GenerationResult` when ``is_cancelled`` was already true
+            or turned true between two layers.
+        """
+        if is_cancelled is not None and is_cancelled():
+            return GenerationResult('', [], 'cancelled', prompt_len, False)
+        try:
+            return self._question_logits(
+                suffix,
+                scene_version=scene_version,
+                frames=frames,
+                latents=latents,
+                use_cache=use_cache,
+                stop=is_cancelled,
+                last_only=True,
+            )
+        except ForwardInterrupted as stopped:
+            logger.info('prompt pass stopped after %d layer(s)', stopped.layers_run)
+            return GenerationResult('', [], 'cancelled', prompt_len, False)
+
     @torch.no_grad()
     def generate(
         self,
@@ -628,21 +661,12 @@ class Spa3VLMGenerator:
         )
         is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
         with self._lock:
-            if is_cancelled is not None and is_cancelled():
-                return GenerationResult('', [], 'cancelled', prompt_len, False)
-            try:
-                logits, cache, position, reused = self._question_logits(
-                    suffix,
-                    scene_version=scene_version,
-                    frames=frames,
-                    latents=latents,
-                    use_cache=use_cache,
-                    stop=is_cancelled,
-                    last_only=True,
-                )
-            except ForwardInterrupted as stopped:
-                logger.info('prompt pass stopped after %d layer(s)', stopped.layers_run)
-                return GenerationResult('', [], 'cancelled', prompt_len, False)
+            started = self._prompt_pass(
+                suffix, prompt_len, scene_version, frames, latents, use_cache, is_cancelled
+            )
+            if isinstance(started, GenerationResult):
+                return started
+            logits, cache, position, reused = started
             next_logits = logits[0, -1]
             eos = self.tokenizer.eos_token_id
             generated: list[int] = []
@@ -714,7 +738,7 @@ class Spa3VLMGenerator:
                 within ``max_new_tokens`` tokens (EOS counted).
             max_new_tokens: token budget of an answer.
             beam_width: unfinished answers kept per step (cost: one batched forward of this
-                many tokens per step).
+                many tokens per step, and the prompt's KV cache held once per beam).
             on_text: called once with the chosen answer.
             cancel: as for :meth:`generate`; checked before every step and between layers.
             use_cache: use the per-frame and per-scene caches.
@@ -737,18 +761,13 @@ class Spa3VLMGenerator:
         is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
         eos = self.tokenizer.eos_token_id
         with self._lock:
-            if is_cancelled is not None and is_cancelled():
-                return GenerationResult('', [], 'cancelled', prompt_len, False)
+            started = self._prompt_pass(
+                suffix, prompt_len, scene_version, frames, latents, use_cache, is_cancelled
+            )
+            if isinstance(started, GenerationResult):
+                return started
+            logits, cache, position, reused = started
             try:
-                logits, cache, position, reused = self._question_logits(
-                    suffix,
-                    scene_version=scene_version,
-                    frames=frames,
-                    latents=latents,
-                    use_cache=use_cache,
-                    stop=is_cancelled,
-                    last_only=True,
-                )
                 finished = self._number_beams(
                     logits[:, -1],
                     cache,
