@@ -41,17 +41,28 @@ if [[ ! -f "$SCENES/.done" ]]; then
     --per-family "$QUESTIONS_PER_FAMILY" --seed 0 > /dev/null
   touch "$SCENES/.done"
 fi
-# One report per model (a report that exists is kept: delete it to re-take it); the two trained
-# models side by side, one thread each, then the random one.
+# One report per model; one that exists is kept when it was taken with these settings (decoding
+# and window), else re-taken: delete it to re-take it anyway. The two trained models side by
+# side, one thread each, then the random one.
 NUMERIC_DECODING="${NUMERIC_DECODING:-greedy}"
 COMMON=(--threads 1 --no-progress --numeric-decoding "$NUMERIC_DECODING")
 WINDOW="$("$PYTHON" -c 'import sys
 from spa3r_ros.models.bundle import trained_keyframe_window
 print(trained_keyframe_window(sys.argv[1]) or "")' "$GEOMETRY_MODEL")"
 RANDOM_WINDOW=(); [[ -n "$WINDOW" ]] && RANDOM_WINDOW=(--window "$WINDOW")
+current() {  # report: was it taken with NUMERIC_DECODING and (when known) WINDOW?
+  [[ -f "$1" ]] && "$PYTHON" - "$1" "$NUMERIC_DECODING" "$WINDOW" <<'PY'
+import json, sys
+model = json.load(open(sys.argv[1])).get('model', {})
+window = sys.argv[3]
+same = model.get('numeric_decoding') == sys.argv[2]
+sys.exit(0 if same and (not window or model.get('keyframe_window') == int(window)) else 1)
+PY
+}
 evaluate() {  # name, then spa3r eval model arguments
   local name="$1"; shift
-  if [[ ! -f "$EVAL/$name.json" ]]; then
+  if ! current "$EVAL/$name.json"; then
+    [[ -f "$EVAL/$name.json" ]] && echo "$EVAL/$name.json: other settings, re-taking it" >&2
     spa3r eval "$SCENES" "$@" --out "$EVAL/$name.json.tmp" "${COMMON[@]}" > "$EVAL/$name.txt"
     mv "$EVAL/$name.json.tmp" "$EVAL/$name.json"
   fi

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 from spa3r_ros.configs.fields import check_fields, param
 
+# The keyframe window's range (a model bundle's recorded window is checked against it too).
+WINDOW_BOUNDS = (1, 256)
+
 
 @dataclass(frozen=True)
 class KeyframeConfig:
@@ -45,7 +48,7 @@ class KeyframeConfig:
     """
 
     window: int = param(
-        16, description='Most keyframes kept for the scene latent', bounds=(1, 256)
+        16, description='Most keyframes kept for the scene latent', bounds=WINDOW_BOUNDS
     )
     novelty_threshold: float = param(
         0.2,

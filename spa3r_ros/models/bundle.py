@@ -40,6 +40,7 @@ import sys
 import torch
 import yaml
 
+from spa3r_ros.configs.keyframes import WINDOW_BOUNDS
 from spa3r_ros.configs.serialize import config_from_dict, config_to_dict
 from spa3r_ros.configs.spa3r import spa3r_official_config, Spa3RConfig
 from spa3r_ros.configs.vlm import PixelBudgetConfig
@@ -289,12 +290,17 @@ def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
 
     Returns:
         The folder.
+
+    Raises:
+        ValueError: a ``keyframe_window`` outside the engine's range (nothing is written).
     """
     from safetensors.torch import save_file
 
     from spa3r_ros.models.spa3r.model import Spa3R
     from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
 
+    if models.keyframe_window is not None and not valid_window(models.keyframe_window):
+        raise ValueError(f'keyframe_window {models.keyframe_window!r} is out of {WINDOW_BOUNDS}')
     folder = Path(folder)
     (folder / 'vlm').mkdir(parents=True, exist_ok=True)
     # Only what inference runs: the Spa3R training decoder and its heads are left out.
@@ -317,7 +323,7 @@ def save_scene_models(models: SceneModels, folder: str | os.PathLike) -> Path:
         'spa3r_config': config_to_dict(models.spa3r.config),
     }
     if models.keyframe_window is not None:
-        doc['keyframe_window'] = int(models.keyframe_window)
+        doc['keyframe_window'] = models.keyframe_window
     # Written last: a present scene_models.json means the other files are complete.
     (folder / BUNDLE_FILE).write_text(json.dumps(doc, indent=2))
     return folder
@@ -353,10 +359,11 @@ def load_scene_models(
         pixels = config_from_dict(PixelBudgetConfig, doc['pixels'])
         spa3r_config = config_from_dict(Spa3RConfig, doc['spa3r_config'])
         keyframe_window = doc.get('keyframe_window')
-        if keyframe_window is not None and (
-            type(keyframe_window) is not int or keyframe_window < 1
-        ):
-            raise ValueError(f'keyframe_window must be a positive integer: {keyframe_window!r}')
+        if keyframe_window is not None and not valid_window(keyframe_window):
+            low, high = WINDOW_BOUNDS
+            raise ValueError(
+                f'keyframe_window must be an integer in {low}..{high}: {keyframe_window!r}'
+            )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, ConfigError) as err:
         raise CheckpointError(f'{bundle_file} is not a valid bundle description: {err}') from err
     if version != BUNDLE_SCHEMA_VERSION:
@@ -453,7 +460,13 @@ def trained_keyframe_window(folder: str | os.PathLike) -> int | None:
         window = json.loads((Path(folder) / BUNDLE_FILE).read_text()).get('keyframe_window')
     except (OSError, ValueError, AttributeError):
         return None
-    return window if type(window) is int and window >= 1 else None
+    return window if valid_window(window) else None
+
+
+def valid_window(window: object) -> bool:
+    """Whether ``window`` is a keyframe window the engine accepts (an int in WINDOW_BOUNDS)."""
+    low, high = WINDOW_BOUNDS
+    return type(window) is int and low <= window <= high
 
 
 def load_preset(

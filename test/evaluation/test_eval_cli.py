@@ -196,6 +196,39 @@ def test_checkpoint_folder_gives_the_presets_answers(two_scenes, tmp_path):
     assert answers['ckpt'] == answers['preset'] and len(answers['ckpt']) == 4
 
 
+def test_a_bundles_trained_window_is_the_default_and_the_report_records_the_settings(
+    two_scenes, tmp_path
+):
+    from dataclasses import replace
+
+    from spa3r_ros.models.bundle import build_tiny_random, save_scene_models
+
+    folder = save_scene_models(
+        replace(build_tiny_random(seed=0), keyframe_window=1), tmp_path / 'w1'
+    )
+    scene = str(two_scenes / 'scene_0000')
+    code, default = _eval([scene], tmp_path / 'default.json')
+    assert code == 0 and default['model']['keyframe_window'] == 16
+    assert default['model']['numeric_decoding'] == 'greedy'
+    code, trained = _eval([scene, '--checkpoint', str(folder)], tmp_path / 'trained.json')
+    assert code == 0 and trained['model']['keyframe_window'] == 1
+    assert max(q['num_frames'] for q in trained['questions']) <= 2  # 1 keyframe + the view
+    code, chosen = _eval(
+        [
+            scene,
+            '--checkpoint',
+            str(folder),
+            '--window',
+            '4',
+            '--numeric-decoding',
+            'expected_mra',
+        ],
+        tmp_path / 'chosen.json',
+    )
+    assert code == 0 and chosen['model']['keyframe_window'] == 4
+    assert chosen['model']['numeric_decoding'] == 'expected_mra'
+
+
 def test_preset_and_checkpoint_are_exclusive(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         spa3r_main(['eval', str(tmp_path), '--preset', 'tiny-random', '--checkpoint', 'x'])

@@ -112,13 +112,16 @@ def test_the_trained_keyframe_window_round_trips_and_bad_values_are_refused(tiny
         load_scene_models(trained).keyframe_window == 5 and trained_keyframe_window(trained) == 5
     )
     description = trained / 'scene_models.json'
-    for bad in (0, -3, 2.5, '7', True):
+    for bad in (0, -3, 257, 2.5, '7', True):
         doc = json.loads(description.read_text()) | {'keyframe_window': bad}
         description.write_text(json.dumps(doc))
         with pytest.raises(CheckpointError, match='keyframe_window'):
             load_scene_models(trained)
         assert trained_keyframe_window(trained) is None
     assert trained_keyframe_window(tmp_path / 'nothing here') is None
+    with pytest.raises(ValueError, match='keyframe_window'):
+        save_scene_models(replace(tiny_models, keyframe_window=300), tmp_path / 'too wide')
+    assert not (tmp_path / 'too wide').exists()  # refused before anything is written
 
 
 def test_load_refuses_incomplete_folders(tiny_models, tmp_path):

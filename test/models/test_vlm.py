@@ -24,6 +24,7 @@ import torch
 
 from spa3r_ros.configs.vlm import PixelBudgetConfig
 from spa3r_ros.core.answers import parse_lenient, parse_strict
+from spa3r_ros.core.mra import mean_relative_accuracy
 from spa3r_ros.core.prompts import build_prompt, NUMERIC_UNITS
 from spa3r_ros.core.types import (
     MULTIPLE_CHOICE_TASKS,
@@ -32,8 +33,8 @@ from spa3r_ros.core.types import (
     SpatialQueryRequest,
     Task,
 )
-from spa3r_ros.evaluation.metrics import expected_mra_choice
 from spa3r_ros.models.vlm.generation import (
+    AnswerConstraint,
     choice_constraint,
     number_constraint,
     Spa3VLMGenerator,
@@ -401,28 +402,36 @@ def _answer_log_prob(generator, suffix, answer, constraint, frames, latents):
     return total
 
 
-def test_number_search_with_a_wide_beam_is_the_exact_distribution(generator, latents):
-    """With room for every unfinished answer the beam search enumerates the whole grammar: each
-    answer's probability equals a full forward pass's, they sum to 1, and the chosen answer is
-    the expected-MRA choice over that exact distribution."""
-    frames = tiny.make_frames(2)
-    text = build_prompt(GOALS[Task.ABS_DISTANCE]).text
-    constraint = number_constraint(generator.tokenizer, max_tokens=2)
-    budget = 3  # two number tokens and EOS: '7', '42', '4.' (the grammar's cut-off) ...
-    exact = {
-        answer: _answer_log_prob(
-            generator, generator.suffix_ids(text), answer, constraint, frames, latents
-        )
+def _exact_answers(generator, text, constraint, budget, frames, latents):
+    """Every answer of the grammar with its log-probability, each from its own full pass."""
+    suffix = generator.suffix_ids(text)
+    return {
+        answer: _answer_log_prob(generator, suffix, answer, constraint, frames, latents)
         for answer in _grammar_answers(constraint, budget)
     }
-    assert len(exact) == 10 + 10 * 11  # one digit, or a digit then a digit or the point
+
+
+def _searched_answers(generator, text, constraint, budget, frames, latents):
     logits, cache, position, _ = generator.question_logits(
         text, scene_version=5, frames=frames, latents=latents
     )
     found = generator._number_beams(
         logits[:, -1], cache, position, constraint, budget, beam_width=1000, is_cancelled=None
     )
-    searched = {tuple(tokens): log_prob for tokens, log_prob in found}
+    return {tuple(tokens): log_prob for tokens, log_prob in found}
+
+
+def test_number_search_with_a_wide_beam_is_the_exact_distribution(generator, latents):
+    """With room for every unfinished answer the beam search enumerates the whole grammar: each
+    answer's probability equals a full forward pass's, they sum to 1, and the chosen answer's
+    value has the highest expected MRA over that exact distribution."""
+    frames = tiny.make_frames(2)
+    text = build_prompt(GOALS[Task.ABS_DISTANCE]).text
+    constraint = number_constraint(generator.tokenizer, max_tokens=2)
+    budget = 3  # two number tokens and EOS: '7', '42', '4.' (the grammar's cut-off) ...
+    exact = _exact_answers(generator, text, constraint, budget, frames, latents)
+    assert len(exact) == 10 + 10 * 11  # one digit, or a digit then a digit or the point
+    searched = _searched_answers(generator, text, constraint, budget, frames, latents)
     assert searched.keys() == exact.keys()
     for answer, log_prob in exact.items():
         assert searched[answer] == pytest.approx(log_prob, abs=1e-4), answer
@@ -437,13 +446,37 @@ def test_number_search_with_a_wide_beam_is_the_exact_distribution(generator, lat
         max_new_tokens=budget,
         beam_width=1000,
     )
+    assert result.finish_reason == 'eos'
+    assert result.token_ids[-1] == generator.tokenizer.eos_token_id
     decoded = {a: generator.tokenizer.decode(list(a)) for a in exact}
-    numbers = sorted(exact, key=lambda a: -exact[a])  # '4.' reads as 4.0, like greedy's would
-    weights = [math.exp(exact[a]) for a in numbers]
-    values = [float(decoded[a]) for a in numbers]
-    best = numbers[expected_mra_choice(values, weights)]
-    assert result.text == decoded[best] and result.finish_reason == 'eos'
-    assert result.token_ids == [*best, generator.tokenizer.eos_token_id]
+    mass: dict[float, float] = {}  # '4' and '4.' are one value: their probabilities add up
+    for answer, log_prob in exact.items():
+        mass[float(decoded[answer])] = mass.get(float(decoded[answer]), 0.0) + math.exp(log_prob)
+
+    def expected(guess: float) -> float:
+        return sum(p * mean_relative_accuracy(guess, truth) for truth, p in mass.items())
+
+    assert expected(float(result.text)) == pytest.approx(max(map(expected, mass)), abs=1e-9)
+    # ... written as that value's likeliest spelling.
+    spellings = [a for a in exact if float(decoded[a]) == float(result.text)]
+    assert tuple(result.token_ids[:-1]) == max(spellings, key=exact.get)
+
+
+def test_number_search_follows_its_beams_through_the_cache(generator, latents):
+    """Three-digit answers from a three-token alphabet: the last digit's probabilities come from
+    a pass whose KV cache was reordered to real, distinct parents (a wrong reorder changes
+    them), and the longest answers end without a pass of their own."""
+    frames = tiny.make_frames(2)
+    text = build_prompt(GOALS[Task.OBJECT_SIZE]).text
+    digits = [generator.tokenizer.convert_tokens_to_ids(str(d)) for d in (1, 4, 7)]
+    eos = generator.tokenizer.eos_token_id
+    constraint = AnswerConstraint(digits, digits, eos, max_tokens=3)
+    exact = _exact_answers(generator, text, constraint, 4, frames, latents)
+    assert len(exact) == 3 + 9 + 27
+    searched = _searched_answers(generator, text, constraint, 4, frames, latents)
+    assert searched.keys() == exact.keys()
+    for answer, log_prob in exact.items():
+        assert searched[answer] == pytest.approx(log_prob, abs=1e-4), answer
 
 
 def test_number_search_answers_parse_and_respect_cancel_and_budget(generator, latents):
@@ -459,31 +492,38 @@ def test_number_search_answers_parse_and_respect_cancel_and_budget(generator, la
         on_text=lambda new, so_far: seen.append(so_far),
         **common,
     )
-    assert (
-        narrow.finish_reason == 'eos' and narrow.token_ids[-1] == generator.tokenizer.eos_token_id
-    )
+    eos = generator.tokenizer.eos_token_id
+    assert narrow.finish_reason == 'eos' and narrow.token_ids[-1] == eos
     assert parse_strict(narrow.text, Task.OBJECT_SIZE).value == float(narrow.text)
     assert seen == [narrow.text]
-    # A one-token budget leaves no room for EOS: greedy decoding's answer, cut at the budget.
+    # A one-token budget leaves no room for a number and its end: greedy's answer, cut short.
     short = generator.expected_mra_number(text, max_new_tokens=1, **common)
     greedy = generator.generate(text, max_new_tokens=1, **common)
-    assert (
-        (short.text, short.finish_reason)
-        == (greedy.text, greedy.finish_reason)
-        == (
-            greedy.text,
-            'length',
-        )
-    )
+    assert (short.text, short.finish_reason) == (greedy.text, 'length')
     cancelled = generator.expected_mra_number(text, cancel=lambda: True, **common)
     assert cancelled.finish_reason == 'cancelled' and cancelled.token_ids == []
-    # A cancel that arrives during the search (at its last check, after the prompt pass) stops it.
+    # The search itself checks the cancel: count the checks of the prompt pass alone (greedy's
+    # run of one token checks once more, before its token), then cancel at the next one.
+    prompt_checks = []
+    generator.generate(
+        text, max_new_tokens=1, cancel=lambda: prompt_checks.append(1) and False, **common
+    )
+    first_search_check = len(prompt_checks)  # the prompt pass's checks, plus one
     checks = []
-    generator.expected_mra_number(text, cancel=lambda: checks.append(1) and False, **common)
-    seen = []
     during = generator.expected_mra_number(
-        text, cancel=lambda: seen.append(1) or len(seen) >= len(checks), **common
+        text, cancel=lambda: checks.append(1) or len(checks) >= first_search_check, **common
     )
     assert during.finish_reason == 'cancelled' and during.token_ids == []
+    assert len(checks) == first_search_check
     with pytest.raises(ValueError, match='beam_width'):
         generator.expected_mra_number(text, beam_width=0, **common)
+
+
+def test_counts_decode_as_whole_numbers(tokenizer):
+    whole = number_constraint(tokenizer, max_tokens=4, whole=True)
+    decimal = number_constraint(tokenizer, max_tokens=4)
+    point = tokenizer.convert_tokens_to_ids('.')
+    digit = tokenizer.convert_tokens_to_ids('2')
+    assert point in decimal.allowed([digit]) and point not in whole.allowed([digit])
+    assert whole.allowed([digit]) == [*whole.first, tokenizer.eos_token_id]
+    assert whole.allowed([digit] * 4) == [tokenizer.eos_token_id]

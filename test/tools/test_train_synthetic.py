@@ -15,6 +15,7 @@
 """``scripts/train_synthetic.sh`` end to end at toy sizes: both variants, a no-op re-run, and a
 second run from nothing that gives the same weights."""
 
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -83,6 +84,43 @@ def test_recipe_trains_both_variants_and_a_second_call_redoes_nothing(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert 'world:' not in again.stdout and 'train ' not in again.stdout
     assert 'export:' in again.stdout
+
+    # The evaluation script on the two exports: every model with the recipe's window (8 frames
+    # per training question: 7) and the decoding asked for; reports of other settings re-taken.
+    _check_eval_script(run)
+
+
+def _eval_script(run: Path, **env: str) -> subprocess.CompletedProcess:
+    toy = {'EVAL_SCENES': '1', 'FRAMES': '24', 'QUESTIONS_PER_FAMILY': '1'}
+    return subprocess.run(
+        ['bash', str(SCRIPT.parent / 'eval_synthetic.sh'), str(run)],
+        env={**os.environ, **toy, **env, 'PYTHON': sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def _check_eval_script(run: Path) -> None:
+    names = ('geometry', 'no_geometry', 'tiny_random')
+    first = _eval_script(run)
+    assert first.returncode == 0, first.stdout + first.stderr
+    reports = {n: json.loads((run / 'eval' / f'{n}.json').read_text()) for n in names}
+    assert {r['model']['keyframe_window'] for r in reports.values()} == {7}
+    assert {r['model']['numeric_decoding'] for r in reports.values()} == {'greedy'}
+    assert [r['model']['geometry'] for r in reports.values()] == [True, False, True]
+    assert '| **overall** |' in (run / 'eval' / 'table.md').read_text()
+    assert json.loads((run / 'eval' / 'targets.json').read_text())['strict']['kind'] == 'strict'
+    taken = {n: (run / 'eval' / f'{n}.json').stat().st_mtime_ns for n in names}
+    again = _eval_script(run)  # nothing to re-take
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {n: (run / 'eval' / f'{n}.json').stat().st_mtime_ns for n in names} == taken
+    other = _eval_script(run, NUMERIC_DECODING='expected_mra')
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert other.stderr.count('other settings, re-taking it') == 3
+    for name in names:
+        report = json.loads((run / 'eval' / f'{name}.json').read_text())
+        assert report['model']['numeric_decoding'] == 'expected_mra', name
 
 
 def test_recipe_gives_the_same_model_when_run_again(tmp_path):

@@ -66,6 +66,9 @@ logger = logging.getLogger(__name__)
 
 # Unfinished answers kept per step of the expected-MRA number search.
 DEFAULT_NUMBER_BEAMS = 16
+# Finished answers less likely than this times the likeliest are left out of the expected-MRA
+# choice (see Spa3VLMGenerator._best_number).
+MIN_ANSWER_WEIGHT = 1e-6
 
 
 @dataclass(frozen=True)
@@ -727,7 +730,8 @@ class Spa3VLMGenerator:
         ends (EOS) on the way, each with its probability renormalised over the grammar's
         tokens; the answer returned is the one whose expected MRA against that distribution is
         highest (:func:`~spa3r_ros.core.mra.expected_mra_choice`), a minimum-Bayes-risk
-        choice under the benchmark's metric. A confident model gets its greedy answer back.
+        choice under the benchmark's metric. A confident model's choice is usually its greedy
+        answer (not always: the beam may find a likelier whole answer than greedy's digits).
 
         Args:
             user_text: the question's user text.
@@ -740,13 +744,14 @@ class Spa3VLMGenerator:
             beam_width: unfinished answers kept per step (cost: one batched forward of this
                 many tokens per step, and the prompt's KV cache held once per beam).
             on_text: called once with the chosen answer.
-            cancel: as for :meth:`generate`; checked before every step and between layers.
+            cancel: as for :meth:`generate`; checked before the prompt pass, between its layers
+                and before every step of the search.
             use_cache: use the per-frame and per-scene caches.
             max_prompt_tokens: longest accepted prompt; None: no limit.
 
         Returns:
             The :class:`GenerationResult` of the chosen answer (``finish_reason`` ``'eos'``).
-            When no answer ends within the budget (a budget of one token) this is greedy
+            With a budget of one token (no room for a number and its end) this is greedy
             decoding's result.
 
         Raises:
@@ -755,6 +760,19 @@ class Spa3VLMGenerator:
         """
         if beam_width < 1:
             raise ValueError(f'beam_width must be >= 1, got {beam_width}')
+        greedy = dict(
+            scene_version=scene_version,
+            frames=frames,
+            latents=latents,
+            max_new_tokens=max_new_tokens,
+            on_text=on_text,
+            cancel=cancel,
+            constraint=constraint,
+            use_cache=use_cache,
+            max_prompt_tokens=max_prompt_tokens,
+        )
+        if max_new_tokens < 2:  # no room for a number and its end: greedy's cut answer
+            return self.generate(user_text, **greedy)
         suffix, prompt_len = self._checked_prompt(
             user_text, frames, max_new_tokens, max_prompt_tokens
         )
@@ -767,48 +785,60 @@ class Spa3VLMGenerator:
             if isinstance(started, GenerationResult):
                 return started
             logits, cache, position, reused = started
-            try:
-                finished = self._number_beams(
-                    logits[:, -1],
-                    cache,
-                    position,
-                    constraint,
-                    max_new_tokens,
-                    beam_width,
-                    is_cancelled,
-                )
-            except ForwardInterrupted as stopped:
-                logger.info('number search stopped after %d layer(s)', stopped.layers_run)
-                return GenerationResult('', [], 'cancelled', prompt_len, False)
+            finished = self._number_beams(
+                logits[:, -1],
+                cache,
+                position,
+                constraint,
+                max_new_tokens,
+                beam_width,
+                is_cancelled,
+            )
             if finished is None:
                 return GenerationResult('', [], 'cancelled', prompt_len, False)
-        answers = []
-        for tokens, log_prob in finished:
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            try:
-                answers.append((text, tokens, float(text), log_prob))
-            except ValueError:  # the grammar makes numbers; anything else is not an answer
-                continue
-        if not answers:
-            return self.generate(
-                user_text,
-                scene_version=scene_version,
-                frames=frames,
-                latents=latents,
-                max_new_tokens=max_new_tokens,
-                on_text=on_text,
-                cancel=cancel,
-                constraint=constraint,
-                use_cache=use_cache,
-                max_prompt_tokens=max_prompt_tokens,
-            )
-        answers.sort(key=lambda a: -a[3])  # likeliest first: ties go to it
-        top = answers[0][3]
-        weights = [math.exp(a[3] - top) for a in answers]
-        text, tokens, _, _ = answers[expected_mra_choice([a[2] for a in answers], weights)]
+        best = self._best_number(finished)
+        if best is None:  # nothing finite came out (a broken model): greedy says what it says
+            return self.generate(user_text, **greedy)
+        text, tokens = best
         if on_text is not None:
             on_text(text, text)
         return GenerationResult(text, [*tokens, eos], 'eos', prompt_len, reused)
+
+    def _best_number(
+        self, finished: Sequence[tuple[list[int], float]]
+    ) -> tuple[str, list[int]] | None:
+        """The finished answer with the highest expected MRA; None when none is a number.
+
+        Answers of the same value (``4``, ``4.``, ``04``) are one candidate whose probability
+        is their sum, written as its likeliest spelling; answers :data:`MIN_ANSWER_WEIGHT` times
+        less likely than the likeliest are left out (they cannot move an expected score by
+        more than that each, and the choice is quadratic in the candidates).
+        """
+        scored = [(tokens, lp) for tokens, lp in finished if math.isfinite(lp)]
+        if not scored:
+            return None
+        top = max(lp for _, lp in scored)
+        by_value: dict[float, list] = {}  # value -> [weight, best log-prob, text, tokens]
+        for tokens, log_prob in sorted(scored, key=lambda a: -a[1]):  # likeliest first
+            weight = math.exp(log_prob - top)
+            if weight < MIN_ANSWER_WEIGHT:
+                break
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            try:
+                value = float(text)
+            except ValueError:  # the grammar makes numbers; anything else is not an answer
+                continue
+            if not math.isfinite(value):
+                continue
+            if value in by_value:
+                by_value[value][0] += weight
+            else:
+                by_value[value] = [weight, log_prob, text, tokens]
+        if not by_value:
+            return None
+        values = list(by_value)  # in order of their likeliest spelling: ties go to the likelier
+        choice = values[expected_mra_choice(values, [by_value[v][0] for v in values])]
+        return by_value[choice][2], by_value[choice][3]
 
     def _number_beams(
         self,
@@ -829,7 +859,7 @@ class Spa3VLMGenerator:
             constraint: the number grammar.
             max_new_tokens: token budget of an answer, EOS included.
             beam_width: unfinished answers kept per step.
-            is_cancelled: checked before every step and between layers (None: never).
+            is_cancelled: checked before every step (None: never).
 
         Returns:
             ``(tokens without EOS, log-probability)`` of each finished answer; None when
@@ -843,7 +873,8 @@ class Spa3VLMGenerator:
         for step in range(max_new_tokens):
             if is_cancelled is not None and is_cancelled():
                 return None
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            # One copy to the CPU per step: the grammar's bookkeeping below is plain Python.
+            log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
             proposals: list[tuple[float, int, int]] = []
             for b, tokens in enumerate(beams):
                 allowed = constraint.allowed(tokens)
@@ -854,26 +885,36 @@ class Spa3VLMGenerator:
                 for token, value in zip(allowed, row.tolist()):
                     proposals.append((beam_log_probs[b] + value, b, token))
             proposals.sort(key=lambda p: -p[0])  # stable: ties keep beam and token order
-            kept: list[tuple[float, int, int]] = []
+            kept: list[tuple[float, int, list[int]]] = []
             for log_prob, b, token in proposals:
                 if token == eos:
                     finished.append((beams[b], log_prob))
                 elif len(kept) < beam_width and step + 1 < max_new_tokens:
-                    kept.append((log_prob, b, token))  # room left for at least EOS
-            if not kept:
+                    kept.append((log_prob, b, [*beams[b], token]))  # room left for EOS
+            # An answer the grammar lets only end (its longest) ends here, with probability 1
+            # for the EOS, without a forward pass to learn what is already known.
+            parents: list[int] = []
+            continuing: list[tuple[float, list[int]]] = []
+            for log_prob, b, tokens in kept:
+                if constraint.allowed(tokens) == [eos]:
+                    finished.append((tokens, log_prob))
+                else:
+                    parents.append(b)
+                    continuing.append((log_prob, tokens))
+            if not continuing:
                 break
-            parents = torch.tensor([b for _, b, _ in kept], device=self.model.device)
-            cache.reorder_cache(parents)
-            beams = [[*beams[b], token] for _, b, token in kept]
-            beam_log_probs = [log_prob for log_prob, _, _ in kept]
-            ids = torch.tensor([[token] for _, _, token in kept], device=self.model.device)
-            with self.model.stop_between_layers(is_cancelled):
-                out = self.model(
-                    ids,
-                    position_ids=self._positions(position, 1).expand(3, len(kept), 1),
-                    past_key_values=cache,
-                    use_cache=True,
-                )
+            cache.reorder_cache(torch.tensor(parents, device=self.model.device))
+            beams = [tokens for _, tokens in continuing]
+            beam_log_probs = [log_prob for log_prob, _ in continuing]
+            ids = torch.tensor([[tokens[-1]] for tokens in beams], device=self.model.device)
+            # Cancel is checked once per step, as generate checks it once per token: a check
+            # between the layers of a one-token pass would cost a device sync per layer.
+            out = self.model(
+                ids,
+                position_ids=self._positions(position, 1).expand(3, len(beams), 1),
+                past_key_values=cache,
+                use_cache=True,
+            )
             cache = out.past_key_values
             position += 1
             logits = out.logits[:, -1]
