@@ -27,7 +27,7 @@ times the recorded speed, as a robot would see it: questions run on their own th
 keep arriving, so the scene an answer uses depends on how fast the model is (as on the robot).
 """
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_PRESET = 'tiny-random'
 # How often a maximum-speed replay looks whether the engine's ingest queue has room (seconds).
 BACKLOG_POLL_SEC = 0.001
+# At maximum speed a frame waits for the odometry after it (see _Feeder) in a queue of at most
+# this many frames; a bag whose odometry lags further lets the oldest go without it.
+MAX_HELD_FRAMES = 32
 
 
 @dataclass
@@ -187,6 +190,17 @@ class _Feeder:
             the engine's ingest queue. At maximum speed the bag is read far faster than the
             keyframe policy runs; without this back-pressure the engine would drop frames (by
             design, for a live camera) and the result would depend on the machine's speed.
+
+    Attributes:
+        hold_for_odometry: hold each camera frame back until odometry stamped at or after it
+            has been given (at maximum speed, with odometry). The keyframe policy takes a frame's
+            pose from the odometry around its stamp when the ingest thread gets to the frame;
+            a bag usually records the odometry of an instant just after its image, so without
+            holding, the pose would depend on whether that thread ran before or after the next
+            message was fed (interpolated, or the previous pose held), and so would the scene
+            and the answers. Held, every frame gets the pose training samples get from the
+            whole odometry track. :meth:`release` gives the held frames (before a question and
+            at the end of the bag); at most :data:`MAX_HELD_FRAMES` are held.
     """
 
     def __init__(self, engine, summary: ReplaySummary, max_backlog: int | None = None) -> None:
@@ -194,6 +208,9 @@ class _Feeder:
         self._summary = summary
         self._max_backlog = max_backlog
         self.newest_stamp = -math.inf  # of the frames given to the engine so far
+        self.hold_for_odometry = False
+        self._held: deque[ImageEvent] = deque()
+        self._newest_pose_stamp = -math.inf
 
     def _wait_for_room(self) -> None:
         while self._engine.stats().frames_buffered >= self._max_backlog:
@@ -206,19 +223,36 @@ class _Feeder:
             summary.frames += 1
             if event.image is None:
                 self._engine.record_bad_frame(f'{event.topic} at {event.stamp:.3f}: {event.error}')
+            elif self.hold_for_odometry and (
+                self._held or event.stamp > self._newest_pose_stamp
+            ):  # behind the frames already held, so frames keep their order
+                self._held.append(event)
+                if len(self._held) > MAX_HELD_FRAMES:
+                    self._give(self._held.popleft())
             else:
-                if self._max_backlog is not None:
-                    self._wait_for_room()
-                # The engine counts a depth image on a camera topic as a bad frame itself; only
-                # colour frames can satisfy a question's min_stamp.
-                self._engine.add_frame(event.stamp, event.topic, event.image)
-                if event.image.kind == KIND_COLOR:
-                    self.newest_stamp = max(self.newest_stamp, event.stamp)
+                self._give(event)
         elif isinstance(event, PoseEvent):
             self._engine.add_pose(event.pose)
             summary.poses += 1
+            self._newest_pose_stamp = max(self._newest_pose_stamp, event.pose.stamp)
+            while self._held and self._held[0].stamp <= self._newest_pose_stamp:
+                self._give(self._held.popleft())
         else:
             summary.camera_infos += 1
+
+    def release(self) -> None:
+        """Give every held frame to the engine (before a question, at the end of the bag)."""
+        while self._held:
+            self._give(self._held.popleft())
+
+    def _give(self, event: ImageEvent) -> None:
+        if self._max_backlog is not None:
+            self._wait_for_room()
+        # The engine counts a depth image on a camera topic as a bad frame itself; only colour
+        # frames can satisfy a question's min_stamp.
+        self._engine.add_frame(event.stamp, event.topic, event.image)
+        if event.image.kind == KIND_COLOR:
+            self.newest_stamp = max(self.newest_stamp, event.stamp)
 
 
 def _ask(
@@ -291,6 +325,7 @@ def run_replay(
 
     def answer(question: ReplayQuestion) -> None:
         if asker is None:
+            feeder.release()  # every frame recorded up to the question, with the poses fed so far
             engine.flush()
             result = _ask(engine, question.request)
             _record(question, result)
@@ -326,6 +361,7 @@ def run_replay(
                     odom_topic=odom_topic,
                     use_odometry=use_odometry,
                 )
+            feeder.hold_for_odometry = rate is None and topics.odometry is not None
             bag_start = ns_to_sec(bag.start_ns)
             # Anchor the pacer at the bag's start, so a question stamped before it does not
             # shift the schedule of every frame.
@@ -355,6 +391,7 @@ def run_replay(
                         answer(question)
                     pacer.wait_until(event.bag_time)
                     feeder.feed(event)
+            feeder.release()
         # Questions at or after the end of the bag, and those without a time.
         for question in pending:
             answer(question)

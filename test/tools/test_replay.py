@@ -296,6 +296,113 @@ def test_scene_config_takes_the_window_a_model_was_trained_with() -> None:
     assert scene_config().numeric_decoding == 'greedy'
 
 
+class _RecordingEngine:
+    """What the feeder gives an engine, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def add_frame(self, stamp, camera, image) -> None:
+        self.calls.append(('frame', stamp))
+
+    def add_pose(self, pose) -> None:
+        self.calls.append(('pose', pose.stamp))
+
+    def record_bad_frame(self, reason) -> None:
+        self.calls.append(('bad', 0.0))
+
+
+def test_at_maximum_speed_a_frame_waits_for_the_odometry_after_it() -> None:
+    from spa3r_ros.core.image_decode import DecodedImage
+    from spa3r_ros.data.bag_stream import ImageEvent, PoseEvent
+    from spa3r_ros.scene.odometry import Pose
+    from spa3r_ros.tools.replay import _Feeder, MAX_HELD_FRAMES, ReplaySummary
+
+    image = DecodedImage('color', np.zeros((8, 8, 3), np.uint8))
+
+    def frame(t):
+        return ImageEvent(t, t, '/cam', image)
+
+    def pose(t):
+        return PoseEvent(
+            t, '/odom', Pose(stamp=t, position=np.zeros(3), orientation=np.array([0.0, 0, 0, 1]))
+        )
+
+    engine = _RecordingEngine()
+    feeder = _Feeder(engine, ReplaySummary())
+    feeder.hold_for_odometry = True
+    for event in (frame(1.0), pose(1.0), frame(2.0), frame(3.0), pose(2.5), pose(3.0), frame(3.5)):
+        feeder.feed(event)
+    # Each frame after the pose at or after its stamp, in their order; 3.5 is still held.
+    assert engine.calls == [
+        ('pose', 1.0), ('frame', 1.0), ('pose', 2.5), ('frame', 2.0), ('pose', 3.0), ('frame', 3.0)
+    ]  # fmt: skip
+    assert feeder.newest_stamp == 3.0  # a held frame cannot satisfy a question's min_stamp yet
+    feeder.release()  # before a question, or at the end of the bag
+    assert engine.calls[-1] == ('frame', 3.5) and feeder.newest_stamp == 3.5
+    # Odometry that lags too far lets the oldest frames go without it: memory stays bounded.
+    engine.calls.clear()
+    for i in range(MAX_HELD_FRAMES + 2):
+        feeder.feed(frame(10.0 + i))
+    assert [c for c in engine.calls] == [('frame', 10.0), ('frame', 11.0)]
+    # Without odometry (or at a rate, like a live camera) frames go at once.
+    plain = _RecordingEngine()
+    unheld = _Feeder(plain, ReplaySummary())
+    for event in (frame(1.0), pose(1.0)):
+        unheld.feed(event)
+    assert plain.calls == [('frame', 1.0), ('pose', 1.0)]
+
+
+def test_maximum_speed_replay_gives_every_frame_the_same_pose_however_slow_the_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bag records each image just before its odometry: the keyframe policy must see the pose
+    of the whole odometry track (as training samples do), not whatever had arrived when the
+    ingest thread got to the frame."""
+    import time
+
+    from spa3r_ros.data.bag_stream import iter_events, PoseEvent, select_topics
+    from spa3r_ros.data.rosbag_io import BagReader
+    from spa3r_ros.data.world.generate import WorldOptions, write_world_scene
+    from spa3r_ros.scene.keyframes import KeyframePolicy
+    from spa3r_ros.scene.odometry import PoseTrack
+
+    scene = tmp_path / 'scene'
+    write_world_scene(scene, 7, WorldOptions(width=64, height=48, frames=16, rate_hz=15.0))
+    with BagReader(scene / 'bag') as bag:
+        events = list(iter_events(bag, select_topics(bag)))
+    track = PoseTrack()
+    for event in events:
+        if isinstance(event, PoseEvent):
+            track.add(event.pose)
+    config = scene_config(window=4)
+    gap = config.keyframes.pose_max_gap_sec
+    expected = {e.stamp: track.at(e.stamp, gap) for e in events if hasattr(e, 'image')}
+    questions = load_questions(_write(tmp_path / 'q.jsonl', {'question': 'What?'}), QueryConfig())
+    models = load_models('tiny-random', 'cpu')
+    consider = KeyframePolicy.consider
+
+    def run(delay: float) -> dict[float, tuple]:
+        seen = {}
+
+        def recording(self, frame, pose=None):
+            time.sleep(delay)  # a slow ingest thread: the bag runs ahead of it
+            seen[frame.stamp] = None if pose is None else tuple(pose.position)
+            return consider(self, frame, pose)
+
+        monkeypatch.setattr(KeyframePolicy, 'consider', recording)
+        with build_engine(models, config, QueryConfig()) as engine:
+            run_replay(
+                scene / 'bag', questions, lambda q, a: None, engine=engine, max_backlog=8,
+                progress=False,
+            )  # fmt: skip
+        return seen
+
+    fast, slow = run(0.0), run(0.02)
+    assert len(fast) == len(expected) == 16
+    assert fast == slow == {t: tuple(p.position) for t, p in expected.items()}
+
+
 def test_run_replay_counts_every_frame(tmp_path: Path) -> None:
     # A bag whose first image is broken: it is given to the engine as a bad frame and counted;
     # every frame received is accounted for, and nothing is dropped at max speed.
