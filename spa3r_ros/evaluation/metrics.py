@@ -37,7 +37,6 @@ import math
 
 from spa3r_ros.core.answers import parse_strict
 from spa3r_ros.core.mra import (  # noqa: F401 - the metric's home is core; scorers import it here
-    expected_mra_choice,
     mean_relative_accuracy,
     MRA_THRESHOLDS,
 )

@@ -160,19 +160,16 @@ class _KeyframeSet:
         return max(stamps, default=0.0)
 
 
-def warn_on_window_mismatch(models: 'SceneModels | None', config: SceneConfig) -> bool:
+def warn_on_window_mismatch(models: 'SceneModels | None', config: SceneConfig) -> None:
     """Log a warning when the keyframe window differs from the one the VLM was trained with.
 
     A model trained on questions that showed ``w + 1`` frames answers worse when shown more or
     fewer (its prompts are longer or shorter than any it learnt from); the bundle records ``w``
     when it knows it (``SceneModels.keyframe_window``).
-
-    Returns:
-        Whether they differ.
     """
     trained = getattr(models, 'keyframe_window', None)
     if trained is None or trained == config.keyframes.window:
-        return False
+        return
     logger.warning(
         'keyframes.window is %d but model %s was trained with a window of %d: answers may be '
         'worse than its evaluation; set keyframes.window to %d',
@@ -181,7 +178,6 @@ def warn_on_window_mismatch(models: 'SceneModels | None', config: SceneConfig) -
         trained,
         trained,
     )
-    return True
 
 
 class SceneEngine:

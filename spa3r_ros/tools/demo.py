@@ -183,7 +183,7 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
             '-p', f'inputs.image_topics:=[{camera_topic}]',
             '-p', f'inputs.odom_topic:={odom_topic}',
             '-p', 'status.rate_hz:=2.0',
-            *(arg for name, value in scene_settings(preset) for arg in ('-p', f'{name}:={value}')),
+            *(arg for name, value in settings for arg in ('-p', f'{name}:={value}')),
         ]  # fmt: skip
         with ManagedProcess(node_args, workdir / 'node.log', env) as node:
             if not node.wait_for_output(ACTIVE_MESSAGE, 30):

@@ -292,7 +292,8 @@ class VlmTask(TrainTask):
         heldout_scorer: eval scores of the current model on held-out scenes (None: none).
         seed: seed of the LoRA adapters' initial weights.
         keyframe_window: the keyframe window of the training questions
-            (``data.frames_per_sample - 1``); the export records it so the engine can match it.
+            (``VlmDataConfig.keyframe_config().window``); the export records it so the engine
+            can match it.
 
     Raises:
         ConfigError: an unknown trainable set, or a set that leaves nothing to train.
@@ -581,7 +582,7 @@ def build_vlm_task(
         gasp_objective=gasp_objective,
         heldout_scorer=heldout_scorer,
         seed=config.run.seed,
-        keyframe_window=config.data.frames_per_sample - 1,
+        keyframe_window=config.data.keyframe_config().window,
     )
 
 

@@ -19,8 +19,8 @@ import math
 import pytest
 import spa3r_test_eval_helpers as helpers
 
+from spa3r_ros.core.mra import expected_mra_choice, mean_relative_accuracy
 from spa3r_ros.evaluation.evaluate import score_answer
-from spa3r_ros.evaluation.metrics import expected_mra_choice, mean_relative_accuracy
 from spa3r_ros.evaluation.report import summarize
 
 EASY = ['left', 'right']

@@ -449,8 +449,8 @@ def test_two_rank_torchrun_train_vlm_equals_one_process(samples, tmp_path, strat
     (tmp_path / 'ddp').mkdir()
     result = run_torchrun(worker_path, samples_path, tmp_path / 'ddp', strategy)
     assert result.returncode == 0, result.stderr[-3000:]
-    # The worker's own result file, written by this test moments ago (it holds paths too).
-    ddp = torch.load(tmp_path / 'ddp' / 'result.pt', weights_only=False)
+    # The worker's own result file: losses and the export folder, plain data.
+    ddp = torch.load(tmp_path / 'ddp' / 'result.pt', weights_only=True)
     spec = importlib.util.spec_from_file_location('spa3r_test_vlm_worker', worker_path)
     worker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(worker)

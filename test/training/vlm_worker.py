@@ -89,7 +89,7 @@ def run(samples_path: Path, out: Path, world_size: int, strategy: str = 'ddp') -
 
     config = config_for(world_size, strategy)
     summary = train_vlm([str(samples_path)], out, config, make_data=make_data)
-    return {'last_losses': summary.last_losses, 'export_dir': summary.export_dir}
+    return {'last_losses': summary.last_losses, 'export_dir': str(summary.export_dir)}
 
 
 def main() -> None:

@@ -556,8 +556,12 @@ class Spa3VLMGenerator:
         frames: Sequence[FrameInput],
         max_new_tokens: int,
         max_prompt_tokens: int | None,
-    ) -> tuple[torch.Tensor, int]:
-        """The question's ids ``[1, Ls]`` and the whole prompt's length, checked (no model work).
+        cancel: Callable[[], bool] | threading.Event | None,
+    ) -> tuple[torch.Tensor, int, Callable[[], bool] | None]:
+        """A question checked before any model work: its ids, the prompt's length, the cancel.
+
+        Returns:
+            ``(question ids [1, Ls], whole prompt length, cancel as a callable or None)``.
 
         Raises:
             QueryError: ``max_new_tokens`` < 1, no frames, a prompt over ``max_prompt_tokens``,
@@ -577,7 +581,8 @@ class Spa3VLMGenerator:
                 f'{len(frames)} frames, {suffix.shape[1]} for the question); the limit '
                 f'(max_prompt_tokens) is {max_prompt_tokens}'
             )
-        return suffix, prompt_len
+        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
+        return suffix, prompt_len, is_cancelled
 
     def _prompt_pass(
         self,
@@ -659,10 +664,9 @@ class Spa3VLMGenerator:
                 the prompt is longer than ``max_prompt_tokens`` or the user text would produce
                 a control token.
         """
-        suffix, prompt_len = self._checked_prompt(
-            user_text, frames, max_new_tokens, max_prompt_tokens
+        suffix, prompt_len, is_cancelled = self._checked_prompt(
+            user_text, frames, max_new_tokens, max_prompt_tokens, cancel
         )
-        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
         with self._lock:
             started = self._prompt_pass(
                 suffix, prompt_len, scene_version, frames, latents, use_cache, is_cancelled
@@ -773,10 +777,9 @@ class Spa3VLMGenerator:
         )
         if max_new_tokens < 2:  # no room for a number and its end: greedy's cut answer
             return self.generate(user_text, **greedy)
-        suffix, prompt_len = self._checked_prompt(
-            user_text, frames, max_new_tokens, max_prompt_tokens
+        suffix, prompt_len, is_cancelled = self._checked_prompt(
+            user_text, frames, max_new_tokens, max_prompt_tokens, cancel
         )
-        is_cancelled = cancel.is_set if isinstance(cancel, threading.Event) else cancel
         eos = self.tokenizer.eos_token_id
         with self._lock:
             started = self._prompt_pass(
