@@ -249,6 +249,8 @@ class SceneEngine:
         # update it asked for was already running outlived it and let the next change skip the
         # rate limit too.
         self._urgent_generation = 0
+        # True: no update on the rate limit, only the urgent ones (see set_on_demand_updates).
+        self._on_demand_updates = False
         self._last_update_start = -math.inf
         self._last_update_sec = 0.0
         self._last_query_sec = 0.0
@@ -509,14 +511,28 @@ class SceneEngine:
             if pending.generation != self._built_generation:
                 if self._urgent_generation > self._built_generation:
                     return pending
-                due = self._last_update_start + self._config.min_update_interval_sec
-                wait = due - time.monotonic()
-                if wait <= 0:
-                    return pending
-                self._cond.wait(min(wait, 1.0))
-            else:
-                self._cond.wait(1.0)
+                if not self._on_demand_updates:
+                    due = self._last_update_start + self._config.min_update_interval_sec
+                    wait = due - time.monotonic()
+                    if wait <= 0:
+                        return pending
+                    self._cond.wait(min(wait, 1.0))
+                    continue
+            self._cond.wait(1.0)
         return None
+
+    def set_on_demand_updates(self, on_demand: bool) -> None:
+        """Build the scene only when asked to, or whenever its frames change (the default).
+
+        Asked means by :meth:`flush` or by a question's ``min_stamp``. The default suits a live
+        camera. On demand is for offline tools that flush before every question (``spa3r
+        replay`` at maximum speed): a periodic update there is wasted work, and which frames it
+        happens to catch depends on thread timing, so the scene versions (and the batches the
+        per-frame caches were filled in) would differ from run to run.
+        """
+        with self._cond:
+            self._on_demand_updates = on_demand
+            self._cond.notify_all()
 
     def _run_update(self, pending: _KeyframeSet) -> None:
         start = time.monotonic()

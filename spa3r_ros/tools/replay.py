@@ -22,7 +22,8 @@ The file formats are in the README ("Offline questions") (and :mod:`spa3r_ros.da
 
 Speed: ``--max-speed`` (the default) feeds frames as fast as the engine takes them and, before
 each question, waits until the engine has processed every frame fed so far and updated its scene
-(``SceneEngine.flush``), so answers do not depend on the machine's speed. ``--rate R`` replays at R
+(``SceneEngine.flush``; the scene is built only then, ``SceneEngine.set_on_demand_updates``), so
+answers and scene versions do not depend on the machine's speed. ``--rate R`` replays at R
 times the recorded speed, as a robot would see it: questions run on their own thread while frames
 keep arriving, so the scene an answer uses depends on how fast the model is (as on the robot).
 """
@@ -362,6 +363,9 @@ def run_replay(
                     use_odometry=use_odometry,
                 )
             feeder.hold_for_odometry = rate is None and topics.odometry is not None
+            # At maximum speed each question flushes, so the scene is built only then: its
+            # versions and contents follow the bag and the questions, not thread timing.
+            engine.set_on_demand_updates(rate is None)
             bag_start = ns_to_sec(bag.start_ns)
             # Anchor the pacer at the bag's start, so a question stamped before it does not
             # shift the schedule of every frame.

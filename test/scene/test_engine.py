@@ -428,6 +428,33 @@ def test_rate_limit_defers_updates_and_flush_skips_it(tiny_models, image_for):
     assert second.version == first.version + 1 and second.num_frames == 5
 
 
+def test_on_demand_updates_build_the_scene_only_when_asked(tiny_models, image_for):
+    """Offline replay flushes before each question; between questions nothing is built, so the
+    scene versions follow the questions, not the threads' timing."""
+    with make_engine(tiny_models) as engine:  # no rate limit: a live engine updates at once
+        engine.set_on_demand_updates(True)
+        feed(engine, image_for, range(3))
+        deadline = time.monotonic() + 60
+        while engine.stats().frames_seen < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # time enough for a periodic update to have run
+        assert engine.snapshot() is None and engine.stats().scene_version == 0
+        first = engine.flush(timeout=60)
+        assert first.version == 1 and first.num_frames == 3
+        # A question's min_stamp asks for an update too.
+        feed(engine, image_for, [3.0, 4.0], seed_offset=3)
+        answer = engine.ask(dataclasses.replace(COUNT, min_stamp=4.0, timeout_sec=60.0))
+        assert answer.code == ResultCode.OK
+        assert answer.scene_version == 2 and answer.scene_stamp == 4.0
+        # Back to periodic updates: a new frame is built without being asked for.
+        engine.set_on_demand_updates(False)
+        feed(engine, image_for, [5.0], seed_offset=5)
+        deadline = time.monotonic() + 60
+        while engine.stats().scene_version < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.snapshot().version == 3 and engine.snapshot().newest_stamp == 5.0
+
+
 def test_snapshots_stay_consistent_under_concurrent_updates_and_questions(tiny_models, image_for):
     engine = make_engine(tiny_models, keyframes=KeyframeConfig(window=4))
     seen_states = {}

@@ -18,6 +18,7 @@
 The CLIs run in-process (``main(argv)``) with the tiny-random preset on one CPU thread.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -141,6 +142,7 @@ def test_ask_after_the_whole_bag_matches_replay(
     asked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ('code', 'answer', 'value', 'scene_version', 'scene_stamp', 'num_frames'):
         assert asked[key] == replayed[key], key
+    assert asked['scene_version'] == 1  # built once, for the question, not while feeding
 
     assert (
         spa3r_main(['ask', str(bag), '--task', 'object_count', '--objects', 'box', *COMMON]) == 0
@@ -375,14 +377,15 @@ def test_maximum_speed_replay_gives_every_frame_the_same_pose_however_slow_the_i
     for event in events:
         if isinstance(event, PoseEvent):
             track.add(event.pose)
-    config = scene_config(window=4)
+    # No rate limit: a periodic update would run whenever the ingest thread published a frame.
+    config = dataclasses.replace(scene_config(window=4), min_update_interval_sec=0.0)
     gap = config.keyframes.pose_max_gap_sec
     expected = {e.stamp: track.at(e.stamp, gap) for e in events if hasattr(e, 'image')}
     questions = load_questions(_write(tmp_path / 'q.jsonl', {'question': 'What?'}), QueryConfig())
     models = load_models('tiny-random', 'cpu')
     consider = KeyframePolicy.consider
 
-    def run(delay: float) -> dict[float, tuple]:
+    def run(delay: float) -> tuple[dict[float, tuple], int]:
         seen = {}
 
         def recording(self, frame, pose=None):
@@ -392,15 +395,17 @@ def test_maximum_speed_replay_gives_every_frame_the_same_pose_however_slow_the_i
 
         monkeypatch.setattr(KeyframePolicy, 'consider', recording)
         with build_engine(models, config, QueryConfig()) as engine:
-            run_replay(
+            summary = run_replay(
                 scene / 'bag', questions, lambda q, a: None, engine=engine, max_backlog=8,
                 progress=False,
             )  # fmt: skip
-        return seen
+        return seen, summary.scene_updates
 
-    fast, slow = run(0.0), run(0.02)
+    (fast, fast_updates), (slow, slow_updates) = run(0.0), run(0.02)
     assert len(fast) == len(expected) == 16
     assert fast == slow == {t: tuple(p.position) for t, p in expected.items()}
+    # The scene is built once, for the one question, however the threads interleave.
+    assert fast_updates == slow_updates == 1
 
 
 def test_run_replay_counts_every_frame(tmp_path: Path) -> None:
