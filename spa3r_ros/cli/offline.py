@@ -33,6 +33,7 @@ from spa3r_ros.cli.args import (
     setup_logging,
     thread_count,
 )
+from spa3r_ros.configs.keyframes import DEFAULT_WINDOW, WINDOW_BOUNDS
 from spa3r_ros.configs.scene import NUMERIC_DECODINGS
 from spa3r_ros.core.errors import Spa3rError
 from spa3r_ros.tools.replay import DEFAULT_PRESET, prepare_engine
@@ -71,10 +72,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         '--window',
-        type=int_range(1, 256),
+        type=int_range(*WINDOW_BOUNDS),
         default=None,
-        help='keyframe window, 1 .. 256 (default: the one the model was trained with when its '
-        'bundle records it, else the engine default)',
+        help=f'keyframe window, {WINDOW_BOUNDS[0]} .. {WINDOW_BOUNDS[1]} (default: the one the '
+        f'model was trained with when its bundle records it, else {DEFAULT_WINDOW})',
     )
     group.add_argument(
         '--numeric-decoding',

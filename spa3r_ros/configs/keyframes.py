@@ -19,12 +19,17 @@ configurations, because configs are the ground floor of the package (they import
 configs and the exception hierarchy). Like every config here it imports no torch.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from spa3r_ros.configs.fields import check_fields, param
 
 # The keyframe window's range (a model bundle's recorded window is checked against it too).
 WINDOW_BOUNDS = (1, 256)
+# ``window = WINDOW_FROM_MODEL`` (the default) keeps as many keyframes as the model was trained
+# with: its bundle's ``keyframe_window``, or DEFAULT_WINDOW when the bundle records none (the
+# official checkpoints). A ROS parameter cannot tell "not set" from a value, hence the 0.
+WINDOW_FROM_MODEL = 0
+DEFAULT_WINDOW = 16
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,9 @@ class KeyframeConfig:
     """How keyframes are chosen and how many are kept.
 
     Args:
-        window: most keyframes kept (the frames the scene latent is built from).
+        window: most keyframes kept (the frames the scene latent is built from);
+            :data:`WINDOW_FROM_MODEL` (0): the window the model was trained with (see
+            :meth:`with_window_of`).
         novelty_threshold: image distance (``1 - correlation`` of the thumbnails) from every
             keyframe at which a frame counts as new.
         min_translation_m: camera travel from every same-camera keyframe at which a frame counts
@@ -48,7 +55,10 @@ class KeyframeConfig:
     """
 
     window: int = param(
-        16, description='Most keyframes kept for the scene latent', bounds=WINDOW_BOUNDS
+        WINDOW_FROM_MODEL,
+        description='Most keyframes kept for the scene latent (0: as many as the model was '
+        f'trained with, or {DEFAULT_WINDOW} when its bundle does not say)',
+        bounds=(WINDOW_FROM_MODEL, WINDOW_BOUNDS[1]),
     )
     novelty_threshold: float = param(
         0.2,
@@ -98,3 +108,14 @@ class KeyframeConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+    def with_window_of(self, trained_window: int | None) -> 'KeyframeConfig':
+        """This config with a window of :data:`WINDOW_FROM_MODEL` made concrete.
+
+        Args:
+            trained_window: the model's ``keyframe_window`` (None: not recorded, which gives
+                :data:`DEFAULT_WINDOW`).
+        """
+        if self.window != WINDOW_FROM_MODEL:
+            return self
+        return replace(self, window=trained_window or DEFAULT_WINDOW)

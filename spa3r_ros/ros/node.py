@@ -276,7 +276,7 @@ class Spa3rNode(LifecycleNode):
         device = models.device if models else '-'
         self.get_logger().info(
             f'configured: model {model} on {device}, keyframe window '
-            f'{config.scene.keyframes.window}, snapshots in {self._store.directory}'
+            f'{self._engine.config.keyframes.window}, snapshots in {self._store.directory}'
         )
         return TransitionCallbackReturn.SUCCESS
 

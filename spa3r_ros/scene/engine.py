@@ -66,6 +66,7 @@ import numpy as np
 import torch
 
 from spa3r_ros.configs.flatten import iter_leaf_fields, to_flat_dict
+from spa3r_ros.configs.keyframes import WINDOW_FROM_MODEL
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
@@ -160,23 +161,34 @@ class _KeyframeSet:
         return max(stamps, default=0.0)
 
 
+def with_model_window(config: SceneConfig, models: 'SceneModels | None') -> SceneConfig:
+    """``config`` with a window of ``WINDOW_FROM_MODEL`` made the one ``models`` was trained with.
+
+    That is ``SceneModels.keyframe_window``, or ``DEFAULT_WINDOW`` when the bundle records none.
+    """
+    trained = getattr(models, 'keyframe_window', None)
+    return dataclasses.replace(config, keyframes=config.keyframes.with_window_of(trained))
+
+
 def warn_on_window_mismatch(models: 'SceneModels | None', config: SceneConfig) -> None:
     """Log a warning when the keyframe window differs from the one the VLM was trained with.
 
     A model trained on questions that showed ``w + 1`` frames answers worse when shown more or
     fewer (its prompts are longer or shorter than any it learnt from); the bundle records ``w``
-    when it knows it (``SceneModels.keyframe_window``).
+    when it knows it (``SceneModels.keyframe_window``). Only a window set explicitly can differ:
+    the default (``WINDOW_FROM_MODEL``) is the model's.
     """
     trained = getattr(models, 'keyframe_window', None)
     if trained is None or trained == config.keyframes.window:
         return
     logger.warning(
         'keyframes.window is %d but model %s was trained with a window of %d: answers may be '
-        'worse than its evaluation; set keyframes.window to %d',
+        "worse than its evaluation; set keyframes.window to %d or to %d (the model's)",
         config.keyframes.window,
         models.model_id,
         trained,
         trained,
+        WINDOW_FROM_MODEL,
     )
 
 
@@ -204,6 +216,7 @@ class SceneEngine:
         query_config: QueryConfig | Callable[[], QueryConfig],
     ) -> None:
         self._models = models
+        config = with_model_window(config, models)
         self._config = config
         if isinstance(query_config, QueryConfig):
             fixed = query_config
@@ -384,6 +397,7 @@ class SceneEngine:
             ConfigError: if a read-only setting changed (ingest queue size, geometry mode, pose
                 history, thumbnail size); nothing is applied then.
         """
+        config = with_model_window(config, self._models)
         # The read-only fields (the same ones ROS refuses to change) stay as they are.
         old, new = to_flat_dict(self._config), to_flat_dict(config)
         changed = [name for name in READ_ONLY_SCENE_FIELDS if old[name] != new[name]]

@@ -308,11 +308,14 @@ class KeyframePolicy:
     are replaced together as one immutable pair, so a reader sees a consistent set.
 
     Args:
-        config: the thresholds and window size.
+        config: the thresholds and window size. A window of ``WINDOW_FROM_MODEL`` is
+            ``DEFAULT_WINDOW`` here: the policy knows no model (the engine makes it the model's
+            before it gets here).
     """
 
     def __init__(self, config: KeyframeConfig | None = None) -> None:
-        self._config = config if config is not None else KeyframeConfig()
+        config = config if config is not None else KeyframeConfig()
+        self._config = config.with_window_of(None)
         # (version, keyframes): swapped as one object so readers on other threads see a pair.
         self._state: tuple[int, tuple[Keyframe, ...]] = (0, ())
         self._clear_arrays()
@@ -466,13 +469,13 @@ class KeyframePolicy:
                 f'{config.thumbnail_width}x{config.thumbnail_height} differs from the current '
                 f'{old.thumbnail_width}x{old.thumbnail_height}; build a new policy instead'
             )
-        self._config = config
+        self._config = config.with_window_of(None)
         if not self._records:
             return ()
         # Thresholds changed the units of the combined distances: recompute the pair matrix.
         self._rebuild_pair_matrix()
         newest = self._records[-1]  # records are kept in (stamp, seq) order
-        evicted = self._evict_down_to(config.window, protect_seq=newest.seq)
+        evicted = self._evict_down_to(self._config.window, protect_seq=newest.seq)
         if evicted:
             self._publish()
         return evicted

@@ -33,6 +33,7 @@ rclpy is imported inside :func:`run_demo` only, so this module imports on machin
 import json
 import os
 from pathlib import Path
+import re
 import time
 
 from spa3r_ros.core.prompts import build_prompt
@@ -83,29 +84,6 @@ def best_preset() -> str:
     return 'tiny-random'
 
 
-def scene_settings(preset: str) -> list[tuple[str, object]]:
-    """Node parameters a trained preset needs to answer as its card says (none for others).
-
-    The keyframe window it was trained with, when its bundle records one: a model shown more
-    frames than it learnt from answers worse (``spa3r eval`` applies the same rule).
-    """
-    from spa3r_ros.core.errors import Spa3rError
-    from spa3r_ros.models.bundle import (
-        load_registry,
-        trained_keyframe_window,
-        trained_preset_folder,
-    )
-
-    registry = load_registry()
-    if registry.get(preset, {}).get('kind') != 'trained':
-        return []
-    try:
-        window = trained_keyframe_window(trained_preset_folder(preset, registry[preset]))
-    except Spa3rError:
-        return []
-    return [] if window is None else [('scene.keyframes.window', window)]
-
-
 def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
     """Run the demo with its files in ``workdir``; returns the exit status (0: as expected).
 
@@ -138,9 +116,6 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
     preset = best_preset()
     print('== spa3r_ros demo ==')
     print(f'model preset: {preset}')
-    settings = scene_settings(preset)
-    if settings:
-        print('scene settings: ' + ', '.join(f'{name} = {value}' for name, value in settings))
     if preset == TRAINED_PRESET:
         print(
             f'Note: {preset} is a 1.5 M-parameter model this project trained on synthetic rooms '
@@ -183,14 +158,18 @@ def run_demo(workdir: Path, *, frames: int = 30, storage: str = 'mcap') -> int:
             '-p', f'inputs.image_topics:=[{camera_topic}]',
             '-p', f'inputs.odom_topic:={odom_topic}',
             '-p', 'status.rate_hz:=2.0',
-            *(arg for name, value in settings for arg in ('-p', f'{name}:={value}')),
         ]  # fmt: skip
         with ManagedProcess(node_args, workdir / 'node.log', env) as node:
             if not node.wait_for_output(ACTIVE_MESSAGE, 30):
                 print(node.output())
                 print('the node did not become active')
                 return 1
-            print(f'node: active on ROS domain {domain} (log: {workdir / "node.log"})')
+            # The window the node took: by default the one the model was trained with.
+            window = re.search(r'keyframe window (\d+)', node.output())
+            print(
+                f'node: active on ROS domain {domain}, keyframe window '
+                f'{window.group(1) if window else "?"} (log: {workdir / "node.log"})'
+            )
             context = Context()
             rclpy.init(context=context, domain_id=domain)
             try:

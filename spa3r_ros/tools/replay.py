@@ -154,8 +154,8 @@ def scene_config(window: int | None = None, numeric_decoding: str | None = None,
     """The engine's default :class:`~spa3r_ros.configs.scene.SceneConfig`, with the given changes.
 
     Args:
-        window: the keyframe window (None: the window ``models`` was trained with when its
-            bundle records one, else the default).
+        window: the keyframe window (None or ``WINDOW_FROM_MODEL``: the window ``models`` was
+            trained with when its bundle records one, else ``DEFAULT_WINDOW``).
         numeric_decoding: ``SceneConfig.numeric_decoding`` (None: the default).
         models: the model bundle the engine will run.
 
@@ -163,12 +163,12 @@ def scene_config(window: int | None = None, numeric_decoding: str | None = None,
         ConfigError: a bad window or decoding (the message names the bounds or choices).
     """
     from spa3r_ros.configs.scene import SceneConfig
+    from spa3r_ros.scene.engine import with_model_window
 
     config = SceneConfig()
-    if window is None:
-        window = getattr(models, 'keyframe_window', None)
     if window is not None:
         config = replace(config, keyframes=replace(config.keyframes, window=window))
+    config = with_model_window(config, models)
     if numeric_decoding is not None:
         config = replace(config, numeric_decoding=numeric_decoding)
     return config

@@ -40,6 +40,8 @@ def test_demo_asks_a_held_out_scene_and_scores_every_answer(tmp_path):
     assert 'held-out seed 1000000' in out
     # The project's trained preset, said plainly what it is.
     assert 'model preset: synthetic-small' in out and 'never seen a real camera image' in out
+    # The node's default window is the one the model was trained with (its bundle says 7).
+    assert 'keyframe window 7 ' in out
     asked = int(re.search(r'questions: (\d+) with exact answers', out).group(1))
     assert asked >= 5
     # Every question was answered from a scene (no NO_SCENE / TIMEOUT) and printed with its

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from spa3r_ros.configs.keyframes import KeyframeConfig
+from spa3r_ros.configs.keyframes import DEFAULT_WINDOW, KeyframeConfig
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.errors import CheckpointError, ConfigError, NotReadyError
@@ -195,23 +195,25 @@ def test_expected_mra_decoding_answers_numbers_from_the_whole_distribution(tiny_
     assert [typed(a) for a in answers[2:]] == [typed(g) for g in greedy[2:]]
 
 
-def test_a_window_other_than_the_trained_one_is_warned_about(tiny_models, caplog):
+def test_the_default_window_is_the_trained_one_and_another_is_warned_about(tiny_models, caplog):
     trained = dataclasses.replace(tiny_models, keyframe_window=4)
     with caplog.at_level(logging.WARNING, logger='spa3r_ros.scene.engine'):
+        # The default (0) is the window the model was trained with, or 16 when not recorded.
+        assert make_engine(trained).config.keyframes.window == 4
+        assert make_engine(tiny_models).config.keyframes.window == DEFAULT_WINDOW == 16
         make_engine(trained, keyframes=KeyframeConfig(window=4))
-        make_engine(tiny_models)  # a model that records no window: nothing to compare
         assert not caplog.records
         engine = make_engine(trained, keyframes=KeyframeConfig(window=16))
+    assert engine.config.keyframes.window == 16  # an explicit window wins
     assert [r.getMessage() for r in caplog.records] == [
         'keyframes.window is 16 but model tiny-random was trained with a window of 4: answers '
-        'may be worse than its evaluation; set keyframes.window to 4'
+        "may be worse than its evaluation; set keyframes.window to 4 or to 0 (the model's)"
     ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger='spa3r_ros.scene.engine'):
-        engine.apply_config(
-            SceneConfig(min_update_interval_sec=0.0, keyframes=KeyframeConfig(window=4))
-        )
-        assert not caplog.records
+        # Back to the default at run time (the node's parameter set to 0): the model's window.
+        engine.apply_config(SceneConfig(min_update_interval_sec=0.0))
+        assert engine.config.keyframes.window == 4 and not caplog.records
         engine.apply_config(
             SceneConfig(min_update_interval_sec=0.0, keyframes=KeyframeConfig(window=8))
         )

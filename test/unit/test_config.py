@@ -40,7 +40,8 @@ def test_defaults_are_valid_and_every_field_is_documented():
     'changes, message',
     [
         ({'scene.ingest_queue_size': 0}, 'SceneConfig.ingest_queue_size = 0 is outside [1, 4096]'),
-        ({'scene.keyframes.window': 0}, 'KeyframeConfig.window = 0 is outside [1, 256]'),
+        ({'scene.keyframes.window': -1}, 'KeyframeConfig.window = -1 is outside [0, 256]'),
+        ({'scene.keyframes.window': 257}, 'KeyframeConfig.window = 257 is outside [0, 256]'),
         ({'query.default_timeout_sec': 900.0}, 'default_timeout_sec = 900.0 exceeds'),
         ({'model.device': 'tpu'}, "ModelConfig.device = 'tpu'"),
         ({'model.preset': 'nope'}, "ModelConfig.preset = 'nope' is not one of"),

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from spa3r_ros.configs.fields import spec_of
-from spa3r_ros.configs.keyframes import KeyframeConfig
+from spa3r_ros.configs.keyframes import DEFAULT_WINDOW, KeyframeConfig, WINDOW_FROM_MODEL
 from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.core.frame_buffer import Frame
 from spa3r_ros.core.image_decode import DecodedImage
@@ -206,6 +206,20 @@ def test_moving_camera_adds_spread_out_keyframes() -> None:
     seq_to_x = {d.seq: x for d, x in zip(tracker.decisions, xs)}
     kf_xs = [seq_to_x[k.seq] for k in tracker.policy.keyframes]
     assert kf_xs[0] == 0 and kf_xs[-1] >= xs[-1] - 160
+
+
+def test_a_window_from_the_model_is_made_concrete() -> None:
+    # 0 (the default) is the model's trained window; a policy, which knows no model, keeps 16.
+    assert KeyframeConfig().window == WINDOW_FROM_MODEL == 0
+    assert KeyframeConfig().with_window_of(7).window == 7
+    assert KeyframeConfig().with_window_of(None).window == DEFAULT_WINDOW == 16
+    assert KeyframeConfig(window=3).with_window_of(7).window == 3  # an explicit window wins
+    policy = KeyframePolicy()
+    assert policy.config.window == DEFAULT_WINDOW
+    policy.set_config(KeyframeConfig(window=5))
+    assert policy.config.window == 5
+    policy.set_config(KeyframeConfig())
+    assert policy.config.window == DEFAULT_WINDOW
 
 
 def test_window_is_respected_and_evictions_are_reported() -> None:
@@ -454,19 +468,19 @@ def test_consider_rejects_wrong_types_without_counting() -> None:
 
 def test_config_defaults_and_field_metadata() -> None:
     config = KeyframeConfig()
-    assert config.window == 16
+    assert config.window == WINDOW_FROM_MODEL  # the model's (see the test above)
     for field in dataclasses.fields(KeyframeConfig):
         spec = spec_of(field)
         assert spec is not None and spec.description.strip(), field.name
         assert spec.bounds is not None, field.name
     window_spec = spec_of(next(f for f in dataclasses.fields(config) if f.name == 'window'))
-    assert window_spec is not None and window_spec.bounds == (1, 256)
+    assert window_spec is not None and window_spec.bounds == (0, 256)
 
 
 @pytest.mark.parametrize(
     ('field', 'value'),
     [
-        ('window', 0),
+        ('window', -1),
         ('window', 257),
         ('window', 2.5),
         ('window', True),
