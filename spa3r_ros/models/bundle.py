@@ -449,6 +449,22 @@ def trained_preset_folder(name: str, entry: dict, registry: Path | None = None) 
     return folder
 
 
+def trained_keyframe_window(folder: str | os.PathLike) -> int | None:
+    """The keyframe window a bundle folder's VLM was trained with, read without loading it.
+
+    For scripts (``scripts/eval_synthetic.sh`` gives ``tiny-random`` the trained model's window).
+
+    Returns:
+        The window, or None when the bundle does not record one (or is not readable: loading
+        it reports that properly).
+    """
+    try:
+        window = json.loads((Path(folder) / BUNDLE_FILE).read_text()).get('keyframe_window')
+    except (OSError, ValueError, AttributeError):
+        return None
+    return window if valid_window(window) else None
+
+
 def valid_window(window: object) -> bool:
     """Whether ``window`` is a keyframe window the engine accepts (an int in WINDOW_BOUNDS)."""
     low, high = WINDOW_BOUNDS

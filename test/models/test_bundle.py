@@ -33,6 +33,7 @@ from spa3r_ros.models.bundle import (
     REGISTRY_ENV,
     resolve_device,
     save_scene_models,
+    trained_keyframe_window,
     trained_preset_folder,
 )
 from spa3r_ros.models.spa3r.model import Spa3R
@@ -103,15 +104,21 @@ def test_the_trained_keyframe_window_round_trips_and_bad_values_are_refused(tiny
     assert tiny_models.keyframe_window is None
     plain = save_scene_models(tiny_models, tmp_path / 'plain')
     assert 'keyframe_window' not in json.loads((plain / 'scene_models.json').read_text())
-    assert load_scene_models(plain).keyframe_window is None
+    assert (
+        load_scene_models(plain).keyframe_window is None and trained_keyframe_window(plain) is None
+    )
     trained = save_scene_models(replace(tiny_models, keyframe_window=5), tmp_path / 'trained')
-    assert load_scene_models(trained).keyframe_window == 5
+    assert (
+        load_scene_models(trained).keyframe_window == 5 and trained_keyframe_window(trained) == 5
+    )
     description = trained / 'scene_models.json'
     for bad in (0, -3, 257, 2.5, '7', True):
         doc = json.loads(description.read_text()) | {'keyframe_window': bad}
         description.write_text(json.dumps(doc))
         with pytest.raises(CheckpointError, match='keyframe_window'):
             load_scene_models(trained)
+        assert trained_keyframe_window(trained) is None
+    assert trained_keyframe_window(tmp_path / 'nothing here') is None
     with pytest.raises(ValueError, match='keyframe_window'):
         save_scene_models(replace(tiny_models, keyframe_window=300), tmp_path / 'too wide')
     assert not (tmp_path / 'too wide').exists()  # refused before anything is written

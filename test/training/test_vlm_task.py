@@ -31,7 +31,7 @@ import torch
 from spa3r_ros.configs.train import load_train_config, train_config_to_yaml, VlmTrainConfig
 from spa3r_ros.core.errors import ConfigError
 from spa3r_ros.evaluation.evaluate import build_eval_report, check_topics, find_scenes
-from spa3r_ros.models.bundle import build_tiny_random, load_scene_models
+from spa3r_ros.models.bundle import build_tiny_random, load_scene_models, trained_keyframe_window
 from spa3r_ros.models.vlm.checkpoint import to_published_state_dict
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
 from spa3r_ros.tools.evaluate import run_scenes
@@ -332,7 +332,7 @@ def test_lora_export_is_merged_and_reloads_with_the_same_logits(samples, tmp_pat
     loaded = load_scene_models(folder)
     assert not any('lora' in k for k in loaded.vlm.state_dict())
     # The export records the keyframe window its questions were made with (5 frames: 4 + 1).
-    assert loaded.keyframe_window == 4
+    assert loaded.keyframe_window == 4 and trained_keyframe_window(folder) == 4
     sample = samples[0]
     inputs = {k: sample[k] for k in ('attention_mask', 'image_grid_thw', 'pixel_values')} | {
         'geometry_latents': sample['geometry_latents']
