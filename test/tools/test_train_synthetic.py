@@ -88,6 +88,31 @@ def test_recipe_trains_both_variants_and_a_second_call_redoes_nothing(tmp_path):
     # The evaluation script on the two exports: every model with the recipe's window (8 frames
     # per training question: 7) and the decoding asked for; reports of other settings re-taken.
     _check_eval_script(run)
+    _check_scene_dependence_script(run)
+
+
+def _check_scene_dependence_script(run: Path) -> None:
+    toy = {'SCENES': '2', 'FRAMES': '24', 'QUESTIONS_PER_FAMILY': '1'}
+    result = subprocess.run(
+        ['bash', str(SCRIPT.parent / 'scene_dependence.sh'), str(run)],
+        env={**os.environ, **toy, 'PYTHON': sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = run / 'scene_dependence'
+    assert json.loads((out / 'other' / 'swap.json').read_text()) == {
+        'scene_0000': 'scene_0001',
+        'scene_0001': 'scene_0000',
+    }
+    for name in ('geometry', 'no_geometry'):
+        own = json.loads((out / f'{name}.own.json').read_text())
+        assert own['model']['geometry'] == (name == 'geometry')
+        text = (out / f'comparison_{name}.txt').read_text()
+        # Every question asked over its own room is matched with its twin over the other one.
+        assert f'all                          | {len(own["questions"]):>7} |' in text, text
+        assert 'over the wrong ones' in text
 
 
 def _eval_script(run: Path, **env: str) -> subprocess.CompletedProcess:
