@@ -81,8 +81,8 @@ def config_for(world_size: int, strategy: str = 'ddp') -> VlmTrainConfig:
 
 def run(samples_path: Path, out: Path, world_size: int, strategy: str = 'ddp') -> dict:
     """``train_vlm`` over the saved samples; the result (complete on rank 0)."""
-    # Written by the calling test moments ago (sample dataclasses, not only tensors).
-    samples = torch.load(samples_path, weights_only=False)
+    # Written by the calling test: dicts of tensors and plain values, so the safe loader.
+    samples = torch.load(samples_path, weights_only=True)
 
     def make_data(sources, config, models, rank, world, heldout=False):
         return ShardedSamples(samples, rank, world), iter
