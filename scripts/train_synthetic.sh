@@ -2,13 +2,14 @@
 # Copyright 2026 The spa3r_ros Authors. Licensed under the Apache License, Version 2.0.
 #
 # The synthetic-small recipe: from nothing to a trained Spa3-VLM export, with the project's own
-# tools only (spa3r world -> spa3r qa -> spa3r train psfm -> spa3r train vlm).
+# tools only (spa3r world -> spa3r qa -> spa3r train tokenizer -> spa3r train psfm ->
+# spa3r train vlm).
 #
 #   scripts/train_synthetic.sh RUN                 # the recipe (geometry on): RUN/vlm/export
 #   scripts/train_synthetic.sh RUN --no-geometry   # the same recipe without the Spa3R branch
 #
-# Both write under RUN only (data/, psfm/, vlm/ or vlm_nogeom/, recipe.log); TensorBoard logs are
-# in RUN/psfm/tensorboard and RUN/vlm*/tensorboard. A stage whose output exists is not run again,
+# Both write under RUN only (data/, tokenizer/, psfm/, vlm/ or vlm_nogeom/, recipe.log);
+# TensorBoard logs are in RUN/psfm/tensorboard and RUN/vlm*/tensorboard. A stage whose output exists is not run again,
 # so a second call continues an interrupted recipe (a training stage resumes from its last
 # checkpoint). Run both variants at once with THREADS=1 each to use both cores of a 2-core machine.
 #
@@ -40,7 +41,8 @@ WIDTH="${WIDTH:-160}"
 HEIGHT="${HEIGHT:-120}"
 QUESTIONS_PER_FAMILY="${QUESTIONS_PER_FAMILY:-10}"
 PSFM_STEPS="${PSFM_STEPS:-1500}"
-VLM_STEPS="${VLM_STEPS:-3600}"
+VLM_STEPS="${VLM_STEPS:-6000}"
+TOKENIZER_VOCAB="${TOKENIZER_VOCAB:-1024}"
 FAMILY_BALANCE="${FAMILY_BALANCE:-0.5}"
 VLM_BATCH="${VLM_BATCH:-4}"
 VLM_LR="${VLM_LR:-1e-3}"
@@ -60,7 +62,8 @@ spa3r() { "$PYTHON" -m spa3r_ros.cli.main "$@"; }
 say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
 START=$(date +%s)
 say "recipe start: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
-  "no_geometry=$NO_GEOMETRY, train_scenes=$TRAIN_SCENES, vlm_steps=$VLM_STEPS, threads=$THREADS"
+  "no_geometry=$NO_GEOMETRY, train_scenes=$TRAIN_SCENES, vlm_steps=$VLM_STEPS," \
+  "tokenizer_vocab=$TOKENIZER_VOCAB, threads=$THREADS"
 
 # 1. Scenes and questions (shared by both variants; a lock keeps two recipes from racing).
 make_split() {  # name seed count
@@ -85,7 +88,22 @@ mkdir -p "$RUN/data"
 ) 9> "$RUN/data/.lock"
 say "data: $(cat "$RUN"/data/train/scene_*/qa.jsonl | wc -l) training questions"
 
-# 2. PSFM pre-training of the small Spa3R (self-supervised, on the training bags).
+# 2. The prompt tokenizer (shared): byte-level BPE learnt from the training questions, digits one
+#    per token; TOKENIZER_VOCAB=0 keeps small-random's byte-level tokenizer.
+TOKENIZER=()
+if [[ "$TOKENIZER_VOCAB" != 0 ]]; then
+  (
+    flock 9
+    if [[ ! -f "$RUN/tokenizer/tokenizer.json" ]]; then
+      say "train tokenizer: at most $TOKENIZER_VOCAB entries"
+      spa3r train tokenizer --data "$RUN/data/train" --out "$RUN/tokenizer" \
+        --vocab-size "$TOKENIZER_VOCAB" 2>&1 | tee -a "$LOG"
+    fi
+  ) 9> "$RUN/data/.lock"
+  TOKENIZER=(--vlm.tokenizer "$RUN/tokenizer")
+fi
+
+# 3. PSFM pre-training of the small Spa3R (self-supervised, on the training bags).
 INIT=small-random
 if [[ "$NO_GEOMETRY" == false ]]; then
   if [[ ! -f "$RUN/psfm/export/scene_models.json" ]]; then
@@ -101,8 +119,8 @@ if [[ "$NO_GEOMETRY" == false ]]; then
   INIT="$RUN/psfm/export"
 fi
 
-# 3. Spa3-VLM fine-tuning on the questions (from scratch: vision tower and language model train;
-#    the Spa3R encoder trains too, its VGGT stays frozen).
+# 4. Spa3-VLM fine-tuning on the questions (from scratch: vision tower and language model train;
+#    the Spa3R encoder trains too, its VGGT stays frozen; new token embeddings for the tokenizer).
 OUT="$RUN/vlm"; EXTRA=(--vlm.train_geometry_encoder true)
 if [[ "$NO_GEOMETRY" == true ]]; then OUT="$RUN/vlm_nogeom"; EXTRA=(--vlm.no_geometry true); fi
 if [[ ! -f "$OUT/export/scene_models.json" ]]; then
@@ -110,7 +128,7 @@ if [[ ! -f "$OUT/export/scene_models.json" ]]; then
   say "train vlm: $VLM_STEPS steps of $VLM_BATCH questions -> $OUT"
   spa3r train vlm --data "$RUN/data/train" --heldout "$RUN/data/val" --out "$OUT" \
     --init "$INIT" --trainable full --max-steps "$VLM_STEPS" "${RESUME[@]}" \
-    --vlm.train_vision true "${EXTRA[@]}" --data.gasp false \
+    --vlm.train_vision true "${EXTRA[@]}" "${TOKENIZER[@]}" --data.gasp false \
     --data.batch_size "$VLM_BATCH" --data.family_balance "$FAMILY_BALANCE" --optim.grad_accum 1 --optim.lr "$VLM_LR" \
     --optim.min_lr 1e-5 --optim.warmup_steps 100 --optim.weight_decay 0.01 \
     --run.eval_every 1200 --run.save_every 400 --run.device "$DEVICE" 2>&1 | tee -a "$LOG"

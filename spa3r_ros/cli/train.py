@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""``spa3r train``: fine-tune the models on recorded bags (subcommands ``psfm`` and ``vlm``).
+"""``spa3r train``: fine-tune the models on recorded bags (``psfm``, ``vlm``; ``tokenizer``).
 
 ::
 
@@ -21,6 +21,7 @@
     spa3r train vlm --data DATA... --out RUN [--init PRESET_OR_DIR] [--trainable adaptor|lora|full]
                     [--lora-rank R] [--gasp-weight W] [--max-steps N] [--config FILE] [--resume]
                     [--heldout DATA...] [--section.field VALUE ...]
+    spa3r train tokenizer --data DATA... --out DIR [--vocab-size N] [--post-prompts MODE]
 
 The same command runs under ``torchrun --nproc-per-node N -m spa3r_ros.cli.main train ...``.
 What they do is :func:`spa3r_ros.training.launch.train_psfm` / ``train_vlm``; the config fields
@@ -40,7 +41,9 @@ import sys
 
 from spa3r_ros.cli.offline import EXIT_BAD_INPUT, interruptible
 from spa3r_ros.configs.train import load_train_config, parse_overrides, SCHEMAS
+from spa3r_ros.configs.vlm_data import POST_PROMPT_MODES
 from spa3r_ros.core.errors import Spa3rError
+from spa3r_ros.training.tokenizer import DEFAULT_VOCAB_SIZE
 
 PROG = 'spa3r train'
 DEFAULT_CONFIG = 'config/train_psfm.yaml'
@@ -109,13 +112,66 @@ def build_parser() -> argparse.ArgumentParser:
         help='held-out QA scenes: answer loss and spa3r eval scores at every evaluation',
     )
     vlm.add_argument('-v', '--verbose', action='store_true', help='log at INFO level')
+    tokenizer = sub.add_parser(
+        'tokenizer',
+        help='learn a byte-level BPE tokenizer from QA data (for a model trained from scratch; '
+        'use it with train vlm --vlm.tokenizer DIR)',
+    )
+    tokenizer.add_argument(
+        '--data', nargs='+', required=True, help='QA data, as train vlm --data takes it'
+    )
+    tokenizer.add_argument('--out', required=True, help='tokenizer folder (files are replaced)')
+    tokenizer.add_argument(
+        '--vocab-size',
+        type=int,
+        default=DEFAULT_VOCAB_SIZE,
+        help=f'most learnt entries, bytes included, before the 22 Qwen added tokens '
+        f'(default {DEFAULT_VOCAB_SIZE})',
+    )
+    tokenizer.add_argument(
+        '--post-prompts',
+        choices=POST_PROMPT_MODES,
+        default='lmms_eval',
+        help='prompt style of the samples (data.post_prompts of train vlm; default lmms_eval)',
+    )
     return parser
+
+
+def _train_tokenizer(args: argparse.Namespace) -> int:
+    """``spa3r train tokenizer``: learn, save, and report how much shorter the samples get."""
+    from spa3r_ros.training.tokenizer import qa_prompt_texts, train_prompt_tokenizer
+    from spa3r_ros.training.vlm_data import expand_qa_sources
+
+    texts = list(qa_prompt_texts(expand_qa_sources(args.data), args.post_prompts))
+    if not texts:
+        print(f'{PROG}: error: no questions in {args.data}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tokenizer = train_prompt_tokenizer(texts, args.vocab_size)
+    tokenizer.save_pretrained(args.out)
+    tokens = sum(len(tokenizer(t, add_special_tokens=False)['input_ids']) for t in texts)
+    characters = sum(len(t.encode()) for t in texts)
+    print(f'== {PROG} tokenizer: {args.out} ==')
+    print(f'questions: {len(texts)}')
+    print(f'entries: {len(tokenizer)} (learnt {len(tokenizer) - 22}, added 22)')
+    print(
+        f'text tokens per sample: {tokens / len(texts):.1f} '
+        f'(bytes: {characters / len(texts):.1f}, images not counted)'
+    )
+    return 0
 
 
 def _main(argv: list[str] | None = None) -> int:
     """``spa3r train``; returns the exit status."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    if args.objective == 'tokenizer':
+        if rest:
+            parser.error(f'unrecognized arguments: {" ".join(rest)}')
+        try:
+            return _train_tokenizer(args)
+        except (Spa3rError, ValueError, FileNotFoundError) as err:
+            print(f'{PROG}: error: {err}', file=sys.stderr)
+            return EXIT_BAD_INPUT
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format='%(levelname)s %(name)s: %(message)s',

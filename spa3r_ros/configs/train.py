@@ -233,6 +233,9 @@ class VlmConfig:
         train_geometry_encoder: train the Spa3R encoder too (input projection, latent queries,
             encoder blocks); its VGGT stays frozen. For a from-scratch model whose Spa3R was
             pre-trained by PSFM on little data; ignored with ``no_geometry``.
+        tokenizer: a tokenizer folder that replaces the starting bundle's (``spa3r train
+            tokenizer``); the token embeddings and LM head are then new and untrained, for a
+            language model trained from scratch. '' keeps the bundle's tokenizer.
     """
 
     trainable: str = param('full', description='Trainable set', choices=TRAINABLE_SETS)
@@ -247,6 +250,9 @@ class VlmConfig:
     train_vision: bool = param(False, description='Train the vision tower too (from scratch)')
     train_geometry_encoder: bool = param(
         False, description='Train the Spa3R encoder too (VGGT stays frozen)'
+    )
+    tokenizer: str = param(
+        '', description="Tokenizer folder replacing the init's, new embeddings ('' = keep)"
     )
 
     def __post_init__(self) -> None:

@@ -27,6 +27,9 @@ from spa3r_ros.configs.fields import check_fields, param
 from spa3r_ros.configs.keyframes import KeyframeConfig
 from spa3r_ros.configs.scene import SceneConfig
 
+#: The answer-format instruction styles (``SceneConfig.post_prompts``).
+POST_PROMPT_MODES = ('lmms_eval', 'none')
+
 
 @dataclass(frozen=True)
 class VlmDataConfig:
@@ -77,7 +80,7 @@ class VlmDataConfig:
         'crop', description='Geometry-branch preprocessing', choices=('crop', 'pad')
     )
     post_prompts: str = param(
-        'lmms_eval', description='Answer-format instructions', choices=('lmms_eval', 'none')
+        'lmms_eval', description='Answer-format instructions', choices=POST_PROMPT_MODES
     )
     novelty_threshold: float = param(
         KeyframeConfig.novelty_threshold,

@@ -102,6 +102,28 @@ def load_init_models(spec: str):
     return load_preset(spec, device='cpu')
 
 
+def replace_tokenizer(models, folder: str | os.PathLike, seed: int):
+    """``models`` with the tokenizer of ``folder`` and new, untrained embeddings of its size.
+
+    Raises:
+        ConfigError: ``folder`` holds no tokenizer, or one without Qwen2.5-VL's special tokens.
+    """
+    from transformers import AutoTokenizer
+
+    from spa3r_ros.training.tokenizer import with_vocabulary
+
+    path = Path(folder).expanduser()
+    if not (path / 'tokenizer.json').is_file():
+        raise ConfigError(
+            f'vlm.tokenizer {path}: no tokenizer.json there (a folder of spa3r train tokenizer)'
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    logger.info(
+        'tokenizer %s: %d entries, new token embeddings (seed %d)', path, len(tokenizer), seed
+    )
+    return with_vocabulary(models, tokenizer, seed)
+
+
 def image_hw_for(models, image_height: int = 0) -> tuple[int, int]:
     """Clip image size ``(H, W)``: the bundle's geometry width; ``image_height`` or 3/4 of it.
 
@@ -263,6 +285,8 @@ def train_vlm(
     info = init_distributed(config.distributed, config.run.device)
     try:
         models = load_init_models(init)
+        if config.vlm.tokenizer:
+            models = replace_tokenizer(models, config.vlm.tokenizer, config.run.seed)
         task = build_vlm_task(
             models,
             config,
