@@ -75,9 +75,18 @@ def test_recipe_trains_both_variants_and_a_second_call_redoes_nothing(tmp_path):
     assert not torch.equal(psfm[key], without.spa3r.state_dict()[key])
     for name in ('vlm', 'vlm_nogeom', 'psfm'):
         assert list((run / name / 'tensorboard').iterdir()), name
+    # One tokenizer, learnt from the training questions, in both exports.
+    learnt = json.loads((run / 'tokenizer' / 'tokenizer.json').read_text())['model']['vocab']
+    for models in (with_geometry, without):
+        assert models.tokenizer.get_vocab() == {
+            **learnt,
+            **{t.content: i for i, t in models.tokenizer.added_tokens_decoder.items()},
+        }
+        assert len(learnt) > 256  # bytes and merges: words of the templates
 
     log = (run / 'recipe.log').read_text()
     assert 'recipe start: commit' in log and 'train psfm: 3 steps' in log
+    assert 'train tokenizer: at most 1024 entries' in log
     assert 'vlm_steps=3' in (run / 'recipe_nogeom.log').read_text()
     # Everything is there: a second call trains and generates nothing.
     again = _recipe(run)
@@ -154,5 +163,6 @@ def test_recipe_gives_the_same_model_when_run_again(tmp_path):
     for name in ('first', 'second'):
         result = _recipe(tmp_path / name)
         assert result.returncode == 0, result.stdout + result.stderr
-        exports.append(tmp_path / name / 'vlm' / 'export' / 'vlm' / 'model.safetensors')
-    assert exports[0].read_bytes() == exports[1].read_bytes()
+        exports.append(tmp_path / name / 'vlm' / 'export')
+    for file in ('vlm/model.safetensors', 'tokenizer/tokenizer.json'):
+        assert (exports[0] / file).read_bytes() == (exports[1] / file).read_bytes(), file

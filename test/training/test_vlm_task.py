@@ -385,6 +385,39 @@ def test_overfitting_a_few_questions_answers_them_exactly_through_the_engine(sce
     assert _strict_scores(scenes, exported) == [1.0] * len(samples)
 
 
+def test_a_learnt_tokenizer_trains_from_new_embeddings_to_exact_answers(scene, samples, tmp_path):
+    from spa3r_ros.training.tokenizer import (
+        qa_prompt_texts,
+        train_prompt_tokenizer,
+        with_vocabulary,
+    )
+    from spa3r_ros.training.vlm_data import expand_qa_sources
+
+    tokenizer = train_prompt_tokenizer(qa_prompt_texts(expand_qa_sources([scene])), 400)
+    models = with_vocabulary(build_tiny_random(seed=0), tokenizer, seed=0)
+    learnt_samples, scenes = scene_samples(scene, models)
+    # The same prompts (same frames) in whole words: far fewer tokens than byte by byte.
+    shorter = [a['input_ids'].shape[1] * 2 < b['input_ids'].shape[1] for a, b in zip(
+        learnt_samples, samples)]  # fmt: skip
+    assert all(shorter)
+    config = vlm_config(
+        **{
+            'vlm.trainable': 'full',
+            'run.max_steps': 400,  # every embedding row starts from random
+            'run.save_every': 0,
+            'run.log_every': 8,
+            'optim.lr': 1e-2,
+            'optim.min_lr': 1e-3,
+        }
+    )
+    summary = Trainer(
+        build_vlm_task(models, config), config, tmp_path / 'run', SampleData(learnt_samples)
+    ).fit()
+    exported = load_scene_models(summary.export_dir)
+    assert len(exported.tokenizer) == len(tokenizer)
+    assert _strict_scores(scenes, exported) == [1.0] * len(learnt_samples)
+
+
 def test_heldout_eval_scores_are_logged_before_and_after(scene, samples, tmp_path):
     from spa3r_ros.tools.heldout_eval import heldout_eval_scorer
 
