@@ -41,8 +41,8 @@ WIDTH="${WIDTH:-160}"
 HEIGHT="${HEIGHT:-120}"
 QUESTIONS_PER_FAMILY="${QUESTIONS_PER_FAMILY:-10}"
 PSFM_STEPS="${PSFM_STEPS:-1500}"
-VLM_STEPS="${VLM_STEPS:-6000}"
-TOKENIZER_VOCAB="${TOKENIZER_VOCAB:-1024}"
+VLM_STEPS="${VLM_STEPS:-3600}"
+TOKENIZER_VOCAB="${TOKENIZER_VOCAB:-0}"
 FAMILY_BALANCE="${FAMILY_BALANCE:-0.5}"
 VLM_BATCH="${VLM_BATCH:-4}"
 VLM_LR="${VLM_LR:-1e-3}"
@@ -88,8 +88,9 @@ mkdir -p "$RUN/data"
 ) 9> "$RUN/data/.lock"
 say "data: $(cat "$RUN"/data/train/scene_*/qa.jsonl | wc -l) training questions"
 
-# 2. The prompt tokenizer (shared): byte-level BPE learnt from the training questions, digits one
-#    per token; TOKENIZER_VOCAB=0 keeps small-random's byte-level tokenizer.
+# 2. Optionally (TOKENIZER_VOCAB=N > 0), a prompt tokenizer shared by both variants: byte-level BPE
+#    learnt from the training questions, digits one per token. The default, 0, keeps
+#    small-random's byte-level tokenizer: the learnt one did not help (see the model card).
 TOKENIZER=()
 if [[ "$TOKENIZER_VOCAB" != 0 ]]; then
   (

@@ -152,7 +152,8 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
     characters = sum(len(t.encode()) for t in texts)
     print(f'== {PROG} tokenizer: {args.out} ==')
     print(f'questions: {len(texts)}')
-    print(f'entries: {len(tokenizer)} (learnt {len(tokenizer) - 22}, added 22)')
+    added = len(tokenizer.added_tokens_decoder)
+    print(f'entries: {len(tokenizer)} (learnt {len(tokenizer) - added}, added {added})')
     print(
         f'text tokens per sample: {tokens / len(texts):.1f} '
         f'(bytes: {characters / len(texts):.1f}, images not counted)'

@@ -40,8 +40,8 @@ TOY = {
 }
 
 
-def _recipe(run: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, **TOY, 'PYTHON': sys.executable}
+def _recipe(run: Path, *args: str, **sizes: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **TOY, **sizes, 'PYTHON': sys.executable}
     return subprocess.run(
         ['bash', str(SCRIPT), str(run), *args],
         env=env,
@@ -53,9 +53,9 @@ def _recipe(run: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_recipe_trains_both_variants_and_a_second_call_redoes_nothing(tmp_path):
     run = tmp_path / 'run'
-    geometry = _recipe(run)
+    geometry = _recipe(run, TOKENIZER_VOCAB='1024')
     assert geometry.returncode == 0, geometry.stdout + geometry.stderr
-    ablation = _recipe(run, '--no-geometry')
+    ablation = _recipe(run, '--no-geometry', TOKENIZER_VOCAB='1024')
     assert ablation.returncode == 0, ablation.stdout + ablation.stderr
 
     # Training and validation scenes from their own seeds, with their questions.
@@ -75,7 +75,7 @@ def test_recipe_trains_both_variants_and_a_second_call_redoes_nothing(tmp_path):
     assert not torch.equal(psfm[key], without.spa3r.state_dict()[key])
     for name in ('vlm', 'vlm_nogeom', 'psfm'):
         assert list((run / name / 'tensorboard').iterdir()), name
-    # One tokenizer, learnt from the training questions, in both exports.
+    # With TOKENIZER_VOCAB, one tokenizer learnt from the training questions, in both exports.
     learnt = json.loads((run / 'tokenizer' / 'tokenizer.json').read_text())['model']['vocab']
     for models in (with_geometry, without):
         assert models.tokenizer.get_vocab() == {
@@ -89,7 +89,7 @@ def test_recipe_trains_both_variants_and_a_second_call_redoes_nothing(tmp_path):
     assert 'train tokenizer: at most 1024 entries' in log
     assert 'vlm_steps=3' in (run / 'recipe_nogeom.log').read_text()
     # Everything is there: a second call trains and generates nothing.
-    again = _recipe(run)
+    again = _recipe(run, TOKENIZER_VOCAB='1024')
     assert again.returncode == 0, again.stdout + again.stderr
     assert 'world:' not in again.stdout and 'train ' not in again.stdout
     assert 'export:' in again.stdout
@@ -158,11 +158,14 @@ def _check_eval_script(run: Path) -> None:
 
 
 def test_recipe_gives_the_same_model_when_run_again(tmp_path):
-    # The model card's reproduction claim at toy size: same machine, same threads, same bytes.
+    # The model card's reproduction claim at toy size: same machine, same threads, same bytes;
+    # by default with the byte-level tokenizer of small-random (no tokenizer stage).
     exports = []
     for name in ('first', 'second'):
         result = _recipe(tmp_path / name)
         assert result.returncode == 0, result.stdout + result.stderr
+        assert not (tmp_path / name / 'tokenizer').exists()
         exports.append(tmp_path / name / 'vlm' / 'export')
+    assert len(load_scene_models(exports[0]).tokenizer) == 256 + 22
     for file in ('vlm/model.safetensors', 'tokenizer/tokenizer.json'):
         assert (exports[0] / file).read_bytes() == (exports[1] / file).read_bytes(), file
