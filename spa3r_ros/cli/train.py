@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _train_tokenizer(args: argparse.Namespace) -> int:
     """``spa3r train tokenizer``: learn, save, and report how much shorter the samples get."""
+    from spa3r_ros.models.vlm.tiny import build_tiny_qwen_tokenizer
     from spa3r_ros.training.tokenizer import qa_prompt_texts, train_prompt_tokenizer
     from spa3r_ros.training.vlm_data import expand_qa_sources
 
@@ -148,15 +149,18 @@ def _train_tokenizer(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     tokenizer = train_prompt_tokenizer(texts, args.vocab_size)
     tokenizer.save_pretrained(args.out)
-    tokens = sum(len(tokenizer(t, add_special_tokens=False)['input_ids']) for t in texts)
-    characters = sum(len(t.encode()) for t in texts)
+
+    def tokens_per_sample(tok) -> float:
+        return sum(len(tok(t, add_special_tokens=False)['input_ids']) for t in texts) / len(texts)
+
     print(f'== {PROG} tokenizer: {args.out} ==')
     print(f'questions: {len(texts)}')
     added = len(tokenizer.added_tokens_decoder)
     print(f'entries: {len(tokenizer)} (learnt {len(tokenizer) - added}, added {added})')
+    byte_level = tokens_per_sample(build_tiny_qwen_tokenizer())
     print(
-        f'text tokens per sample: {tokens / len(texts):.1f} '
-        f'(bytes: {characters / len(texts):.1f}, images not counted)'
+        f'text tokens per sample: {tokens_per_sample(tokenizer):.1f} (byte-level, as the random '
+        f'presets read it: {byte_level:.1f}; images not counted)'
     )
     return 0
 
