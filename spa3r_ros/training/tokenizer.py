@@ -195,6 +195,8 @@ def with_vocabulary(models, tokenizer, seed: int = 0):
     with torch.no_grad():
         embedding.weight.copy_(torch.randn(size, width, generator=generator) * std)
         head.weight.copy_(torch.randn(size, width, generator=generator) * std)
+    if vlm.config.tie_word_embeddings:  # as the small Qwen2.5-VL checkpoints: one shared table
+        head.weight = embedding.weight
     parameter = old_embedding.weight
     qwen.set_input_embeddings(embedding.to(parameter.device, parameter.dtype))
     qwen.set_output_embeddings(head.to(old_head.weight.device, old_head.weight.dtype))

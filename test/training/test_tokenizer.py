@@ -164,6 +164,15 @@ def test_a_bundle_takes_the_tokenizer_with_new_embeddings_and_saves_it(tokenizer
     assert torch.equal(expected, reloaded)
 
 
+def test_tied_token_tables_stay_tied(tokenizer):
+    models = build_tiny_random(seed=0)
+    models.vlm.config.tie_word_embeddings = True
+    qwen = with_vocabulary(models, tokenizer).vlm.qwen
+    assert qwen.get_output_embeddings().weight is qwen.get_input_embeddings().weight
+    untied = with_vocabulary(build_tiny_random(seed=0), tokenizer).vlm.qwen
+    assert untied.get_output_embeddings().weight is not untied.get_input_embeddings().weight
+
+
 def test_a_tokenizer_without_qwens_special_tokens_is_refused(texts):
     from tokenizers import models as bpe
     from tokenizers import Tokenizer
