@@ -11,17 +11,22 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Helpers of the evaluation tests: QA items made by hand and tiny scene folders."""
+"""Helpers of the evaluation tests: QA items made by hand and tiny scene folders (demo bags, and
+``spa3r world`` rooms with their ``spa3r qa`` questions)."""
 
 import json
 from pathlib import Path
 
 from spa3r_ros.data.demo_scene import DEMO_EPOCH_NS, write_demo_bag
+from spa3r_ros.data.qa.generate import generate_qa
 from spa3r_ros.data.qa.records import parse_qa_line, qa_line, QAItem, write_qa
+from spa3r_ros.data.world.generate import WorldOptions, write_world_scene
 
 BAG_START = DEMO_EPOCH_NS * 1e-9
 NUM_FRAMES, RATE_HZ = 6, 5.0
 QUADRANTS = ['front-left', 'front-right', 'back-left', 'back-right']
+# A few frames of a tiny room: enough for the keyframe policy to fill and evict a small window.
+TINY_WORLD = WorldOptions(width=64, height=48, frames=12, rate_hz=5.0)
 
 # Objects each family's task needs (core.types.REQUIRED_OBJECTS), and a question for free text.
 _OBJECTS = {
@@ -77,3 +82,13 @@ def write_scene(folder: Path, index: int, *, qa: bool = True, **bag_options) -> 
         ]
         write_qa(records, folder / 'qa.jsonl')
     return folder
+
+
+def write_world_with_qa(root: Path, per_family: int, seeds: tuple[int, ...] = (3, 5)) -> Path:
+    """``root/scene_NNNN``: one :data:`TINY_WORLD` room per seed, with its ``qa.jsonl`` (as
+    ``spa3r world`` and ``spa3r qa`` write them; question seed = the scene's index)."""
+    for index, seed in enumerate(seeds):
+        folder = root / f'scene_{index:04d}'
+        write_world_scene(folder, seed, TINY_WORLD)
+        write_qa(generate_qa(folder, per_family=per_family, seed=index), folder / 'qa.jsonl')
+    return root

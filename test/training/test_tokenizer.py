@@ -19,12 +19,10 @@ from pathlib import Path
 
 import pytest
 from spa3r_test_cli import run_spa3r
+import spa3r_test_eval_helpers as helpers
 import torch
 
 from spa3r_ros.core.errors import ConfigError
-from spa3r_ros.data.qa.generate import generate_qa
-from spa3r_ros.data.qa.records import write_qa
-from spa3r_ros.data.world.generate import WorldOptions, write_world_scene
 from spa3r_ros.models.bundle import build_tiny_random, load_scene_models, save_scene_models
 from spa3r_ros.models.vlm.generation import (
     control_token_ids,
@@ -43,18 +41,11 @@ from spa3r_ros.training.tokenizer import (
 )
 from spa3r_ros.training.vlm_data import expand_qa_sources, format_answer
 
-WORLD = WorldOptions(width=64, height=48, frames=12, rate_hz=5.0)
-
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory) -> Path:
     """Two ``spa3r world`` scenes with their ``qa.jsonl``."""
-    root = tmp_path_factory.mktemp('world')
-    for index, seed in enumerate((3, 5)):
-        folder = root / f'scene_{index:04d}'
-        write_world_scene(folder, seed, WORLD)
-        write_qa(generate_qa(folder, per_family=3, seed=index), folder / 'qa.jsonl')
-    return root
+    return helpers.write_world_with_qa(tmp_path_factory.mktemp('world'), per_family=3)
 
 
 @pytest.fixture(scope='module')

@@ -21,6 +21,7 @@ import pickle
 
 import numpy as np
 import pytest
+import spa3r_test_eval_helpers as helpers
 import torch
 
 from spa3r_ros.configs.node import QueryConfig
@@ -33,7 +34,7 @@ from spa3r_ros.data.qa.generate import generate_qa
 from spa3r_ros.data.qa.records import FAMILIES, GroundTruth, write_qa
 from spa3r_ros.data.rgbd_stream import iter_depth_frames, rotation_matrix, select_rgbd_topics
 from spa3r_ros.data.rosbag_io import BagReader
-from spa3r_ros.data.world.generate import WorldOptions, write_world_scene
+from spa3r_ros.data.world.generate import write_world_scene
 from spa3r_ros.data.world.scene_json import read_scene
 from spa3r_ros.models.bundle import build_tiny_random
 from spa3r_ros.models.preprocess import stack_frames
@@ -51,8 +52,7 @@ from spa3r_ros.training.vlm_data import (
     IGNORE_INDEX,
 )
 
-# A few frames of a tiny room: enough for the keyframe policy to fill and evict a small window.
-WORLD = WorldOptions(width=64, height=48, frames=12, rate_hz=5.0)
+WORLD = helpers.TINY_WORLD
 
 
 @pytest.fixture(scope='module')
@@ -63,12 +63,7 @@ def models():
 @pytest.fixture(scope='module')
 def world(tmp_path_factory) -> Path:
     """Two ``spa3r world`` scenes with their ``qa.jsonl`` (as ``spa3r qa`` writes it)."""
-    root = tmp_path_factory.mktemp('world')
-    for index, seed in enumerate((3, 5)):
-        folder = root / f'scene_{index:04d}'
-        write_world_scene(folder, seed, WORLD)
-        write_qa(generate_qa(folder, per_family=2, seed=index), folder / 'qa.jsonl')
-    return root
+    return helpers.write_world_with_qa(tmp_path_factory.mktemp('world'), per_family=2)
 
 
 def _dataset(world, models, **options):
