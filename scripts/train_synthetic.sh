@@ -43,6 +43,7 @@ QUESTIONS_PER_FAMILY="${QUESTIONS_PER_FAMILY:-10}"
 PSFM_STEPS="${PSFM_STEPS:-1500}"
 VLM_STEPS="${VLM_STEPS:-3600}"
 TOKENIZER_VOCAB="${TOKENIZER_VOCAB:-0}"
+GASP_WEIGHT="${GASP_WEIGHT:-0}"   # > 0: the GASP term on the visual tokens (needs the bags' depth)
 FAMILY_BALANCE="${FAMILY_BALANCE:-0.5}"
 VLM_BATCH="${VLM_BATCH:-4}"
 VLM_LR="${VLM_LR:-1e-3}"
@@ -63,7 +64,7 @@ say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
 START=$(date +%s)
 say "recipe start: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
   "no_geometry=$NO_GEOMETRY, train_scenes=$TRAIN_SCENES, vlm_steps=$VLM_STEPS," \
-  "tokenizer_vocab=$TOKENIZER_VOCAB, threads=$THREADS"
+  "tokenizer_vocab=$TOKENIZER_VOCAB, gasp_weight=$GASP_WEIGHT, threads=$THREADS"
 
 # 1. Scenes and questions (shared by both variants; a lock keeps two recipes from racing).
 make_split() {  # name seed count
@@ -123,13 +124,15 @@ fi
 # 4. Spa3-VLM fine-tuning on the questions (from scratch: vision tower and language model train;
 #    the Spa3R encoder trains too, its VGGT stays frozen; new token embeddings for the tokenizer).
 OUT="$RUN/vlm"; EXTRA=(--vlm.train_geometry_encoder true)
+GASP=(--data.gasp false)
+[[ "$GASP_WEIGHT" != 0 ]] && GASP=(--data.gasp true --gasp-weight "$GASP_WEIGHT")
 if [[ "$NO_GEOMETRY" == true ]]; then OUT="$RUN/vlm_nogeom"; EXTRA=(--vlm.no_geometry true); fi
 if [[ ! -f "$OUT/export/scene_models.json" ]]; then
   RESUME=(); [[ -d "$OUT/checkpoints" ]] && RESUME=(--resume)
   say "train vlm: $VLM_STEPS steps of $VLM_BATCH questions -> $OUT"
   spa3r train vlm --data "$RUN/data/train" --heldout "$RUN/data/val" --out "$OUT" \
     --init "$INIT" --trainable full --max-steps "$VLM_STEPS" "${RESUME[@]}" \
-    --vlm.train_vision true "${EXTRA[@]}" "${TOKENIZER[@]}" --data.gasp false \
+    --vlm.train_vision true "${EXTRA[@]}" "${TOKENIZER[@]}" "${GASP[@]}" \
     --data.batch_size "$VLM_BATCH" --data.family_balance "$FAMILY_BALANCE" --optim.grad_accum 1 --optim.lr "$VLM_LR" \
     --optim.min_lr 1e-5 --optim.warmup_steps 100 --optim.weight_decay 0.01 \
     --run.eval_every 1200 --run.save_every 400 --run.device "$DEVICE" 2>&1 | tee -a "$LOG"
