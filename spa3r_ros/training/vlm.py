@@ -565,7 +565,9 @@ def build_vlm_task(
     """
     section = config.vlm
     if section.gasp_weight > 0 and (gasp_head is None or gasp_objective is None):
-        gasp_head, gasp_objective = default_gasp(scene_models.vlm, gasp_head, gasp_objective)
+        gasp_head, gasp_objective = default_gasp(
+            scene_models.vlm, gasp_head, gasp_objective, seed=config.run.seed
+        )
     return VlmTask(
         scene_models,
         section.trainable,
@@ -587,18 +589,24 @@ def build_vlm_task(
 
 
 def default_gasp(
-    vlm: nn.Module, head: nn.Module | None, objective: GaspObjective | None
+    vlm: nn.Module, head: nn.Module | None, objective: GaspObjective | None, seed: int = 0
 ) -> tuple[nn.Module, GaspObjective]:
     """The GASP head and objective of :mod:`spa3r_ros.training.gasp`, sized for ``vlm``.
 
     One head norm per decoder layer (the hooks of :class:`VlmModule` give each layer's output);
-    the loss is ``gasp_loss``'s ``total`` (InfoNCE + depth term), its two parts are logged.
+    the loss is ``gasp_loss``'s ``total`` (InfoNCE + depth term), its two parts are logged. A new
+    head is drawn from ``seed`` on the CPU, not from the global generator (whose seed differs
+    from process to process), so two runs of one config start from the same head.
     """
     from spa3r_ros.training import gasp as gasp_module
 
     text = vlm.config.text_config
     if head is None:
-        head = gasp_module.CorrespondenceHead(text.hidden_size, num_layers=text.num_hidden_layers)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            head = gasp_module.CorrespondenceHead(
+                text.hidden_size, num_layers=text.num_hidden_layers
+            )
     image_token_id = vlm.config.image_token_id
 
     def objective_fn(hidden, batch_gasp, input_ids, image_grid_thw, images_per_sample, gasp_head):

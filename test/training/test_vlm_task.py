@@ -586,6 +586,18 @@ def test_gasp_weight_adds_the_objective_of_every_layer_and_the_head_trains(sampl
     assert not any('gasp' in k for k in exported)  # and dropped at export
 
 
+def test_the_default_gasp_head_is_drawn_from_the_run_seed():
+    from spa3r_ros.training.vlm import default_gasp
+
+    vlm = build_tiny_random(seed=0).vlm
+    first = default_gasp(vlm, None, None, seed=3)[0].state_dict()
+    torch.rand(7)  # the global generator moves on; the head must not depend on it
+    again = default_gasp(vlm, None, None, seed=3)[0].state_dict()
+    other = default_gasp(vlm, None, None, seed=4)[0].state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
 def test_report_metrics_names_overall_and_category_scores():
     report = {
         'overall': {'strict': 40.0, 'lenient': 50.0, 'categories': 2},
