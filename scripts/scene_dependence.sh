@@ -22,6 +22,8 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 SCENES="${SCENES:-10}"
 SEED="${SEED:-600000}"
 FRAMES="${FRAMES:-48}"
+WIDTH="${WIDTH:-160}"
+HEIGHT="${HEIGHT:-120}"
 QUESTIONS_PER_FAMILY="${QUESTIONS_PER_FAMILY:-10}"
 GEOMETRY_MODEL="${GEOMETRY_MODEL:-$RUN/vlm/export}"
 NO_GEOMETRY_MODEL="${NO_GEOMETRY_MODEL:-$RUN/vlm_nogeom/export}"
@@ -29,10 +31,11 @@ spa3r() { "$PYTHON" -m spa3r_ros.cli.main "$@"; }
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-spa3r world "$OUT/own" --scenes "$SCENES" --seed "$SEED" --width 160 --height 120 \
+spa3r world "$OUT/own" --scenes "$SCENES" --seed "$SEED" --width "$WIDTH" --height "$HEIGHT" \
   --frames "$FRAMES" --no-progress
 for scene in "$OUT"/own/scene_*; do
-  spa3r qa "$scene" --out "$scene/qa.jsonl" --per-family "$QUESTIONS_PER_FAMILY" --seed 0 > /dev/null
+  spa3r qa "$scene" --out "$scene/qa.jsonl" --per-family "$QUESTIONS_PER_FAMILY" --seed 0 \
+    > /dev/null
 done
 "$PYTHON" -m spa3r_ros.tools.scene_dependence swap "$OUT/own" "$OUT/other"
 COMMON=(--threads 1 --no-progress)

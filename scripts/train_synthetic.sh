@@ -9,9 +9,9 @@
 #   scripts/train_synthetic.sh RUN --no-geometry   # the same recipe without the Spa3R branch
 #
 # Both write under RUN only (data/, tokenizer/, psfm/, vlm/ or vlm_nogeom/, recipe.log);
-# TensorBoard logs are in RUN/psfm/tensorboard and RUN/vlm*/tensorboard. A stage whose output exists is not run again,
-# so a second call continues an interrupted recipe (a training stage resumes from its last
-# checkpoint). Run both variants at once with THREADS=1 each to use both cores of a 2-core machine.
+# TensorBoard logs are in RUN/psfm/tensorboard and RUN/vlm*/tensorboard. A stage whose output
+# exists is not run again, so a second call continues an interrupted recipe (a training stage
+# resumes from its last checkpoint). Run both variants at once with THREADS=1 each to use both cores of a 2-core machine.
 #
 # Seeds: training scenes come from world seed 0, the validation scenes (held-out loss and scores
 # during training, for choosing nothing but watched) from 500000. Seeds from 1000000 up are the
@@ -43,7 +43,7 @@ QUESTIONS_PER_FAMILY="${QUESTIONS_PER_FAMILY:-10}"
 PSFM_STEPS="${PSFM_STEPS:-1500}"
 VLM_STEPS="${VLM_STEPS:-3600}"
 TOKENIZER_VOCAB="${TOKENIZER_VOCAB:-0}"
-GASP_WEIGHT="${GASP_WEIGHT:-1.0}"   # the GASP term on the visual tokens (needs the bags' depth); 0: off
+GASP_WEIGHT="${GASP_WEIGHT:-1.0}"   # the GASP term on the visual tokens (bags with depth); 0: off
 FAMILY_BALANCE="${FAMILY_BALANCE:-0.5}"
 VLM_BATCH="${VLM_BATCH:-4}"
 VLM_LR="${VLM_LR:-1e-3}"

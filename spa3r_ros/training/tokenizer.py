@@ -44,6 +44,7 @@ import dataclasses
 import re
 
 from spa3r_ros.core.errors import ConfigError
+from spa3r_ros.models.vlm.tiny import QWEN_PLAIN_ADDED_TOKENS, QWEN_SPECIAL_TOKENS  # no torch
 
 #: Qwen2's pre-tokenizer split: contractions, words with one leading non-letter, single digits,
 #: punctuation runs, newlines and spaces (the published tokenizer.json's ``Split`` pattern).
@@ -67,16 +68,11 @@ VISION_TOKEN_FIELDS = (
 BYTE_ALPHABET_SIZE = 256
 
 
-def _qwen_added_tokens() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from spa3r_ros.models.vlm.tiny import QWEN_PLAIN_ADDED_TOKENS, QWEN_SPECIAL_TOKENS
-
-    return QWEN_SPECIAL_TOKENS, QWEN_PLAIN_ADDED_TOKENS
-
-
 def _without_added_tokens(texts: Iterable[str]) -> Iterator[str]:
     """The texts with every added token's spelling cut out (markup is not language)."""
-    special, plain = _qwen_added_tokens()
-    markup = re.compile('|'.join(re.escape(t) for t in special + plain))
+    markup = re.compile(
+        '|'.join(re.escape(t) for t in QWEN_SPECIAL_TOKENS + QWEN_PLAIN_ADDED_TOKENS)
+    )
     for text in texts:
         for piece in markup.split(text):
             if piece:
@@ -122,9 +118,10 @@ def train_prompt_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB
         show_progress=False,
     )
     backend.train_from_iterator(_without_added_tokens(texts), trainer=trainer)
-    special, plain = _qwen_added_tokens()
-    backend.add_special_tokens(list(special))
-    backend.add_tokens([AddedToken(t, special=False, normalized=False) for t in plain])
+    backend.add_special_tokens(list(QWEN_SPECIAL_TOKENS))
+    backend.add_tokens(
+        [AddedToken(t, special=False, normalized=False) for t in QWEN_PLAIN_ADDED_TOKENS]
+    )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, eos_token='<|im_end|>', pad_token='<|endoftext|>'
     )
@@ -176,9 +173,8 @@ def with_vocabulary(models, tokenizer, seed: int = 0):
 
     from spa3r_ros.models.vlm.tiny import special_token_ids
 
-    special, _ = _qwen_added_tokens()
     vocabulary = tokenizer.get_vocab()
-    missing = [t for t in special if t not in vocabulary]
+    missing = [t for t in QWEN_SPECIAL_TOKENS if t not in vocabulary]
     if missing:
         raise ConfigError(f'the tokenizer lacks Qwen2.5-VL special tokens: {missing}')
     ids = special_token_ids(tokenizer)

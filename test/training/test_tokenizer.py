@@ -65,13 +65,14 @@ def _pieces(tokenizer, text: str) -> list[str]:
 def test_the_texts_are_the_samples_chat_question_and_answer(world, texts):
     from spa3r_ros.data.qa.records import load_qa
 
-    (items,) = [load_qa(world / 'scene_0000' / 'qa.jsonl')]
+    items = load_qa(world / 'scene_0000' / 'qa.jsonl')
     assert len(texts) == len(items) + len(load_qa(world / 'scene_0001' / 'qa.jsonl'))
-    chat, question, answer = texts[0].split('<|im_start|>')[1:], items[0], texts[0]
-    assert chat[0] == 'system\nYou are a helpful assistant.<|im_end|>\n'
-    assert chat[1].startswith('user\nThese are frames of a video.')
-    assert chat[2] == 'assistant\n' + format_answer(question.truth)
-    assert answer.endswith(format_answer(question.truth))
+    answer = format_answer(items[0].truth)
+    turns = texts[0].split('<|im_start|>')[1:]
+    assert turns[0] == 'system\nYou are a helpful assistant.<|im_end|>\n'
+    assert turns[1].startswith('user\nThese are frames of a video.')
+    assert turns[2] == 'assistant\n' + answer
+    assert texts[0].endswith(answer)
 
 
 def test_template_words_become_single_tokens_and_samples_shrink(tokenizer, texts):

@@ -52,8 +52,6 @@ from spa3r_ros.training.vlm_data import (
     IGNORE_INDEX,
 )
 
-WORLD = helpers.TINY_WORLD
-
 
 @pytest.fixture(scope='module')
 def models():
@@ -111,7 +109,7 @@ def test_frames_are_those_the_engine_holds_at_the_question_time(world, models):
 
 def test_questions_before_any_frame_are_left_out(tmp_path, models):
     folder = tmp_path / 'scene'
-    write_world_scene(folder, 3, WORLD)
+    write_world_scene(folder, 3, helpers.TINY_WORLD)
     lines = generate_qa(folder, per_family=1, seed=0)
     lines[0] = {**lines[0], 'stamp': lines[0]['stamp'] - 100.0}
     write_qa(lines, folder / 'qa.jsonl')

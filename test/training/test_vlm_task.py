@@ -397,9 +397,10 @@ def test_a_learnt_tokenizer_trains_from_new_embeddings_to_exact_answers(scene, s
     models = with_vocabulary(build_tiny_random(seed=0), tokenizer, seed=0)
     learnt_samples, scenes = scene_samples(scene, models)
     # The same prompts (same frames) in whole words: far fewer tokens than byte by byte.
-    shorter = [a['input_ids'].shape[1] * 2 < b['input_ids'].shape[1] for a, b in zip(
-        learnt_samples, samples)]  # fmt: skip
-    assert all(shorter)
+    lengths = [
+        (a['input_ids'].shape[1], b['input_ids'].shape[1]) for a, b in zip(learnt_samples, samples)
+    ]
+    assert all(learnt * 2 < byte_level for learnt, byte_level in lengths)
     config = vlm_config(
         **{
             'vlm.trainable': 'full',
