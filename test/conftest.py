@@ -52,6 +52,7 @@ sys.meta_path.append(
             'spa3r_test_cli': REPO_ROOT / 'test' / 'cli_helpers.py',
             'spa3r_test_eval_helpers': REPO_ROOT / 'test' / 'evaluation' / 'eval_helpers.py',
             'spa3r_test_trainer_doubles': REPO_ROOT / 'test' / 'training' / 'trainer_doubles.py',
+            'spa3r_test_tiny_vlm': REPO_ROOT / 'test' / 'fixtures' / 'tiny_vlm.py',
         }
     )
 )

@@ -20,26 +20,14 @@ scene engine.
 """
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+import spa3r_test_tiny_vlm as tiny
 import torch
 
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
 from spa3r_ros.models.vlm.tiny import build_tiny_qwen_tokenizer, special_token_ids
-
-
-def _load_tiny():
-    path = Path(__file__).parents[1] / 'fixtures' / 'tiny_vlm.py'
-    spec = importlib.util.spec_from_file_location('spa3r_test_fixtures_tiny_vlm_eval', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load_tiny()
 
 
 class CountingEncoder(tiny.MeanPoolEncoder):

@@ -14,12 +14,11 @@
 
 """Spa3-VLM on a tiny random Qwen2.5-VL: injection, caches, streaming, every task end to end."""
 
-import importlib.util
 import math
-from pathlib import Path
 import threading
 
 import pytest
+import spa3r_test_tiny_vlm as tiny
 import torch
 
 from spa3r_ros.configs.vlm import PixelBudgetConfig
@@ -42,17 +41,6 @@ from spa3r_ros.models.vlm.generation import (
 from spa3r_ros.models.vlm.model import mm_token_types
 from spa3r_ros.models.vlm.preprocess import build_qwen_image_processor, frame_inputs
 from spa3r_ros.models.vlm.tiny import build_tiny_qwen_tokenizer, special_token_ids
-
-
-def _load(name):
-    path = Path(__file__).parents[1] / 'fixtures' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'spa3r_test_fixtures_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load('tiny_vlm')
 
 
 @pytest.fixture(scope='module')

@@ -14,12 +14,12 @@
 
 """Published-layout (transformers 4.50) Spa3-VLM checkpoints: key mapping, manifest, loading."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from safetensors.torch import save_file
+import spa3r_test_tiny_vlm as tiny
 import torch
 
 from spa3r_ros.configs.vlm import VLMGeometryConfig
@@ -36,17 +36,6 @@ from spa3r_ros.models.vlm.checkpoint import (
 )
 from spa3r_ros.models.vlm.geometry import GeometryInjector
 from spa3r_ros.models.vlm.tiny import build_tiny_qwen_tokenizer, special_token_ids
-
-
-def _load(name):
-    path = Path(__file__).parents[1] / 'fixtures' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'spa3r_test_fixtures_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load('tiny_vlm')
 
 
 @pytest.mark.parametrize(

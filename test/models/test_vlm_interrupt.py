@@ -14,10 +14,8 @@
 
 """Prompt passes stop between layers on cancel (issue 9 item 8), leaving the caches consistent."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+import spa3r_test_tiny_vlm as tiny
 import torch
 from transformers import Qwen2_5_VLConfig
 
@@ -32,17 +30,6 @@ from spa3r_ros.models.vlm.tiny import (
 LM_LAYERS = 6
 VISION_BLOCKS = 4
 QUESTION = 'How far is the door from the bed?'
-
-
-def _load(name):
-    path = Path(__file__).parents[1] / 'fixtures' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'spa3r_test_fixtures_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load('tiny_vlm')
 
 
 @pytest.fixture(scope='module')

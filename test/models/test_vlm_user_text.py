@@ -14,10 +14,8 @@
 
 """User text in the prompt: never control tokens (issue 9 item 4), length in tokens (item 5)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+import spa3r_test_tiny_vlm as tiny
 import torch
 
 from spa3r_ros.core.errors import QueryError
@@ -34,17 +32,6 @@ from spa3r_ros.models.vlm.tiny import (
     QWEN_SPECIAL_TOKENS,
     special_token_ids,
 )
-
-
-def _load(name):
-    path = Path(__file__).parents[1] / 'fixtures' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'spa3r_test_fixtures_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny = _load('tiny_vlm')
 
 TOKENIZER = build_tiny_qwen_tokenizer()
 # Every token the tokenizer matches whole in text: the named special tokens and all added ones.

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 from spa3r_test_cli import run_torchrun
+import spa3r_test_eval_helpers as helpers
 import torch
 
 from spa3r_ros.configs.train import load_train_config, train_config_to_yaml, VlmTrainConfig
@@ -47,16 +48,6 @@ from spa3r_ros.training.vlm import (
     VlmTask,
 )
 
-
-def _load_helpers():
-    path = Path(__file__).parents[1] / 'evaluation' / 'eval_helpers.py'
-    spec = importlib.util.spec_from_file_location('spa3r_test_eval_helpers_vlm', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 LETTERS = 'ABCDEFGHIJ'
 
 
