@@ -106,11 +106,18 @@ class ReplayQuestion:
 
 def _number(value: Any, key: str, where: str) -> float:
     # bool is an int in Python but never a sensible time.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise DatasetError(f'{where}: {key!r} must be a finite number, got {value!r}')
-    if value < 0:
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond the float range (up to 4300 digits parse)
+        number = math.inf
+    if not math.isfinite(number):
+        shown = f'an integer of {len(str(abs(value)))} digits' if isinstance(value, int) else value
+        raise DatasetError(f'{where}: {key!r} must be a finite number, got {shown}')
+    if number < 0:
         raise DatasetError(f'{where}: {key!r} must be >= 0, got {value!r}')
-    return float(value)
+    return number
 
 
 def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:

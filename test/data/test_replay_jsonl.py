@@ -86,6 +86,10 @@ def test_questions_file_round_trip(tmp_path: Path) -> None:
         ('{"question": "x", "id": ' + '7' * 5000 + '}', 'Exceeds the limit'),
         ('{"question": "x\\ud800"}', 'unpaired UTF-16 surrogate'),
         ('{"question": "x", "min_stamp": NaN}', "'min_stamp' must be a finite number"),
+        # An integer too large for a float (Python parses up to 4300 digits): no OverflowError.
+        ('{"question": "x", "stamp": 1' + '0' * 400 + '}', "'stamp' must be a finite number"),
+        ('{"question": "x", "min_stamp": -1' + '0' * 400 + '}', "'min_stamp' must be a finite"),
+        ('{"question": "x", "timeout_sec": 1' + '0' * 4000 + '}', "'timeout_sec' must be a fin"),
         # Refused by the engine's own admission check (core/requests.check_request).
         ('{"question": "x", "timeout_sec": 1e9}', 'exceeds the limit'),
     ],
