@@ -92,6 +92,20 @@ def test_questions_file_round_trip(tmp_path: Path) -> None:
         ('{"question": "x", "timeout_sec": 1' + '0' * 4000 + '}', "'timeout_sec' must be a fin"),
         # Refused by the engine's own admission check (core/requests.check_request).
         ('{"question": "x", "timeout_sec": 1e9}', 'exceeds the limit'),
+        # Refused by the engine's prompt (core/prompts.build_prompt), as the engine would at
+        # run time, so the line is named before any model is loaded.
+        ('{"task": "rel_direction", "question": "x?", "options": []}', 'needs at least 2 options'),
+        ('{"task": "route_plan", "question": "x?", "options": ["a"]}', 'needs at least 2 options'),
+        ('{"task": "rel_distance", "objects": ["a"], "options": ["b", " "]}', 'option B is empty'),
+        (
+            '{"question": "x?", "task": "rel_distance", "options": ["B. a", "b"]}',
+            'carries letter B',
+        ),
+        (
+            '{"task": "rel_direction", "objects": ["a", "b", "c"], "options": ["l", "r", "b", "f",'
+            ' "u"]}',
+            'REL_DIRECTION templates have 2, 3 or 4 options',
+        ),
     ],
 )
 def test_bad_question_lines_name_the_line(tmp_path: Path, text: str, needle: str) -> None:
