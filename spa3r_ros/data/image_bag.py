@@ -51,7 +51,7 @@ import yaml
 
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.core.image_decode import pillow_errors, scale16to8
-from spa3r_ros.core.stamps import ns_to_sec
+from spa3r_ros.core.stamps import NS_PER_SEC, ns_to_sec
 from spa3r_ros.data.bag_writer import BagWriter
 from spa3r_ros.data.ros_names import topic_name_error
 from spa3r_ros.data.rosbag_io import CAMERA_INFO_MSGTYPE, COMPRESSED_IMAGE_MSGTYPE, IMAGE_MSGTYPE
@@ -65,6 +65,9 @@ MJPEG_SUFFIXES = frozenset(('.mjpg', '.mjpeg'))
 VIDEO_SUFFIXES = frozenset(('.mp4', '.m4v', '.mov', '.avi', '.mkv', '.webm', '.mpg', '.mpeg'))
 FORMATS = ('raw', 'jpeg', 'png')
 MIXED_SIZES = ('refuse', 'resize')
+# Stamps a header can carry: builtin_interfaces/Time has an int32 ``sec`` and a uint32
+# ``nanosec``, so 0 .. (2**31 - 1) s + 999999999 ns.
+MAX_STAMP_NS = 2**31 * NS_PER_SEC - 1
 # Aspect ratios that differ by less than this are "the same camera" for mixed_sizes='resize'.
 ASPECT_TOLERANCE = 0.01
 _JPEG_SOI = b'\xff\xd8'
@@ -508,9 +511,10 @@ def _write_frames(bag: BagWriter, source: Source, options: BagOptions, summary: 
             rgb = _resize(rgb, *target)
         if use_video_times and frame.time_sec is not None:
             first_time = frame.time_sec if first_time is None else first_time
-            stamp_ns = start_ns + round((frame.time_sec - first_time) * 1e9)
+            offset_sec = frame.time_sec - first_time
         else:
-            stamp_ns = start_ns + round(summary.frames * period * 1e9)
+            offset_sec = summary.frames * period
+        stamp_ns = _frame_stamp_ns(frame, start_ns, offset_sec)
         if options.fmt == 'raw':
             msg = bag.image(rgb, stamp_ns, options.frame_id)
         else:
@@ -529,6 +533,26 @@ def _write_frames(bag: BagWriter, source: Source, options: BagOptions, summary: 
         summary.frames += 1
         if options.max_frames and summary.frames >= options.max_frames:
             break  # before the next frame is read
+
+
+def _frame_stamp_ns(frame: Frame, start_ns: int, offset_sec: float) -> int:
+    """``start_ns`` + ``offset_sec``, or an error when no header stamp can carry it.
+
+    A slow ``--rate`` or a late ``--start`` can push later frames past the largest ROS time
+    (2**31 s, in 2038), or a tiny rate past any float: refused here, naming the frame, instead
+    of failing inside the message serialiser.
+
+    Raises:
+        DatasetError: the stamp is not within 0 .. 2**31 s.
+    """
+    offset_ns = offset_sec * 1e9
+    if math.isfinite(offset_ns) and 0 <= start_ns + round(offset_ns) <= MAX_STAMP_NS:
+        return start_ns + round(offset_ns)
+    stamp_sec = start_ns / NS_PER_SEC + offset_sec
+    raise DatasetError(
+        f'{frame.name}: its stamp {stamp_sec:.6g} s is outside the times a ROS header can carry '
+        '(0 .. 2^31 s, i.e. before 2038-01-19); give an earlier --start or a higher --rate'
+    )
 
 
 def _check_mixed_size(frame: Frame, first: tuple[int, int], policy: str) -> None:

@@ -278,6 +278,35 @@ def test_bad_sources_exit_2_with_the_reason(tmp_path: Path, make, message, capsy
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    'timing',
+    [
+        ['--start', '2147483646', '--rate', '0.5'],  # frame 1 would be stamped 2**31 s (2038)
+        ['--start', str(START), '--rate', '1e-9'],  # a frame every 31 years
+        ['--start', str(START), '--rate', '1e-300'],  # offsets beyond any float
+    ],
+)
+def test_stamps_past_the_largest_ros_time_exit_2_naming_the_frame(
+    folder: Path, tmp_path: Path, timing: list[str], capsys
+):
+    out = tmp_path / 'out'
+    assert spa3r_main(['bag', str(folder), str(out), *timing]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('spa3r bag: error: frame1.png: its stamp ') and 'Traceback' not in err
+    assert 'outside the times a ROS header can carry' in err
+    assert not out.exists()
+
+
+def test_the_largest_ros_time_is_a_valid_stamp(folder: Path, tmp_path: Path):
+    out = tmp_path / 'out'
+    argv = ['bag', str(folder), str(out), '--start', '2147483646', '--rate', '2']
+    assert spa3r_main([*argv, '--max-frames', '2']) == 0
+    _, frames = read_frames(out)
+    assert [(m.header.stamp.sec, m.header.stamp.nanosec) for _, m, _ in frames] == [
+        (2147483646, 0), (2147483646, 500_000_000)
+    ]  # fmt: skip
+
+
 def test_an_existing_output_is_never_replaced(folder: Path, tmp_path: Path, capsys):
     out = tmp_path / 'exists'
     out.mkdir()
