@@ -124,6 +124,19 @@ def setup_logging(verbose: bool) -> None:
     )
 
 
+def _tolerant_stdout() -> None:
+    r"""Let stdout print every ``str`` a command holds, as stderr already does.
+
+    A file name that is not UTF-8 (an old camera card, a copy from another system) reaches
+    Python as lone surrogates (``'\udcff'``), and a UTF-8 locale other than C (``en_US.UTF-8``)
+    or ``PYTHONIOENCODING=utf-8`` makes stdout strict: printing such a name, e.g. in a summary
+    after the work is done, would fail the command and report bad input for a bag or answers
+    file it had written. With ``backslashreplace`` the name prints as ``\udcff`` instead.
+    """
+    if getattr(sys.stdout, 'errors', None) == 'strict' and hasattr(sys.stdout, 'reconfigure'):
+        sys.stdout.reconfigure(errors='backslashreplace')
+
+
 def command_main(
     prog: str,
     run: Callable[[list[str] | None], int],
@@ -148,6 +161,7 @@ def command_main(
     """
 
     def main(argv: list[str] | None = None) -> int:
+        _tolerant_stdout()
         try:
             return run(argv)
         except bad_input as err:

@@ -15,7 +15,9 @@
 """``spa3r bag``: images, animations, motion-JPEG, video -> rosbag2 -> read back with BagReader."""
 
 import io
+import os
 from pathlib import Path
+import sys
 
 import numpy as np
 from PIL import Image
@@ -305,6 +307,23 @@ def test_the_largest_ros_time_is_a_valid_stamp(folder: Path, tmp_path: Path):
     assert [(m.header.stamp.sec, m.header.stamp.nanosec) for _, m, _ in frames] == [
         (2147483646, 0), (2147483646, 500_000_000)
     ]  # fmt: skip
+
+
+def test_a_file_name_that_is_not_utf8_prints_on_a_strict_stdout(
+    folder: Path, tmp_path: Path, monkeypatch
+):
+    # os.listdir gives b'notes\xff.txt' as 'notes\udcff.txt'; a UTF-8 locale other than C makes
+    # stdout strict, and the summary listing it used to fail after the bag was written.
+    (folder / os.fsdecode(b'notes\xff.txt')).write_text('not an image')
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding='utf-8', errors='strict')
+    monkeypatch.setattr(sys, 'stdout', stdout)
+    out = tmp_path / 'out'
+    assert spa3r_main(['bag', str(folder), str(out)]) == 0
+    stdout.flush()
+    printed = stdout.buffer.getvalue().decode('utf-8')
+    assert '12 frames 48x32' in printed and 'left out 3 entries' in printed
+    assert 'notes\\udcff.txt' in printed
+    assert out.exists()
 
 
 def test_an_existing_output_is_never_replaced(folder: Path, tmp_path: Path, capsys):
