@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None = None) -> int:
     """``spa3r ask``: answer one question after the whole bag; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    # Intermixed, so the question may follow options (``ask BAG --json "How many?"``): plain
+    # parse_args takes the positionals in one go and leaves a later question unrecognised.
+    args = build_parser().parse_intermixed_args(argv)
     setup(args)
     query_config = QueryConfig()
     goal = {

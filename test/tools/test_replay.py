@@ -162,6 +162,12 @@ def test_ask_multiple_choice_prints_the_choice(bag: Path, capsys: pytest.Capture
     assert any(f"choice: {i} ('{o}')" in text for i, o in enumerate(options))
 
 
+def test_ask_takes_the_question_after_options(bag: Path, capsys: pytest.CaptureFixture) -> None:
+    assert spa3r_main(['ask', str(bag), '--json', *COMMON, 'What is here?']) == 0
+    asked = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert asked['question'] == 'What is here?' and asked['code'] == 'OK'
+
+
 def test_robot_families_answer_typed_in_replay_and_ask(
     bag: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
