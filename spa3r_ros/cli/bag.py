@@ -35,13 +35,13 @@ from spa3r_ros.cli.args import (
     command_main,
     float_range,
     int_range,
-    positive_float,
 )
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.data.image_bag import (
     BagOptions,
     FORMATS,
     Intrinsics,
+    MAX_RATE,
     MIXED_SIZES,
     open_source,
     write_image_bag,
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         '--rate',
-        type=positive_float,
+        type=float_range(0.0, MAX_RATE, low_open=True),
         help="frames per second (default: a video's own frame times, 10 for images)",
     )
     parser.add_argument(

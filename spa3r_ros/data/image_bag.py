@@ -68,6 +68,9 @@ MIXED_SIZES = ('refuse', 'resize')
 # Stamps a header can carry: builtin_interfaces/Time has an int32 ``sec`` and a uint32
 # ``nanosec``, so 0 .. (2**31 - 1) s + 999999999 ns.
 MAX_STAMP_NS = 2**31 * NS_PER_SEC - 1
+# Fastest --rate: one frame per nanosecond, the resolution of a stamp. Above it successive
+# frames would round to the same stamp.
+MAX_RATE = 1e9
 # Aspect ratios that differ by less than this are "the same camera" for mixed_sizes='resize'.
 ASPECT_TOLERANCE = 0.01
 _JPEG_SOI = b'\xff\xd8'
@@ -392,8 +395,8 @@ class BagOptions:
             raise ValueError(f'format must be one of {FORMATS}, got {self.fmt!r}')
         if self.mixed_sizes not in MIXED_SIZES:
             raise ValueError(f'mixed_sizes must be one of {MIXED_SIZES}, got {self.mixed_sizes!r}')
-        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise ValueError(f'rate must be a finite number > 0, got {self.rate!r}')
+        if self.rate is not None and not (math.isfinite(self.rate) and 0 < self.rate <= MAX_RATE):
+            raise ValueError(f'rate must be a number > 0 and <= {MAX_RATE:g}, got {self.rate!r}')
         if not (math.isfinite(self.start_sec) and 0 <= self.start_sec < 2**31):
             raise ValueError(
                 f'start must be seconds since the epoch in [0, 2^31), got {self.start_sec!r}'

@@ -299,6 +299,23 @@ def test_stamps_past_the_largest_ros_time_exit_2_naming_the_frame(
     assert not out.exists()
 
 
+def test_a_rate_faster_than_the_stamp_resolution_is_refused(folder: Path, tmp_path: Path, capsys):
+    # Above 1e9 Hz frames 0 and 1 would both be stamped START: every frame at one instant.
+    out = tmp_path / 'out'
+    with pytest.raises(SystemExit) as exit_info:
+        spa3r_main(['bag', str(folder), str(out), '--rate', '1e10'])
+    assert exit_info.value.code == 2
+    assert "argument --rate: expected a number > 0 and <= 1e+09, got '1e10'" in (
+        capsys.readouterr().err
+    )
+    assert not out.exists()
+    with pytest.raises(ValueError, match='rate must be a number > 0 and <= 1e'):
+        BagOptions(rate=1e300)
+    assert spa3r_main(['bag', str(folder), str(out), '--rate', '1e9', '--start', '1']) == 0
+    _, frames = read_frames(out)
+    assert [stamp_ns for stamp_ns, _, _ in frames] == [10**9 + i for i in range(12)]
+
+
 def test_the_largest_ros_time_is_a_valid_stamp(folder: Path, tmp_path: Path):
     out = tmp_path / 'out'
     argv = ['bag', str(folder), str(out), '--start', '2147483646', '--rate', '2']
