@@ -155,7 +155,10 @@ def parse_question(
             f'{where}: unknown key(s) {", ".join(map(repr, unknown))}; '
             f'allowed: {", ".join(QUESTION_KEYS)}'
         )
-    if 'id' in record and not isinstance(record['id'], str | int):
+    # bool is an int in Python, but JSON's true is no identifier.
+    if 'id' in record and (
+        isinstance(record['id'], bool) or not isinstance(record['id'], str | int)
+    ):
         raise DatasetError(f'{where}: "id" must be a string or an integer, got {record["id"]!r}')
     task_name = record.get('task', Task.FREE_FORM.slug)
     if not isinstance(task_name, str):

@@ -73,6 +73,8 @@ def test_questions_file_round_trip(tmp_path: Path) -> None:
         ('{"question": "x", "stamp": "soon"}', "'stamp' must be a finite number"),
         ('{"question": "x", "stamp": -1}', "'stamp' must be >= 0"),
         ('{"question": "x", "stamp": true}', "'stamp' must be a finite number"),
+        ('{"question": "x", "id": true}', '"id" must be a string or an integer, got True'),
+        ('{"question": "x", "id": 1.5}', '"id" must be a string or an integer, got 1.5'),
         ('{"question": "x", "objects": "chair"}', "'objects' must be a list of strings"),
         ('{"question": "x", "max_new_tokens": 2.5}', '"max_new_tokens" must be an integer'),
         ('{"question": "x", "stamp": 1, "offset_sec": 2}', 'not both'),
