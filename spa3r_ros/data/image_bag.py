@@ -52,6 +52,7 @@ import yaml
 from spa3r_ros.core.errors import DatasetError
 from spa3r_ros.core.image_decode import pillow_errors, scale16to8
 from spa3r_ros.core.stamps import NS_PER_SEC, ns_to_sec
+from spa3r_ros.core.types import MAX_STAMP_SEC
 from spa3r_ros.data.bag_writer import BagWriter
 from spa3r_ros.data.ros_names import topic_name_error
 from spa3r_ros.data.rosbag_io import CAMERA_INFO_MSGTYPE, COMPRESSED_IMAGE_MSGTYPE, IMAGE_MSGTYPE
@@ -67,7 +68,7 @@ FORMATS = ('raw', 'jpeg', 'png')
 MIXED_SIZES = ('refuse', 'resize')
 # Stamps a header can carry: builtin_interfaces/Time has an int32 ``sec`` and a uint32
 # ``nanosec``, so 0 .. (2**31 - 1) s + 999999999 ns.
-MAX_STAMP_NS = 2**31 * NS_PER_SEC - 1
+MAX_STAMP_NS = int(MAX_STAMP_SEC) * NS_PER_SEC - 1
 # Fastest --rate: one frame per nanosecond, the resolution of a stamp. Above it successive
 # frames would round to the same stamp.
 MAX_RATE = 1e9

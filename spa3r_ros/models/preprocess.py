@@ -27,6 +27,13 @@ This reproduces ``load_and_preprocess_images`` of facebookresearch/vggt
 
 The resize works on the uint8 image through PIL, exactly like the reference that opens files with
 PIL, so identical pixels give identical tensors.
+
+Two shapes the reference would take are refused (:func:`check_frame_shape`), because no useful
+input comes out of them: a frame so much wider than tall (``'crop'``; either way for ``'pad'``)
+that its other side rounds to too few patches (none for VGGT, fewer than two for the Spa3-VLM's
+merged tokens), and a frame more than :data:`MAX_ASPECT_RATIO` times
+taller than wide, which ``'crop'`` would first resize to that many times 518 rows (a 1 x 4096
+frame: two million rows, about 13 GB) only to keep 518 of them.
 """
 
 from collections.abc import Sequence
@@ -40,6 +47,9 @@ import torch.nn.functional as F
 TARGET_SIZE_PX = 518
 PATCH_SIZE_PX = 14
 MODES = ('crop', 'pad')
+# Tallest frame taken, as height / width: 8 keeps the resize before the crop to 8 x 518 rows (a
+# 4:1 phone panorama stands upright well within it).
+MAX_ASPECT_RATIO = 8.0
 
 
 def _resize(frame: np.ndarray, width: int, height: int) -> Tensor:
@@ -84,20 +94,75 @@ def preprocess_frame(
     if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
         raise ValueError(f'expected an RGB frame [h, w, 3], got shape {frame.shape}')
     h, w = frame.shape[:2]
-    frame = np.ascontiguousarray(frame)
+    new_w, new_h = check_frame_shape(w, h, mode, target_size, patch_size)
+    img = _resize(np.ascontiguousarray(frame), new_w, new_h)
     if mode == 'crop':
-        new_w = target_size
-        new_h = round(h * (new_w / w) / patch_size) * patch_size
-        img = _resize(frame, new_w, new_h)
         if new_h > target_size:
             start = (new_h - target_size) // 2
             img = img[:, start : start + target_size]
         return img
-    if w >= h:
-        new_w, new_h = target_size, round(h * (target_size / w) / patch_size) * patch_size
-    else:
-        new_h, new_w = target_size, round(w * (target_size / h) / patch_size) * patch_size
-    return _pad_to(_resize(frame, new_w, new_h), target_size, target_size)
+    return _pad_to(img, target_size, target_size)
+
+
+def resized_size(
+    width: int,
+    height: int,
+    mode: str = 'crop',
+    target_size: int = TARGET_SIZE_PX,
+    patch_size: int = PATCH_SIZE_PX,
+) -> tuple[int, int]:
+    """``(width, height)`` a frame is resized to, before the crop or pad (the reference's rule).
+
+    A side may come out 0 for extreme aspect ratios; :func:`check_frame_shape` refuses those.
+    """
+    if mode == 'crop' or width >= height:
+        return target_size, round(height * (target_size / width) / patch_size) * patch_size
+    return round(width * (target_size / height) / patch_size) * patch_size, target_size
+
+
+def check_frame_shape(
+    width: int,
+    height: int,
+    mode: str = 'crop',
+    target_size: int = TARGET_SIZE_PX,
+    patch_size: int = PATCH_SIZE_PX,
+    min_side: int | None = None,
+) -> tuple[int, int]:
+    """The resized ``(width, height)`` of a frame, or why the models cannot take the frame.
+
+    Callers that receive frames from outside (the scene engine, training data) check here before
+    they keep a frame, so an unusable one is refused with this reason instead of failing later.
+
+    Args:
+        width: the frame's width in pixels.
+        height: its height.
+        mode: ``'crop'`` or ``'pad'``.
+        target_size: see :func:`preprocess_frame`.
+        patch_size: see :func:`preprocess_frame`.
+        min_side: the shortest resized side the caller can use (default one patch, VGGT's
+            least; the Spa3-VLM needs two, one merged Qwen token).
+
+    Raises:
+        ValueError: the frame is more than :data:`MAX_ASPECT_RATIO` times taller than wide, or
+            so elongated that a resized side comes out under ``min_side``.
+    """
+    if mode not in MODES:
+        raise ValueError(f'mode {mode!r} is not one of {MODES}')
+    if width < 1 or height < 1:
+        raise ValueError(f'a {width}x{height} frame has no pixels')
+    if height > MAX_ASPECT_RATIO * width:
+        raise ValueError(
+            f'a {width}x{height} frame is more than {MAX_ASPECT_RATIO:g} times taller than wide'
+        )
+    min_side = patch_size if min_side is None else min_side
+    new_w, new_h = resized_size(width, height, mode, target_size, patch_size)
+    if min(new_w, new_h) < min_side:
+        side, length = ('height', new_h) if new_h < new_w else ('width', new_w)
+        raise ValueError(
+            f'a {width}x{height} frame is too elongated for {mode} preprocessing at '
+            f'{target_size} px: its {side} would be {length} px, under the {min_side} px needed'
+        )
+    return new_w, new_h
 
 
 def preprocess_frames(

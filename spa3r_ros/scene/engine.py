@@ -79,10 +79,10 @@ from spa3r_ros.core.image_decode import (
 )
 from spa3r_ros.core.types import SpatialAnswer, SpatialQueryRequest
 from spa3r_ros.models.inference import inference_context
-from spa3r_ros.models.preprocess import preprocess_frame, stack_frames
+from spa3r_ros.models.preprocess import check_frame_shape, preprocess_frame, stack_frames
 from spa3r_ros.models.vggt.frame_cache import PatchTokenCache
 from spa3r_ros.models.vlm.generation import Spa3VLMGenerator
-from spa3r_ros.models.vlm.preprocess import frame_inputs
+from spa3r_ros.models.vlm.preprocess import frame_inputs, QWEN_MIN_SIDE_PX
 from spa3r_ros.scene.keyframes import KeyframePolicy
 from spa3r_ros.scene.odometry import Pose, PoseTrack
 from spa3r_ros.scene.questions import (
@@ -331,9 +331,10 @@ class SceneEngine:
     def add_frame(self, stamp: float, camera: str, image: DecodedImage) -> None:
         """Queue a camera frame for the keyframe policy; returns at once.
 
-        A depth image or a non-finite stamp is counted as a bad frame, a frame larger than
-        ``config.max_frame_width`` x ``max_frame_height`` as too large (both logged at debug
-        level; callers log them throttled for people).
+        A depth image, a non-finite stamp or a shape the models cannot take (see
+        :func:`~spa3r_ros.models.preprocess.check_frame_shape`) is counted as a bad frame, a frame
+        larger than ``config.max_frame_width`` x ``max_frame_height`` as too large (both logged at
+        debug level; callers log them throttled for people).
 
         Args:
             stamp: capture time in seconds.
@@ -348,6 +349,12 @@ class SceneEngine:
         except FrameTooLargeError as err:
             self.record_bad_frame(err)
             return
+        if self._models is not None:
+            try:  # a shape the models cannot take is refused now, not dropped once a keyframe
+                self._check_frame_shape(image.width, image.height)
+            except ValueError as err:
+                self.record_bad_frame(f'{camera}: {err}')
+                return
         try:
             self._buffer.push(stamp, camera, image)
         except ValueError as err:
@@ -355,6 +362,19 @@ class SceneEngine:
             return
         with self._cond:
             self._cond.notify_all()
+
+    def _check_frame_shape(self, width: int, height: int) -> None:
+        """Refuse (ValueError) a frame shape the models cannot take (:func:`check_frame_shape`).
+
+        Besides VGGT's patch, Qwen needs two: its 2x2 merge keeps no row or column of a
+        geometry frame less than two patches high or wide (:func:`qwen_crop`).
+        """
+        models = self._models
+        assert models is not None
+        check_frame_shape(
+            width, height, self._config.geometry_mode, models.geometry_width,
+            min_side=QWEN_MIN_SIDE_PX,
+        )  # fmt: skip
 
     def record_bad_frame(self, reason: str | Exception) -> None:
         """Count a frame that arrived but cannot be used, under its reason.
@@ -962,6 +982,10 @@ class SceneEngine:
             except FrameTooLargeError as err:
                 # err reads 'frame {index}: {width}x{height} is larger than the limit ...'.
                 raise CheckpointError(f'scene file {path}: {err}') from None
+            try:
+                self._check_frame_shape(width, height)
+            except ValueError as err:
+                raise CheckpointError(f'scene file {path}: frame {index}: {err}') from None
         start = time.monotonic()
         frames = []
         with self._cond:

@@ -79,6 +79,27 @@ def test_oversize_frames_are_dropped_and_counted_as_too_large(tiny_models):
     assert stats.frames_dropped == 4 and stats.is_consistent()
 
 
+def test_frames_of_a_shape_the_models_cannot_take_are_counted_bad_not_kept(tiny_models, caplog):
+    # tiny-random preprocesses to a width of 56 px (crop), and Qwen's 2x2 merge needs two 14-px
+    # patches: 24 rows per 64 columns give two, 23 give one; 81 rows per 10 columns are over
+    # the 8:1 limit, 80 are not.
+    engine = make_engine(tiny_models)
+    with caplog.at_level(logging.DEBUG, logger='spa3r_ros'), engine:
+        engine.add_frame(1.0, 'cam', noise(1, 24, 64))  # the widest taken
+        engine.add_frame(2.0, 'cam', noise(2, 23, 64))  # too wide
+        engine.add_frame(3.0, 'cam', noise(3, 81, 10))  # too tall
+        engine.add_frame(4.0, 'cam', noise(4, 80, 10))  # the tallest taken
+        state = engine.flush(timeout=60)
+        stats = engine.stats()
+    assert state.keyframe_stamps == (1.0, 4.0)
+    assert [tuple(k.geometry.shape[1:]) for k in state.keyframes] == [(28, 56), (56, 56)]
+    assert stats.frames_received == 4 and stats.frames_seen == 2
+    assert stats.drop_reasons() == {'bad': 2, 'too_large': 0, 'overflow': 0, 'cleared': 0}
+    assert stats.is_consistent()
+    assert 'cam: a 64x23 frame is too elongated' in caplog.text
+    assert 'cam: a 10x81 frame is more than 8 times taller than wide' in caplog.text
+
+
 def test_scene_frames_keep_model_resolution_pixels_only(tiny_models):
     """A 1200 x 900 camera frame is kept as the models' input (56 x 42 here), nothing larger."""
     engine = make_engine(tiny_models)
@@ -166,6 +187,18 @@ def test_a_loaded_frame_above_the_size_limit_is_refused(tiny_models, tmp_path):
     expected = preprocess_frame(big.rgb, 'crop', tiny_models.geometry_width)  # [3, 28, 56]
     assert torch.equal(loaded.current_view.geometry, expected)
     assert loaded.current_view.rgb.shape == (28, tiny_models.geometry_width, 3)
+
+
+def test_a_loaded_frame_of_a_shape_the_models_cannot_take_is_refused(tiny_models, tmp_path):
+    path, _ = _saved_scene(tiny_models, tmp_path, count=2, window=16)
+    scene = read_scene(path)
+    thin = SavedKeyframe(9.0, 'cam', noise(9, 10, 200).pixels, 9)
+    elongated = tmp_path / 'elongated.safetensors'
+    write_scene(elongated, dataclasses.replace(scene, keyframes=scene.keyframes + (thin,)))
+    with make_engine(tiny_models) as engine:
+        with pytest.raises(CheckpointError, match='frame 2: a 200x10 frame is too elongated'):
+            engine.load_scene(elongated)
+        assert engine.snapshot() is None
 
 
 def test_write_scene_and_saved_latents_of_a_round_trip_are_model_resolution(tiny_models, tmp_path):

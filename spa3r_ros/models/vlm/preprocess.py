@@ -63,6 +63,10 @@ def sample_frame_indices(num_frames: int, config: FrameSamplingConfig) -> list[i
     return sorted({int(i * step) for i in range(k)})
 
 
+# The shortest geometry-frame side qwen_crop keeps anything of: one merged token (2 x 14 px).
+QWEN_MIN_SIDE_PX = 2 * PATCH
+
+
 def qwen_crop(frame: torch.Tensor) -> torch.Tensor:
     """Top-left crop of a geometry frame to even patch counts (what Qwen's 2x2 merge needs).
 
@@ -73,13 +77,18 @@ def qwen_crop(frame: torch.Tensor) -> torch.Tensor:
         ``[3, H', W']`` with H' and W' multiples of 28.
 
     Raises:
-        ValueError: if the frame is not ``[3, H, W]`` with sides multiple of 14.
+        ValueError: if the frame is not ``[3, H, W]`` with sides multiples of 14 and at least
+            :data:`QWEN_MIN_SIDE_PX`.
     """
     if frame.ndim != 3 or frame.shape[0] != 3:
         raise ValueError(f'frame must be [3, H, W], got {tuple(frame.shape)}')
     height, width = frame.shape[-2:]
     if height % PATCH or width % PATCH:
         raise ValueError(f'frame sides must be multiples of {PATCH}, got {height}x{width}')
+    if min(height, width) < QWEN_MIN_SIDE_PX:
+        raise ValueError(
+            f'frame sides must be at least {QWEN_MIN_SIDE_PX} px, got {height}x{width}'
+        )
     return frame[:, : height - height % (2 * PATCH), : width - width % (2 * PATCH)]
 
 
