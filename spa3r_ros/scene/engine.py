@@ -192,6 +192,11 @@ def warn_on_window_mismatch(models: 'SceneModels | None', config: SceneConfig) -
     )
 
 
+def _stamp_text(stamp: float) -> str:
+    """A stamp for a message: milliseconds, or 6 significant digits past any real clock."""
+    return f'{stamp:.3f}' if abs(stamp) < 1e10 else f'{stamp:.6g}'
+
+
 class SceneEngine:
     """Keeps a rolling scene of keyframes and answers spatial questions about it.
 
@@ -731,13 +736,23 @@ class SceneEngine:
         with self._cond:
             seen, seen_stamp = self._seen, self._seen_stamp
         if min_stamp > 0:
+            newest = _stamp_text(seen_stamp) if seen else 'none'
             return (
-                f'no scene including a frame with stamp >= {min_stamp:.3f} (newest frame '
-                f'seen: {seen_stamp:.3f})'
+                f'no scene including a frame with stamp >= {_stamp_text(min_stamp)} (newest '
+                f'frame seen: {newest})'
             )
+        dropped = {
+            'bad': stats.dropped_bad,
+            'too large': stats.dropped_too_large,
+            'overflow': stats.dropped_overflow,
+            'cleared': stats.dropped_cleared,
+        }
+        # A camera whose every frame is refused must say so, not look like a slow update.
+        why = ', '.join(f'{count} {reason}' for reason, count in dropped.items() if count)
+        received = f'{stats.received} frames received' + (f' ({why})' if why else '')
         return (
-            f'no scene yet: {stats.received} frames received, {seen} seen by the keyframe '
-            'policy, no scene update has finished'
+            f'no scene yet: {received}, {seen} seen by the keyframe policy, no scene update has '
+            'finished'
         )
 
     def flush(self, timeout: float | None = None) -> SceneState | None:

@@ -189,6 +189,26 @@ def test_a_loaded_frame_above_the_size_limit_is_refused(tiny_models, tmp_path):
     assert loaded.current_view.rgb.shape == (28, tiny_models.geometry_width, 3)
 
 
+def test_no_scene_says_when_every_frame_was_refused_and_keeps_stamps_short(tiny_models):
+    with make_engine(tiny_models, max_frame_width=128) as engine:
+        engine.add_frame(1.0, 'cam', noise(1, 23, 64))  # too wide for the models
+        engine.add_frame(2.0, 'cam', noise(2, 96, 200))  # over the size limit
+        assert engine.flush(timeout=60) is None
+        answer = engine.ask(COUNT)
+        assert answer.code == ResultCode.NO_SCENE
+        assert answer.message.endswith(
+            'no scene yet: 2 frames received (1 bad, 1 too large), 0 seen by the keyframe '
+            'policy, no scene update has finished'
+        )
+        engine.add_frame(3.0, 'cam', noise(3, 48, 64))
+        engine.flush(timeout=60)
+        late = engine.ask(dataclasses.replace(COUNT, min_stamp=1e300, timeout_sec=0.01))
+    assert late.code == ResultCode.NO_SCENE
+    assert 'no scene including a frame with stamp >= 1e+300 (newest frame seen: 3.000)' in (
+        late.message
+    )
+
+
 def test_a_loaded_frame_of_a_shape_the_models_cannot_take_is_refused(tiny_models, tmp_path):
     path, _ = _saved_scene(tiny_models, tmp_path, count=2, window=16)
     scene = read_scene(path)
