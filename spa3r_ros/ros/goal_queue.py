@@ -20,7 +20,11 @@ the action server's callbacks:
 
 * ``goal_callback`` -> :meth:`GoalQueue.reserve` (accept, or reject with a reason). A slot is
   reserved under the lock, because goal callbacks run concurrently and the accepted callback
-  comes later: checking in one and queueing in the other could overfill the queue.
+  comes later: checking in one and queueing in the other could overfill the queue. A reservation
+  lapses after RESERVATION_TIMEOUT_SEC: rclpy can refuse a goal after its goal callback accepted
+  it (a second goal request with the UUID of a goal it holds, arriving while the first is being
+  accepted: "goal ID already exists") and then never calls the accepted callback, so a
+  reservation that waited for it would hold its slot for good.
 * ``handle_accepted_callback`` -> :meth:`GoalQueue.accepted` (execute now, or wait).
 * ``cancel_callback`` -> :meth:`GoalQueue.cancel` (a queued goal leaves the queue and is executed
   at once, out of turn, so its client learns at once and its slot frees).
@@ -44,6 +48,12 @@ import time
 from typing import Generic, TypeVar
 
 HandleT = TypeVar('HandleT')
+
+# Seconds a slot reserved by the goal callback waits for its accepted callback. rclpy calls it
+# right after the goal callback, in the same task (milliseconds); one that never comes (rclpy
+# refused the goal after all) must not hold the slot. A lapsed reservation whose accepted callback
+# still comes only lets the queue hold one goal more for a moment.
+RESERVATION_TIMEOUT_SEC = 5.0
 
 
 @dataclasses.dataclass
@@ -75,7 +85,8 @@ class GoalQueue(Generic[HandleT]):
         self._cond = threading.Condition(threading.Lock())
         self._serving = False
         self._session = 0
-        self._reserved = 0
+        # When each slot held for a goal between its goal and accepted callbacks was reserved.
+        self._reservations: deque[float] = deque()
         self._queue: deque[Hashable] = deque()
         self._entries: dict[Hashable, _Entry[HandleT]] = {}
         self._running: Hashable | None = None
@@ -100,7 +111,7 @@ class GoalQueue(Generic[HandleT]):
         with self._cond:
             self._serving = False
             self._session += 1
-            self._reserved = 0
+            self._reservations.clear()
             handed_back = []
             while self._queue:
                 key = self._queue.popleft()
@@ -119,17 +130,21 @@ class GoalQueue(Generic[HandleT]):
                 parameter change applies to the next goal).
 
         Returns:
-            ``''`` if accepted (a slot is reserved until :meth:`accepted`), else why it is
-            rejected.
+            ``''`` if accepted (a slot is reserved until :meth:`accepted`, at most
+            RESERVATION_TIMEOUT_SEC), else why it is rejected.
         """
         with self._cond:
             if not self._serving:
                 return 'the node is not active (deactivated or shutting down)'
-            waiting = len(self._queue) + self._reserved
-            busy = self._running is not None or self._reserved > 0
+            now = self._clock()  # under the lock: the reservations stay in time order
+            reservations = self._reservations
+            while reservations and now - reservations[0] >= RESERVATION_TIMEOUT_SEC:
+                reservations.popleft()  # its accepted callback never came: rclpy refused it
+            waiting = len(self._queue) + len(reservations)
+            busy = self._running is not None or bool(reservations)
             if busy and waiting >= max_queued:
                 return f'{waiting} goals already wait (query.max_queued_goals = {max_queued})'
-            self._reserved += 1
+            reservations.append(now)
             return ''
 
     def accepted(self, handle: HandleT, timeout_sec: float) -> bool:
@@ -145,7 +160,8 @@ class GoalQueue(Generic[HandleT]):
         """
         key = self._key(handle)
         with self._cond:
-            self._reserved = max(0, self._reserved - 1)
+            if self._reservations:
+                self._reservations.popleft()
             session = self._session if self._serving else -1
             self._entries[key] = _Entry(handle, self._clock(), timeout_sec, session)
             if not self._serving:

@@ -20,11 +20,14 @@
   bound; after cleanup, configure and activate that goal's late answer never reaches anyone.
 * Header stamps and goal ``min_stamp`` values that no valid Time has are refused with a reason.
 * An incompatible-QoS event on a camera subscription is counted and reported with the fix.
+* A goal rclpy refuses after the goal callback accepted it (a second request with the UUID of a
+  goal being accepted) does not hold a queue slot for good.
 """
 
 import logging
 import threading
 import time
+import uuid
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -37,10 +40,12 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
+from unique_identifier_msgs.msg import UUID
 
 from spa3r_ros.action import SpatialQuery
 from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest
 from spa3r_ros.msg import SceneStatus
+from spa3r_ros.ros import goal_queue
 from spa3r_ros.ros import node as node_module
 from spa3r_ros.ros.node import DEACTIVATE_TIMEOUT_SEC, Spa3rNode
 from spa3r_ros.ros.query_client import SpatialQueryClient
@@ -303,4 +308,48 @@ def test_shutdown_from_active_ends_goals_as_canceled_within_the_bound(live, ros_
         assert live._engine is None and live._action_server is None
     finally:
         release.set()
+        client.close()
+
+
+def test_a_goal_rclpy_refuses_after_acceptance_frees_its_queue_slot(
+    live, ros_context, monkeypatch
+):
+    """Two requests with one goal UUID, both in the goal callback at once: rclpy accepts the
+    first and refuses the second ("goal ID already exists") without an accepted callback. Its
+    reserved slot lapses; before, it was held until deactivate (with max_queued_goals 1 every
+    later goal was rejected)."""
+    monkeypatch.setattr(goal_queue, 'RESERVATION_TIMEOUT_SEC', 0.5)
+    assert live.set_parameters([Parameter('query.max_queued_goals', value=1)])[0].successful
+    both_inside = threading.Barrier(2, timeout=10)
+    reserve = live._goals.reserve
+    calls = []
+
+    def reserve_together(max_queued: int) -> str:
+        calls.append(max_queued)
+        if len(calls) <= 2:
+            both_inside.wait()
+        return reserve(max_queued)
+
+    live._goals.reserve = reserve_together
+    client = SpatialQueryClient(ros_context)
+    try:
+        assert client.wait_for_server(20)
+        goal_id = UUID(uuid=list(uuid.uuid4().bytes))
+        sent = [
+            client._client.send_goal_async(SpatialQuery.Goal(question=q), goal_uuid=goal_id)
+            for q in ('first', 'same id')
+        ]
+        handles = [client._wait(future, 20) for future in sent]
+        assert sorted(h.accepted for h in handles) == [False, True]
+        accepted = next(h for h in handles if h.accepted)
+        result = client._wait(accepted.get_result_async(), 20)
+        assert result.result.code == ResultCode.MODEL_ERROR, result.result  # no model
+
+        # Nothing runs or waits now: a goal is accepted again once the refused one's slot
+        # has lapsed (rejections until then say a goal waits).
+        deadline = time.monotonic() + 10
+        while not (outcome := client.send(SpatialQueryRequest(question='next?'))).outcome.accepted:
+            assert time.monotonic() < deadline, 'every goal rejected: a queue slot leaked'
+        assert outcome.wait(20).result.code == ResultCode.MODEL_ERROR
+    finally:
         client.close()

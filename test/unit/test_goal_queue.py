@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 
-from spa3r_ros.ros.goal_queue import GoalQueue
+from spa3r_ros.ros.goal_queue import GoalQueue, RESERVATION_TIMEOUT_SEC
 
 
 class FakeClock:
@@ -168,6 +168,25 @@ def test_reservations_under_concurrency_never_overfill():
     assert len(outcomes) == 64
     assert sum(kind == 'reserved' for kind, _ in outcomes) == 8
     assert queue.running() is not None and len(queue.queued()) == 7
+
+
+def test_a_reservation_whose_accepted_callback_never_comes_lapses():
+    """rclpy may refuse a goal its goal callback accepted (a duplicate goal UUID) and never call
+    the accepted callback: the slot is free again after RESERVATION_TIMEOUT_SEC, not for good."""
+    queue, clock = make_queue()
+    queue.open()
+    assert queue.reserve(0) == ''  # refused by rclpy afterwards: no accepted() follows
+    assert 'already wait' in submit(queue, 'a', max_queued=0)
+    clock.now += RESERVATION_TIMEOUT_SEC
+    assert submit(queue, 'a', max_queued=0) == 'run'
+    assert submit(queue, 'b', max_queued=1) == 'queued'
+    assert '1 goals already wait' in submit(queue, 'c', max_queued=1)
+    # A lapsed reservation whose accepted callback comes late still queues its goal.
+    assert queue.finished('a') == 'b'
+    assert queue.reserve(1) == ''
+    clock.now += RESERVATION_TIMEOUT_SEC
+    assert queue.accepted('late', 30.0) is False
+    assert queue.queued() == ['late']
 
 
 def test_wait_idle_returns_when_the_last_execution_finishes():
