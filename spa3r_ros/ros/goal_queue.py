@@ -27,7 +27,10 @@ the action server's callbacks:
   reservation that waited for it would hold its slot for good.
 * ``handle_accepted_callback`` -> :meth:`GoalQueue.accepted` (execute now, or wait).
 * ``cancel_callback`` -> :meth:`GoalQueue.cancel` (a queued goal leaves the queue and is executed
-  at once, out of turn, so its client learns at once and its slot frees).
+  at once, out of turn, so its client learns at once and its slot frees). rclpy sends the goal
+  response before it calls the accepted callback, so a client's cancel can come first: it is
+  remembered, and the accepted callback then executes the goal out of turn instead of queueing
+  it behind the running goal.
 * a timer -> :meth:`GoalQueue.expire` (queued goals whose timeout has passed, likewise).
 * the end of every execution -> :meth:`GoalQueue.finished` (which goal runs next).
 * deactivate / shutdown -> :meth:`GoalQueue.close` (every queued goal is handed back for an
@@ -91,6 +94,8 @@ class GoalQueue(Generic[HandleT]):
         self._entries: dict[Hashable, _Entry[HandleT]] = {}
         self._running: Hashable | None = None
         self._out_of_turn: set[Hashable] = set()
+        # Goals whose cancel request came before their accepted callback.
+        self._canceled_early: set[Hashable] = set()
 
     # ------------------------------------------------------------------ sessions
 
@@ -112,6 +117,7 @@ class GoalQueue(Generic[HandleT]):
             self._serving = False
             self._session += 1
             self._reservations.clear()
+            self._canceled_early.clear()
             handed_back = []
             while self._queue:
                 key = self._queue.popleft()
@@ -156,19 +162,28 @@ class GoalQueue(Generic[HandleT]):
 
         Returns:
             True if the caller must execute it now (it runs, or it arrived after :meth:`close`
-            and ends CANCELED at once); False if it waits in the queue.
+            or after its own cancel request, and ends CANCELED at once); False if it waits in
+            the queue.
         """
         key = self._key(handle)
         with self._cond:
             if self._reservations:
                 self._reservations.popleft()
+            canceled_early = key in self._canceled_early
+            self._canceled_early.discard(key)
             session = self._session if self._serving else -1
             self._entries[key] = _Entry(handle, self._clock(), timeout_sec, session)
             if not self._serving:
                 self._out_of_turn.add(key)
                 return True
             if self._running is None:
-                self._running = key
+                self._running = key  # canceled early or not: it sees its cancel request itself
+                return True
+            if canceled_early:
+                # Canceled before it got here: it ends CANCELED at once instead of waiting for
+                # its turn behind the running goal.
+                self._entries[key].canceled_in_queue = True
+                self._out_of_turn.add(key)
                 return True
             self._queue.append(key)
             return False
@@ -179,10 +194,15 @@ class GoalQueue(Generic[HandleT]):
         Returns:
             True if the goal was waiting: it has left the queue and the caller must execute it
             now (it ends CANCELED at once). False if it runs already (it sees the cancel request
-            itself) or is unknown.
+            itself) or is not registered yet: rclpy only cancels goals it accepted, so that one's
+            accepted callback is still to come, and it then executes it at once instead of
+            queueing it.
         """
         key = self._key(handle)
         with self._cond:
+            if key not in self._entries:
+                self._canceled_early.add(key)
+                return False
             if key not in self._queue:
                 return False
             self._queue.remove(key)

@@ -20,6 +20,7 @@
   bound; after cleanup, configure and activate that goal's late answer never reaches anyone.
 * Header stamps and goal ``min_stamp`` values that no valid Time has are refused with a reason.
 * An incompatible-QoS event on a camera subscription is counted and reported with the fix.
+* A goal canceled before its accepted callback ends CANCELED at once, not after the running goal.
 * A goal rclpy refuses after the goal callback accepted it (a second request with the UUID of a
   goal being accepted) does not hold a queue slot for good.
 """
@@ -352,4 +353,47 @@ def test_a_goal_rclpy_refuses_after_acceptance_frees_its_queue_slot(
             assert time.monotonic() < deadline, 'every goal rejected: a queue slot leaked'
         assert outcome.wait(20).result.code == ResultCode.MODEL_ERROR
     finally:
+        client.close()
+
+
+def test_a_goal_canceled_before_its_accepted_callback_ends_at_once(live, ros_context):
+    """rclpy sends the goal response before it calls the accepted callback, so a client can
+    cancel in between (here made certain: the accepted callback waits for the cancel). The goal
+    ends CANCELED at once; before, it was queued and waited for the running goal to end."""
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck_ask(request, *, accepted_at, on_feedback, is_canceled):
+        entered.set()
+        while not (release.is_set() or is_canceled()):
+            time.sleep(0.02)
+        return SpatialAnswer(ResultCode.CANCELED, 'canceled')
+
+    live._engine.ask = stuck_ask
+    canceled = threading.Event()
+    cancel, accepted = live._goals.cancel, live._goals.accepted
+
+    def cancel_and_tell(goal_handle):
+        response = cancel(goal_handle)
+        canceled.set()
+        return response
+
+    def accepted_after_cancel(goal_handle, timeout_sec):
+        if live._goals.running() is not None:  # the goal behind the stuck one
+            assert canceled.wait(10)
+        return accepted(goal_handle, timeout_sec)
+
+    live._goals.cancel, live._goals.accepted = cancel_and_tell, accepted_after_cancel
+    client = SpatialQueryClient(ros_context)
+    try:
+        assert client.wait_for_server(20)
+        running = client.send(SpatialQueryRequest(question='stuck?', timeout_sec=60.0))
+        assert entered.wait(20)
+        behind = client.send(SpatialQueryRequest(question='behind it?', timeout_sec=60.0))
+        assert behind.outcome.accepted and behind.cancel()
+        outcome = behind.wait(5)
+        assert outcome.status == 'CANCELED' and outcome.result.code == ResultCode.CANCELED
+        assert live._goals.queued() == [] and not running.done()
+        assert running.cancel() and running.wait(10).status == 'CANCELED'
+    finally:
+        release.set()
         client.close()

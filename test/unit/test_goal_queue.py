@@ -93,6 +93,28 @@ def test_cancel_in_queue_hands_the_goal_back_out_of_turn():
     assert queue.finished('a') == 'c'
 
 
+def test_a_cancel_before_the_accepted_callback_ends_the_goal_out_of_turn():
+    """rclpy answers the goal request before its accepted callback: a client's cancel can come
+    in between. The goal is then executed at once (it ends CANCELED), not queued for its turn."""
+    queue, _ = make_queue()
+    queue.open()
+    assert submit(queue, 'a') == 'run'
+    assert queue.reserve(2) == ''
+    assert queue.cancel('b') is False, 'not registered yet: its accepted callback executes it'
+    assert queue.accepted('b', 30.0) is True
+    assert queue.is_canceled('b') and queue.canceled_in_queue('b')
+    assert queue.queued() == [] and queue.running() == 'a'
+    assert queue.finished('b') is None
+    # Its slot is free: two goals can wait again, and they run in turn.
+    assert [submit(queue, n) for n in 'cd'] == ['queued', 'queued']
+    assert '2 goals already wait' in submit(queue, 'e')
+    assert queue.finished('a') == 'c'
+    # An early cancel of a goal that runs at once leaves it to its execution, like any cancel.
+    assert queue.finished('c') == 'd' and queue.finished('d') is None
+    assert queue.cancel('f') is False
+    assert submit(queue, 'f') == 'run' and not queue.is_canceled('f')
+
+
 def test_expiry_removes_only_goals_past_their_timeout():
     queue, clock = make_queue()
     queue.open()
