@@ -20,6 +20,7 @@
   bound; after cleanup, configure and activate that goal's late answer never reaches anyone.
 * Header stamps and goal ``min_stamp`` values that no valid Time has are refused with a reason.
 * An incompatible-QoS event on a camera subscription is counted and reported with the fix.
+* A queued goal the prompt builder refuses ends INVALID_GOAL at once, not when its turn comes.
 * A goal canceled before its accepted callback ends CANCELED at once, not after the running goal.
 * A goal rclpy refuses after the goal callback accepted it (a second request with the UUID of a
   goal being accepted) does not hold a queue slot for good.
@@ -44,7 +45,7 @@ from std_srvs.srv import Trigger
 from unique_identifier_msgs.msg import UUID
 
 from spa3r_ros.action import SpatialQuery
-from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest
+from spa3r_ros.core.types import ResultCode, SpatialAnswer, SpatialQueryRequest, Task
 from spa3r_ros.msg import SceneStatus
 from spa3r_ros.ros import goal_queue
 from spa3r_ros.ros import node as node_module
@@ -393,6 +394,47 @@ def test_a_goal_canceled_before_its_accepted_callback_ends_at_once(live, ros_con
         outcome = behind.wait(5)
         assert outcome.status == 'CANCELED' and outcome.result.code == ResultCode.CANCELED
         assert live._goals.queued() == [] and not running.done()
+        assert running.cancel() and running.wait(10).status == 'CANCELED'
+    finally:
+        release.set()
+        client.close()
+
+
+def test_a_queued_goal_the_prompt_builder_refuses_ends_invalid_at_once(live, ros_context):
+    """Malformed options (empty, a letter out of order, 5 for a 2-to-4-option template) pass
+    check_request but not the prompt builder: the goal ends INVALID_GOAL at the next queue check,
+    as a goal over a limit does, instead of waiting behind the running goal for its turn."""
+    entered, release = threading.Event(), threading.Event()
+    ask = live._engine.ask
+
+    def stuck_ask(request, **kwargs):
+        """The first goal holds the model; the others are the engine's own."""
+        if request.question != 'stuck?':
+            return ask(request, **kwargs)
+        entered.set()
+        while not (release.is_set() or kwargs['is_canceled']()):
+            time.sleep(0.02)
+        return SpatialAnswer(ResultCode.CANCELED, 'canceled')
+
+    live._engine.ask = stuck_ask
+    client = SpatialQueryClient(ros_context)
+    try:
+        assert client.wait_for_server(20)
+        running = client.send(SpatialQueryRequest(question='stuck?', timeout_sec=60.0))
+        assert entered.wait(20)
+        for options, reason in (
+            (('', 'the table'), 'option A is empty'),
+            (('B. the chair', 'the table'), 'expected A'),
+            (('a', 'b', 'c', 'd', 'e'), '2, 3 or 4 options'),
+        ):
+            request = SpatialQueryRequest(
+                task=Task.REL_DIRECTION, objects=('sofa', 'tv', 'lamp'), options=options,
+                timeout_sec=60.0,
+            )  # fmt: skip
+            outcome = client.send(request).wait(5)
+            assert outcome.result.code == ResultCode.INVALID_GOAL, (options, outcome.result)
+            assert reason in outcome.result.message, outcome.result.message
+        assert not running.done()
         assert running.cancel() and running.wait(10).status == 'CANCELED'
     finally:
         release.set()
