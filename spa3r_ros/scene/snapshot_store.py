@@ -74,7 +74,8 @@ class SnapshotStore:
             The file's path inside the (resolved) snapshot directory.
 
         Raises:
-            CheckpointError: naming the request and the rule it breaks.
+            CheckpointError: naming the request and the rule it breaks (or the file system's
+                reason, e.g. a name component longer than it allows).
         """
         parts = self._check_name(name)
         if for_save:
@@ -83,6 +84,15 @@ class SnapshotStore:
             except OSError as err:
                 why = f'the snapshot directory cannot be created: {err}'
                 raise self._refuse(name, why) from err
+        try:
+            return self._resolve(name, parts, for_save=for_save)
+        except OSError as err:
+            # The file system refuses the name itself (a component over its 255 bytes) or a
+            # folder on the way: the request's fault or the directory's, never a node error.
+            why = f'the file system refuses it: {err.strerror or err}'
+            raise self._refuse(name, why) from None
+
+    def _resolve(self, name: str, parts: tuple[str, ...], *, for_save: bool) -> Path:
         root = Path(os.path.realpath(self.directory))
         if not root.is_dir():
             raise self._refuse(name, f'the snapshot directory {self.directory} does not exist')

@@ -20,6 +20,7 @@
   bound; after cleanup, configure and activate that goal's late answer never reaches anyone.
 * Header stamps and goal ``min_stamp`` values that no valid Time has are refused with a reason.
 * An incompatible-QoS event on a camera subscription is counted and reported with the fix.
+* A snapshot name the file system refuses is refused with its reason, not counted as a node error.
 * A queued goal the prompt builder refuses ends INVALID_GOAL at once, not when its turn comes.
 * A goal canceled before its accepted callback ends CANCELED at once, not after the running goal.
 * A goal rclpy refuses after the goal callback accepted it (a second request with the UUID of a
@@ -51,6 +52,7 @@ from spa3r_ros.ros import goal_queue
 from spa3r_ros.ros import node as node_module
 from spa3r_ros.ros.node import DEACTIVATE_TIMEOUT_SEC, Spa3rNode
 from spa3r_ros.ros.query_client import SpatialQueryClient
+from spa3r_ros.srv import SceneFile
 
 pytestmark = pytest.mark.ros
 
@@ -439,3 +441,24 @@ def test_a_queued_goal_the_prompt_builder_refuses_ends_invalid_at_once(live, ros
     finally:
         release.set()
         client.close()
+
+
+def test_a_snapshot_name_too_long_for_the_file_system_is_refused_not_an_error(live, ros_context):
+    """A 300-character name (within the 1024-character limit, over the file system's 255 bytes)
+    answered 'internal error: OSError' and counted a node error, turning /diagnostics WARN."""
+    caller = rclpy.create_node('caller', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(caller)
+    try:
+        for service in ('save_scene', 'load_scene'):
+            client = caller.create_client(SceneFile, f'/spa3r_node/{service}')
+            assert client.wait_for_service(timeout_sec=20)
+            future = client.call_async(SceneFile.Request(path='a' * 300 + '.safetensors'))
+            executor.spin_until_future_complete(future, timeout_sec=20)
+            response = future.result()
+            assert response is not None and not response.success
+            assert 'refused: the file system refuses it' in response.message, response.message
+        assert live.callback_errors == 0
+    finally:
+        executor.remove_node(caller)
+        caller.destroy_node()

@@ -123,3 +123,16 @@ def test_a_directory_that_cannot_be_created_is_reported(tmp_path):
     (tmp_path / 'file').write_text('not a folder')
     store = SnapshotStore(tmp_path / 'file' / 'scenes')
     refused(store, 'x.safetensors', 'cannot be created')
+
+
+@pytest.mark.parametrize('for_save', [True, False])
+def test_names_the_file_system_refuses_are_refused_with_its_reason(store, for_save):
+    """A component over the file system's 255 bytes (within the 1024-character limit) raised
+    OSError from lstat or is_dir: the node counted a client's bad name as its own error."""
+    store.path_for('x.safetensors', for_save=True)  # the directory exists
+    for name in (
+        'a' * 300 + '.safetensors',
+        'a' * 300 + '/x.safetensors',
+        'é' * 200 + '.safetensors',
+    ):
+        refused(store, name, 'the file system refuses it: File name too long', for_save=for_save)
