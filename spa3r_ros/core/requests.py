@@ -27,6 +27,7 @@ from dataclasses import replace
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import QueryError
+from spa3r_ros.core.prompts import build_prompt, Prompt
 from spa3r_ros.core.types import SpatialQueryRequest
 
 NO_MODEL_MESSAGE = (
@@ -65,3 +66,28 @@ def check_request(
     if request.max_new_tokens == 0:
         request = replace(request, max_new_tokens=config.default_max_new_tokens)
     return request, request.timeout_sec or config.default_timeout_sec
+
+
+def admit_request(
+    request: SpatialQueryRequest, config: QueryConfig, post_prompts: str = 'lmms_eval'
+) -> tuple[SpatialQueryRequest, float, Prompt]:
+    """The question path's whole admission: :func:`check_request`, then the prompt builder.
+
+    Every place that accepts or refuses a goal (the question path, the node's queue, questions
+    files) calls this, so a goal is refused everywhere for the same reasons: the limits, and what
+    only the prompt can tell (an empty option, options lettered out of order, a multiple-choice
+    family with fewer than 2 options even with its own question text).
+
+    Args:
+        request: the goal's fields.
+        config: the limits and defaults.
+        post_prompts: see :func:`~spa3r_ros.core.prompts.build_prompt`.
+
+    Returns:
+        The request with its defaults filled in, its timeout in seconds, and its prompt.
+
+    Raises:
+        QueryError: with a message for the planner's log.
+    """
+    request, timeout = check_request(request, config)
+    return request, timeout, build_prompt(request, post_prompts=post_prompts)

@@ -550,8 +550,10 @@ def _frame_stamp_ns(frame: Frame, start_ns: int, offset_sec: float) -> int:
         DatasetError: the stamp is not within 0 .. 2**31 s.
     """
     offset_ns = offset_sec * 1e9
-    if math.isfinite(offset_ns) and 0 <= start_ns + round(offset_ns) <= MAX_STAMP_NS:
-        return start_ns + round(offset_ns)
+    if math.isfinite(offset_ns):
+        stamp_ns = start_ns + round(offset_ns)
+        if 0 <= stamp_ns <= MAX_STAMP_NS:
+            return stamp_ns
     stamp_sec = start_ns / NS_PER_SEC + offset_sec
     raise DatasetError(
         f'{frame.name}: its stamp {stamp_sec:.6g} s is outside the times a ROS header can carry '

@@ -45,8 +45,7 @@ from typing import Any, TextIO
 
 from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.core.errors import DatasetError, QueryError
-from spa3r_ros.core.prompts import build_prompt
-from spa3r_ros.core.requests import check_request
+from spa3r_ros.core.requests import admit_request
 from spa3r_ros.core.types import SpatialAnswer, SpatialQueryRequest, Task
 
 # Ground-truth keys of a QA file (spa3r_ros.data.qa.records): accepted and echoed, not used, so
@@ -188,12 +187,9 @@ def parse_question(
     )
     limits = limits if limits is not None else QueryConfig()
     try:
-        # The engine's own admission check, so a file line is refused exactly when the node
-        # would refuse the same goal (and for the same reason): the limits, then the prompt
-        # (a multiple-choice family needs 2 options even with its own question text, options
-        # must be non-empty and lettered in order, a template needs its slots filled).
-        check_request(request, limits)
-        build_prompt(request)
+        # The engine's own admission, so a file line is refused exactly when the node would
+        # refuse the same goal (and for the same reason).
+        admit_request(request, limits)
     except QueryError as err:
         raise DatasetError(f'{where}: {err}') from None
     return ReplayQuestion(line, request, stamp, offset, dict(record))

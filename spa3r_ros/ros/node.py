@@ -87,8 +87,7 @@ from spa3r_ros.action import SpatialQuery
 from spa3r_ros.configs.node import NodeConfig
 from spa3r_ros.core.errors import ConfigError, ImageDecodeError, QueryError, Spa3rError
 from spa3r_ros.core.image_decode import KIND_COLOR
-from spa3r_ros.core.prompts import build_prompt
-from spa3r_ros.core.requests import check_request
+from spa3r_ros.core.requests import admit_request
 from spa3r_ros.core.stamps import ns_to_sec
 from spa3r_ros.core.types import ResultCode, SceneStatusReport, SpatialAnswer
 from spa3r_ros.msg import SceneStatus
@@ -696,14 +695,13 @@ class Spa3rNode(LifecycleNode):
 
     def _on_goal_accepted(self, goal_handle: ServerGoalHandle) -> None:
         # How long it may wait in the queue: the timeout the question path will apply. A goal
-        # that the question path refuses (check_request, then the prompt builder: an empty
-        # option, a letter out of order, 5 rel_direction options) waits not at all: it ends
-        # INVALID_GOAL at the next queue check instead of when its turn comes.
+        # that the question path refuses (admit_request: the limits, then the prompt builder)
+        # waits not at all: it ends INVALID_GOAL at the next queue check instead of when its
+        # turn comes.
         config = self.config
         try:
             request = conversions.request_from_goal(goal_handle.request)
-            request, timeout = check_request(request, config.query)
-            build_prompt(request, post_prompts=config.scene.post_prompts)
+            _, timeout, _ = admit_request(request, config.query, config.scene.post_prompts)
         except QueryError:
             timeout = 0.0
         if self._goals.accepted(goal_handle, timeout):

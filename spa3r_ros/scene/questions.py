@@ -46,8 +46,8 @@ from spa3r_ros.configs.node import QueryConfig
 from spa3r_ros.configs.scene import SceneConfig
 from spa3r_ros.core.answers import parse_lenient, parse_strict
 from spa3r_ros.core.errors import QueryError
-from spa3r_ros.core.prompts import build_prompt, Prompt
-from spa3r_ros.core.requests import check_request, NO_MODEL_MESSAGE
+from spa3r_ros.core.prompts import Prompt
+from spa3r_ros.core.requests import admit_request, NO_MODEL_MESSAGE
 from spa3r_ros.core.types import (
     MULTIPLE_CHOICE_TASKS,
     QueryFeedback,
@@ -172,8 +172,7 @@ class QuestionPath:
         settings = self._scene_config()
         limits = self._query_config()
         try:
-            request, timeout = check_request(request, limits)
-            prompt = build_prompt(request, post_prompts=settings.post_prompts)
+            request, timeout, prompt = admit_request(request, limits, settings.post_prompts)
         except QueryError as err:
             return end(ResultCode.INVALID_GOAL, str(err))
         deadline = accepted_at + timeout
